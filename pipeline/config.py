@@ -1,0 +1,293 @@
+"""The pipeline's own settings: the seed's ``custom`` section.
+
+DataJoint 2 removed ``dj.config['custom']`` and ``save_local()``, and does not read
+``dj_local_conf.json``. Labs already have that file, written as the seed shows, so this
+module reads it unchanged, validates every key, and writes it back (keeping the keys it
+does not own, such as the old ``database.*`` entries) with :func:`save_local`.
+
+Usage::
+
+    from pipeline import config
+    config.custom["behavior_data_paths"] = [["Rig1", "/data/rig1", 0]]
+    config.save_local()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+CONFIG_FILENAME = "dj_local_conf.json"
+
+#: Schema modules whose database name can be overridden with ``<module>.database``.
+SCHEMA_MODULES = (
+    "lab", "experiment", "ephys", "histology", "ccf", "tracking", "psth",
+    "ingest_behavior", "ingest_ephys", "ingest_tracking", "ingest_histology", "report",
+)
+DEFAULT_SCHEMA_PREFIX = "map_v2_"
+
+
+from .errors import ConfigError  # noqa: E402  (re-exported: config.ConfigError)
+
+
+# --- validators: each returns the (normalised) value or raises ConfigError -------------------
+
+def _str(key: str, value: Any, what: str = "a string") -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key}: expected {what}, got {value!r}")
+    return value
+
+
+def _rig_paths(with_priority: bool) -> Callable[[str, Any], list]:
+    shape = "[rig name, path, priority]" if with_priority else "[rig name, path]"
+    example = '["Rig1", "/data/rig1", 0]' if with_priority else '["Rig1", "/data/rig1"]'
+
+    def check(key: str, value: Any) -> list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list of {shape} entries (e.g. [{example}]), got {value!r}")
+        out = []
+        for i, entry in enumerate(value):
+            n = 3 if with_priority else 2
+            ok = (isinstance(entry, (list, tuple)) and len(entry) == n
+                  and isinstance(entry[0], str) and entry[0]
+                  and isinstance(entry[1], str) and entry[1])
+            if ok and with_priority:
+                ok = isinstance(entry[2], int) and not isinstance(entry[2], bool)
+            if not ok:
+                raise ConfigError(
+                    f"{key}: entry {i} is {entry!r}; expected {shape}, e.g. {example}")
+            out.append(list(entry))
+        return out
+    return check
+
+
+def _path_list(key: str, value: Any) -> list:
+    if isinstance(value, str):  # a single path is a common slip; accept it as a one-item list
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) and p for p in value):
+        raise ConfigError(f'{key}: expected a list of folder paths, e.g. ["/path/to/data"], got {value!r}')
+    return list(value)
+
+
+def _behavior_bpod(key: str, value: Any) -> dict:
+    example = '{"meta_dir": "/path/to/Metadata", "project_paths": ["/path/to/bpod/Tower-1/Foraging"]}'
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected an object like {example}, got {value!r}")
+    unknown = set(value) - {"meta_dir", "meta_lab_dir", "project_paths"}
+    if unknown:
+        raise ConfigError(f"{key}: unknown field(s) {sorted(unknown)}; allowed: meta_dir, meta_lab_dir, project_paths")
+    if "meta_dir" not in value or "project_paths" not in value:
+        raise ConfigError(f"{key}: needs both meta_dir and project_paths, e.g. {example}")
+    out = dict(value)
+    out["meta_dir"] = _str(f"{key}.meta_dir", value["meta_dir"], "a folder path")
+    if "meta_lab_dir" in value:
+        out["meta_lab_dir"] = _str(f"{key}.meta_lab_dir", value["meta_lab_dir"], "a folder path")
+    out["project_paths"] = _path_list(f"{key}.project_paths", value["project_paths"])
+    return out
+
+
+def _ccf_paths(key: str, value: Any) -> dict:
+    fields = ("version_name", "region_csv", "hexcode_csv", "annotation_nrrd")
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected an object with {', '.join(fields)}, got {value!r}")
+    unknown = set(value) - set(fields)
+    if unknown:
+        raise ConfigError(f"{key}: unknown field(s) {sorted(unknown)}; allowed: {', '.join(fields)}")
+    return {k: _str(f"{key}.{k}", v) for k, v in value.items()}
+
+
+def _prefix(key: str, value: Any) -> str:
+    value = _str(key, value)
+    if not value.replace("_", "").isalnum() or not value[0].isalpha():
+        raise ConfigError(f"{key}: {value!r} must be letters, digits and underscores, starting with a letter")
+    return value
+
+
+VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
+    "behavior_data_paths": _rig_paths(with_priority=True),
+    "behavior_bpod": _behavior_bpod,
+    "tracking_data_paths": _rig_paths(with_priority=False),
+    "ephys_data_paths": _path_list,
+    "histology_data_paths": _path_list,
+    "ccf_data_paths": _ccf_paths,
+    "logfile": lambda k, v: _str(k, v, "a file path"),
+    "schema_prefix": _prefix,
+    "session.user": lambda k, v: _str(k, v, "a lab.Person username"),
+    "recording_notes_spreadsheet": lambda k, v: _str(k, v, "a file path"),
+    "recording_notes_sheet_name": _str,
+    "store_location": lambda k, v: _str(k, v, "a folder path or fsspec URL"),
+    **{f"{m}.database": _str for m in SCHEMA_MODULES},
+}
+
+#: Keys the original pipeline used that this one does not act on. They are kept when the
+#: file is read and saved (a lab's existing file must load), but setting them does nothing.
+LEGACY_KEYS = frozenset({
+    "ccf.r3_20um_path", "single_unit_classification_dir", "allow_external_cleanup",
+    "globus.token", "globus.storage_locations", "globus.local_endpoints",
+    "oralfacial_analysis.database", "foraging_analysis.database", "foraging_model.database",
+    "psth_foraging.database", "publication.database", "fixes.database", "mtl_analysis.database",
+})
+
+
+def validate(key: str, value: Any) -> Any:
+    """Return ``value`` checked (and normalised) for ``key``; raise ConfigError otherwise."""
+    if key in LEGACY_KEYS:
+        return value
+    if key not in VALIDATORS:
+        raise ConfigError(f"unknown setting {key!r}; known settings: {', '.join(sorted(VALIDATORS))}")
+    return VALIDATORS[key](key, value)
+
+
+class CustomSettings(dict):
+    """A dict of the ``custom`` settings that validates on assignment."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, validate(key, value))
+
+    def update(self, *args, **kwargs) -> None:  # noqa: D102 - same as dict.update, validated
+        for k, v in dict(*args, **kwargs).items():
+            self[k] = v
+
+    def setdefault(self, key, default=None):  # noqa: D102
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+
+custom = CustomSettings()
+#: Top-level keys of the loaded file other than ``custom`` (e.g. ``loglevel``, old
+#: ``database.*`` entries). Kept so that :func:`save_local` does not lose them.
+other: dict[str, Any] = {}
+source: Path | None = None
+
+
+def candidate_files() -> list[Path]:
+    """Where the settings file is looked for, first found wins.
+
+    ``MAP_CONFIG`` (explicit path), then ``./dj_local_conf.json`` (as DataJoint 0.x did), then
+    ``~/dj_local_conf.json`` and ``~/.datajoint_config.json`` (0.x's global file).
+    """
+    out = []
+    if os.environ.get("MAP_CONFIG"):
+        out.append(Path(os.environ["MAP_CONFIG"]).expanduser())
+    out.append(Path.cwd() / CONFIG_FILENAME)
+    home = Path.home()
+    out += [home / CONFIG_FILENAME, home / ".datajoint_config.json"]
+    return out
+
+
+def find_file() -> Path | None:
+    for p in candidate_files():
+        if p.is_file():
+            return p
+    return None
+
+
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads``, but forgiving the trailing comma the seed's own example has (``}, }``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as first:
+        try:
+            return json.loads(_TRAILING_COMMA.sub(r"\1", text))
+        except json.JSONDecodeError:
+            raise first from None
+
+
+def load(path: str | Path | None = None) -> Path | None:
+    """(Re)load settings from ``path`` or the first candidate file; returns the file used.
+
+    The whole file is checked before anything changes, so a bad file leaves the current
+    settings as they were.
+    """
+    global source
+    p = Path(path).expanduser() if path is not None else find_file()
+    new_custom: dict[str, Any] = {}
+    new_other: dict[str, Any] = {}
+    if p is not None:
+        try:
+            data = parse_json(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: file not found") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{p}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a JSON object at the top level")
+        section = data.get("custom", {})
+        if not isinstance(section, dict):
+            raise ConfigError(f'{p}: "custom" must be an object')
+        for k, v in section.items():
+            try:
+                new_custom[k] = validate(k, v)
+            except ConfigError as e:
+                raise ConfigError(f"{p}: {e}") from None
+        new_other = {k: v for k, v in data.items() if k != "custom"}
+    dict.clear(custom)
+    for k, v in new_custom.items():
+        dict.__setitem__(custom, k, v)
+    other.clear()
+    other.update(new_other)
+    source = p
+    return p
+
+
+def save_local(path: str | Path | None = None) -> Path:
+    """Write the settings to ``path``, else the file they came from, else ``./dj_local_conf.json``.
+
+    Every value is validated again first (lists may have been edited in place).
+    """
+    for k, v in list(custom.items()):
+        validate(k, v)
+    target = Path(path).expanduser() if path is not None else (source or Path.cwd() / CONFIG_FILENAME)
+    data = dict(other)
+    if target.is_file() and target != source:
+        try:  # keep what another file already holds outside our section
+            existing = json.loads(target.read_text())
+            if isinstance(existing, dict):
+                data = {**existing, **other}
+        except json.JSONDecodeError:
+            pass
+    data["custom"] = dict(custom)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=4) + "\n")
+    tmp.replace(target)
+    return target
+
+
+def get(key: str, default: Any = None) -> Any:
+    return custom.get(key, default)
+
+
+def schema_prefix() -> str:
+    """``MAP_SCHEMA_PREFIX`` if set, else the ``schema_prefix`` setting, else ``map_v2_``."""
+    env = os.environ.get("MAP_SCHEMA_PREFIX")
+    if env:
+        return _prefix("MAP_SCHEMA_PREFIX", env)
+    return custom.get("schema_prefix", DEFAULT_SCHEMA_PREFIX)
+
+
+def redacted(value: Any, key: str = "") -> Any:
+    """A copy of ``value`` with anything that looks like a secret replaced by ``'***'``."""
+    secret_words = ("password", "passwd", "secret", "token")
+    if isinstance(value, dict):
+        return {k: redacted(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v, key) for v in value]
+    if key and any(w in key.lower() for w in secret_words) and value not in (None, ""):
+        return "***"
+    return value
+
+
+def show() -> dict[str, Any]:
+    """The settings as a JSON-able dict for display, secrets redacted."""
+    return {"file": str(source) if source else None, "custom": dict(custom), **redacted(other)}
+
+
+load()

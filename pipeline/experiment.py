@@ -1,0 +1,280 @@
+"""experiment: sessions and the vocabularies (tasks, outcomes, events...) trials are described in."""
+
+import datajoint as dj
+
+from . import db, lab
+
+schema = dj.Schema()
+
+
+@schema
+class Session(dj.Manual):
+    """One behavior session of one subject (several rig files of a day can make one session)."""
+
+    definition = """
+    -> lab.Subject
+    session : int16                 # 1, 2, ... per subject, in time order
+    ---
+    session_date : date
+    session_datetime : datetime     # start (rig clock); replaces the original's session_time
+    -> lab.Person
+    -> lab.Rig
+    unique index (subject_id, session_datetime)
+    """
+
+
+@schema
+class Task(dj.Lookup):
+    """One behavioral task."""
+
+    definition = """
+    task : varchar(24)
+    ---
+    task_description : varchar(1024)
+    """
+    contents = [
+        ("audio delay", "auditory delayed response task (two-alternative forced choice)"),
+        ("audio mem", "auditory working-memory task"),
+        ("s1 stim", "S1 photostimulation task (two-alternative forced choice)"),
+        ("foraging", "dynamic foraging task after Bari, Cohen et al. 2019 (two lick ports)"),
+        ("foraging 3lp", "dynamic foraging task with three lick ports"),
+        ("multi-target-licking", "multi-target licking task"),
+    ]
+
+
+@schema
+class TaskProtocol(dj.Lookup):
+    """One protocol (variant) of a task, as numbered on the rigs."""
+
+    definition = """
+    -> Task
+    task_protocol : int16
+    ---
+    task_protocol_description : varchar(4000)
+    """
+    contents = [
+        ("audio delay", 1, "high tone vs. low tone"),
+        ("s1 stim", 2, "mini-distractors"),
+        ("s1 stim", 3, "full distractors, with two distractors at different times on some left trials"),
+        ("s1 stim", 4, "full distractors"),
+        ("s1 stim", 5, "mini-distractors, with several levels of the mini-stimulus in the sample period"),
+        ("s1 stim", 6, "full distractors; as protocol 4 with a light that turns on the mini-stimulus"),
+        ("s1 stim", 7, "mini-distractors and full distractors (late delay only)"),
+        ("s1 stim", 8, "mini-distractors and full distractors (very late delay only)"),
+        ("s1 stim", 9, "mini-distractors, with several levels of the mini-stimulus (second version)"),
+        ("foraging", 100, "moving lick ports, delay period, early-lick punishment, sound go cue, free choice"),
+        ("foraging 3lp", 101, "as foraging 100 with three lick ports (left, right, middle)"),
+        ("multi-target-licking", 1, "multi-target licking in 2D"),
+        ("multi-target-licking", 2, "spontaneous licking"),
+    ]
+
+
+@schema
+class WaterPort(dj.Lookup):
+    """One water (lick) port."""
+
+    definition = """
+    water_port : varchar(16)
+    ---
+    water_port_description : varchar(255)
+    """
+    contents = [("left", "left lick port"), ("right", "right lick port"), ("middle", "middle lick port")] + [
+        (f"mtl-{i}", f"multi-target-licking port position {i}") for i in range(1, 10)
+    ]
+
+
+@schema
+class TrialInstruction(dj.Lookup):
+    """Which side a trial instructs the animal to lick."""
+
+    definition = """
+    trial_instruction : varchar(8)
+    ---
+    instruction_description : varchar(255)
+    """
+    contents = [("left", "left lick"), ("right", "right lick"), ("middle", "middle lick"),
+                ("none", "no instruction (free choice)")]
+
+
+@schema
+class Outcome(dj.Lookup):
+    """How a trial ended."""
+
+    definition = """
+    outcome : varchar(32)
+    """
+    contents = [("hit",), ("miss",), ("ignore",), ("N/A",)]
+
+
+@schema
+class EarlyLick(dj.Lookup):
+    """Whether the animal licked before the go cue."""
+
+    definition = """
+    early_lick : varchar(32)
+    ---
+    early_lick_description : varchar(4000)
+    """
+    contents = [
+        ("early", "early lick during sample and/or delay"),
+        ("early, presample only", "early lick in the presample period, after the onset of the scheduled "
+                                  "wave but before the sample period"),
+        ("no early", ""),
+    ]
+
+
+@schema
+class TrialNoteType(dj.Lookup):
+    """Kinds of free-text notes attached to trials."""
+
+    definition = """
+    trial_note_type : varchar(20)
+    """
+    contents = [(t,) for t in ("autolearn", "protocol #", "bad", "bitcode", "autowater", "random_seed_start")]
+
+
+@schema
+class TrialEventType(dj.Lookup):
+    """Kinds of events within a trial (cue onsets, periods, sync markers)."""
+
+    definition = """
+    trial_event_type : varchar(12)
+    """
+    contents = [(t,) for t in ("delay", "go", "sample", "presample", "trialend", "videostart", "videoend",
+                               "bitcodestart", "choice", "reward", "doubledip", "bpodstart", "zaberstep",
+                               "zaberready")]
+
+
+@schema
+class ActionEventType(dj.Lookup):
+    """Kinds of actions of the animal."""
+
+    definition = """
+    action_event_type : varchar(32)
+    ---
+    action_event_description : varchar(1000)
+    """
+    contents = [("left lick", ""), ("right lick", ""), ("middle lick", "")]
+
+
+@schema
+class Period(dj.Lookup):
+    """A named trial period, from one event (plus a shift, s) to another, for rate analyses."""
+
+    definition = """
+    period : varchar(12)
+    ---
+    period_start : varchar(12)        # trial event type
+    period_start_shift : float64      # s
+    period_end : varchar(12)
+    period_end_shift : float64
+    """
+    contents = [
+        ("sample", "sample", 0.0, "delay", 0.0),
+        ("delay", "delay", 0.0, "go", 0.0),
+        ("response", "go", 0.0, "go", 1.2),
+    ]
+
+
+@schema
+class PhotostimProtocol(dj.Lookup):
+    """A standard photostimulation protocol of the delay-response rigs, by the rig's protocol number.
+
+    The original hard-coded these in its ingest code; as a lookup they can be read and extended.
+    """
+
+    definition = """
+    photostim_protocol : int16
+    ---
+    -> lab.PhotostimDevice
+    duration : decimal(8, 4)     # s
+    photostim_protocol_description : varchar(255)
+    """
+    contents = [
+        (4, "OBIS470", 0.5, "ALM left hemisphere"),
+        (5, "OBIS470", 0.5, "ALM right hemisphere"),
+        (6, "OBIS470", 0.5, "ALM both hemispheres"),
+    ]
+
+    class Location(dj.Part):
+        """One stimulated location of a protocol."""
+
+        definition = """
+        -> master
+        -> lab.SkullReference
+        ap_location : decimal(8, 2)   # um, anterior positive
+        ml_location : decimal(8, 2)   # um, right positive
+        depth : decimal(8, 2)         # um, ventral positive
+        theta : decimal(5, 2)         # deg
+        phi : decimal(5, 2)           # deg
+        ---
+        -> lab.BrainArea
+        """
+
+    LOCATIONS = {4: (-1500,), 5: (1500,), 6: (-1500, 1500)}
+
+    @classmethod
+    def fill_locations(cls) -> int:
+        """Insert the ALM locations of protocols 4-6 (Bregma, AP 2.5 mm, ML +-1.5 mm, 15 deg)."""
+        rows = [dict(photostim_protocol=p, skull_reference="Bregma", ap_location=2500, ml_location=ml,
+                     depth=0, theta=15, phi=15, brain_area="ALM")
+                for p, mls in cls.LOCATIONS.items() for ml in mls]
+        cls.Location.insert(rows, skip_duplicates=True)
+        return len(rows)
+
+
+@schema
+class Photostim(dj.Manual):
+    """One photostimulation setting used in a session."""
+
+    definition = """
+    -> Session
+    photo_stim : int16
+    ---
+    -> lab.PhotostimDevice
+    duration : decimal(8, 4)    # s
+    waveform = null : <blob>
+    """
+
+    class PhotostimLocation(dj.Part):
+        """One stimulated location of a session's photostimulation."""
+
+        definition = """
+        -> master
+        -> lab.SkullReference
+        ap_location : decimal(8, 2)
+        ml_location : decimal(8, 2)
+        depth : decimal(8, 2)
+        theta : decimal(5, 2)
+        phi : decimal(5, 2)
+        ---
+        -> lab.BrainArea
+        """
+
+
+@schema
+class Project(dj.Lookup):
+    """A project that sessions belong to."""
+
+    definition = """
+    project_name : varchar(128)
+    ---
+    project_desc = '' : varchar(1000)
+    publication = '' : varchar(256)
+    """
+    contents = [("MAP", "Mesoscale Activity Map project", ""),
+                ("Brain-wide neural activity underlying memory-guided movement", "",
+                 "doi:10.1101/2023.03.01.530520")]
+
+
+@schema
+class ProjectSession(dj.Manual):
+    """A session's membership in a project."""
+
+    definition = """
+    -> Project
+    -> Session
+    """
+
+
+db.register("experiment", schema, after_activate=PhotostimProtocol.fill_locations)

@@ -1,0 +1,201 @@
+"""``mapshell``: the command line. Each action calls a function that is usable from Python too.
+
+Exit status: 0 success; 1 the action ran but something failed (e.g. rows of a sheet);
+2 usage, configuration or connection problems (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Callable
+
+log = logging.getLogger("pipeline.shell")
+
+BANNER_MODULES = ("lab", "experiment")
+
+
+def _connect_and_load(modules=BANNER_MODULES) -> dict:
+    """Connect, import the schema modules; return the namespace for the shell."""
+    import importlib
+
+    import datajoint as dj
+
+    from . import config, db
+
+    ns = {"dj": dj, "config": config}
+    for m in modules:
+        ns[m] = importlib.import_module(f"pipeline.{m}")
+    return ns
+
+
+# --- actions -----------------------------------------------------------------------------
+
+def action_shell(args) -> int:
+    """Interactive Python with the schema modules loaded (or run -c CODE / a script on stdin)."""
+    from . import db
+
+    print(f"Connecting {db.target()}")
+    ns = _connect_and_load()
+    banner = "map shell.\n\nschema modules:\n\n" + "\n".join(f"- {m}" for m in BANNER_MODULES) + "\n"
+    code = args.command
+    if code is None and not sys.stdin.isatty():
+        code = sys.stdin.read()
+    if code is not None:
+        print(banner)
+        try:
+            exec(compile(code, "<mapshell>", "exec"), ns)
+        except SystemExit as e:
+            return int(e.code or 0) if not isinstance(e.code, str) else 1
+        except Exception as e:  # show the user's error like Python would, but exit 1
+            import traceback
+
+            traceback.print_exc()
+            return 1
+        return 0
+    try:
+        from IPython import start_ipython
+
+        print(banner)
+        start_ipython(argv=["--no-banner"], user_ns=ns)
+    except ImportError:
+        import code as code_mod
+
+        code_mod.interact(banner=banner, local=ns)
+    return 0
+
+
+def action_erd(args) -> int:
+    """Write ERD images (whole pipeline and one per schema) as SVG and PNG into a folder."""
+    from .erd import write_erd
+
+    files = write_erd(args.folder)
+    for f in files:
+        print(f)
+    return 0
+
+
+def action_load_animal(args) -> int:
+    """Load subjects and water-restriction records from an xlsx/csv sheet."""
+    from .ingest.animals import load_animals
+
+    _connect_and_load()
+    summary = load_animals(args.file, args.sheet)
+    print(summary.report())
+    return 0 if summary.ok else 1
+
+
+def action_config(args) -> int:
+    """Show, set (and save), unset or save the pipeline settings (the seed's ``custom`` section)."""
+    from . import config
+
+    if args.config_action == "show":
+        print(json.dumps(config.show(), indent=2, default=str))
+        return 0
+    if args.config_action == "set":
+        try:
+            value = json.loads(args.value)
+        except json.JSONDecodeError:
+            value = args.value  # a bare string such as a path
+        config.custom[args.key] = value
+        print(f"{args.key} = {json.dumps(config.custom[args.key])}")
+        print(f"saved to {config.save_local(args.file)}")
+        return 0
+    if args.config_action == "unset":
+        if args.key not in config.custom:
+            print(f"{args.key} is not set", file=sys.stderr)
+            return 1
+        del config.custom[args.key]
+        print(f"saved to {config.save_local(args.file)}")
+        return 0
+    if args.config_action == "save":
+        print(f"saved to {config.save_local(args.file)}")
+        return 0
+    raise AssertionError(args.config_action)
+
+
+def action_demo(args) -> int:
+    """Set up the database and run the main job end to end on the sample data."""
+    from . import demo
+
+    demo.run(prefix=args.prefix or demo.DEMO_PREFIX, fresh=args.fresh)
+    return 0
+
+
+ACTIONS: dict[str, Callable] = {
+    "shell": action_shell,
+    "erd": action_erd,
+    "load-animal": action_load_animal,
+    "config": action_config,
+    "demo": action_demo,
+}
+#: The seed refers to this mapping as the shell's 'actions' variable.
+actions = ACTIONS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mapshell",
+        description="MAP pipeline command line. The database is the embedded PostgreSQL unless "
+                    "DataJoint is configured (datajoint.json or DJ_HOST); see README.")
+    p.add_argument("--prefix", help="schema name prefix (default map_v2_, or MAP_SCHEMA_PREFIX)")
+    p.add_argument("--loglevel", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="log level (default MAP_LOGLEVEL or INFO)")
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    s = sub.add_parser("shell", help=action_shell.__doc__, description=action_shell.__doc__)
+    s.add_argument("-c", "--command", help="run this Python code instead of an interactive session")
+
+    s = sub.add_parser("erd", help=action_erd.__doc__, description=action_erd.__doc__)
+    s.add_argument("folder", nargs="?", default="erd", help="output folder (default ./erd)")
+
+    s = sub.add_parser("load-animal", help=action_load_animal.__doc__,
+                       description=action_load_animal.__doc__ + " Columns: see README (subject_id, "
+                       "water_restriction_number, wr_start_date, wr_start_weight, sex; optional username, "
+                       "fullname, cage_number, date_of_birth, animal_source, animal_strain).")
+    s.add_argument("file", help="the .xlsx or .csv file")
+    s.add_argument("sheet", nargs="?", help="sheet name (xlsx; default the first sheet)")
+
+    s = sub.add_parser("config", help=action_config.__doc__, description=action_config.__doc__)
+    csub = s.add_subparsers(dest="config_action", metavar="show|set|unset|save", required=True)
+    csub.add_parser("show", help="print the settings and the file they come from (secrets hidden)")
+    cs = csub.add_parser("set", help="set KEY to a JSON VALUE and save")
+    cs.add_argument("key")
+    cs.add_argument("value", help='JSON, e.g. \'[["Rig1", "/data/rig1", 0]]\' (a bare word is a string)')
+    cs.add_argument("--file", help="save to this file instead of the one in use")
+    cu = csub.add_parser("unset", help="remove KEY and save")
+    cu.add_argument("key")
+    cu.add_argument("--file", help="save to this file instead of the one in use")
+    cv = csub.add_parser("save", help="write the settings (to FILE, or the file in use, or ./dj_local_conf.json)")
+    cv.add_argument("file", nargs="?")
+
+    s = sub.add_parser("demo", help=action_demo.__doc__, description=action_demo.__doc__)
+    s.add_argument("--fresh", action="store_true", help="drop the demo schemas first")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.prefix:
+        os.environ["MAP_SCHEMA_PREFIX"] = args.prefix
+    from .errors import ConfigError, ConnectionProblem
+    from .io.spreadsheet import SpreadsheetError
+
+    try:
+        from . import log as map_log
+
+        map_log.setup(args.loglevel)
+        return ACTIONS[args.action](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ConfigError, ConnectionProblem, SpreadsheetError) as e:  # user-fixable: one line
+        print(f"mapshell {args.action}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""Test harness: real databases only.
+
+The embedded PostgreSQL (a fresh data folder per test run) is always tested. MariaDB/MySQL and
+a PostgreSQL server are tested too when ``MAP_TEST_MYSQL`` / ``MAP_TEST_POSTGRES`` hold URLs
+such as ``mysql://root:@127.0.0.1:3306`` and ``postgresql://postgres:@127.0.0.1:5432``.
+Each backend gets its own schema prefix (``mt<random>_``), dropped at the end; each test that
+uses the database starts from empty tables (lookup contents stay).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_DATA = ROOT.parent / "shared" / "data" / "real"
+
+# Isolate from the developer's own settings and data before anything imports the pipeline.
+_RUN_DIR = Path(tempfile.mkdtemp(prefix="maptest_"))
+os.environ["MAP_DATA_DIR"] = str(_RUN_DIR / "data")
+os.environ["MAP_CONFIG"] = str(_RUN_DIR / "dj_local_conf.json")
+(_RUN_DIR / "dj_local_conf.json").write_text("{}")
+for var in ("MAP_SCHEMA_PREFIX", "MAP_LOGLEVEL", "MAP_EMBEDDED"):
+    os.environ.pop(var, None)
+
+import datajoint as dj  # noqa: E402
+
+from pipeline import db  # noqa: E402
+
+db.auto_activate = False
+dj.config["safemode"] = False
+
+
+def _server_backends() -> list[tuple[str, str]]:
+    out = []
+    for name, var in (("mysql", "MAP_TEST_MYSQL"), ("postgres", "MAP_TEST_POSTGRES")):
+        if os.environ.get(var):
+            out.append((name, os.environ[var]))
+    return out
+
+
+BACKENDS = ["embedded"] + [name for name, _ in _server_backends()]
+
+
+def backend_env(name: str) -> dict[str, str]:
+    """Environment for a subprocess (mapshell) to reach the same database as the tests."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJ_")}
+    if name == "embedded":
+        env["MAP_EMBEDDED"] = "1"
+        return env
+    url = urlparse(dict(_server_backends())[name])
+    env.update(MAP_EMBEDDED="0", DJ_HOST=url.hostname or "127.0.0.1", DJ_USER=url.username or "root",
+               DJ_PASS=url.password or "", DJ_PORT=str(url.port or (3306 if name == "mysql" else 5432)),
+               DJ_BACKEND="mysql" if name == "mysql" else "postgresql", DJ_USE_TLS="false")
+    return env
+
+
+def _configure(name: str) -> None:
+    for k in ("DJ_HOST", "DJ_USER", "DJ_PASS", "DJ_PORT", "DJ_BACKEND"):
+        os.environ.pop(k, None)
+    env = backend_env(name)
+    os.environ["MAP_EMBEDDED"] = env["MAP_EMBEDDED"]
+    if name != "embedded":
+        dj.config["database.backend"] = env["DJ_BACKEND"]
+        dj.config["database.host"] = env["DJ_HOST"]
+        dj.config["database.port"] = int(env["DJ_PORT"])
+        dj.config["database.user"] = env["DJ_USER"]
+        dj.config["database.password"] = env["DJ_PASS"]
+        dj.config["database.use_tls"] = False
+
+
+class Backend:
+    def __init__(self, name: str, prefix: str, conn):
+        self.name, self.prefix, self.conn = name, prefix, conn
+
+    def env(self, **extra) -> dict[str, str]:
+        return {**backend_env(self.name), "MAP_SCHEMA_PREFIX": self.prefix, **extra}
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name}, {self.prefix})"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request):
+    """A database with every schema module bound to a fresh prefix."""
+    _configure(request.param)
+    conn = db.connect(reset=True)
+    prefix = f"mt{uuid.uuid4().hex[:8]}_"
+    db.activate_all(prefix, conn)
+    yield Backend(request.param, prefix, conn)
+    db.drop_prefix(prefix, conn)
+
+
+def _clear_tables() -> None:
+    """Delete the rows of every table that has no fixed contents (cascading to dependents)."""
+    import inspect
+    import importlib
+
+    for m in reversed(db.SCHEMA_MODULE_ORDER):
+        mod = importlib.import_module(f"pipeline.{m}")
+        for cls in vars(mod).values():
+            if (inspect.isclass(cls) and issubclass(cls, dj.Table) and not issubclass(cls, dj.Part)
+                    and cls.__module__ == mod.__name__ and not getattr(cls, "contents", None)):
+                if len(cls()):
+                    cls().delete(prompt=False)
+
+
+@pytest.fixture
+def database(backend):
+    """The backend, with empty (non-lookup) tables before and after the test."""
+    _clear_tables()
+    yield backend
+    _clear_tables()
+
+
+@pytest.fixture
+def real_data() -> Path:
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real sample data not found at {REAL_DATA}")
+    return REAL_DATA
+
+
+def run_mapshell(args: list[str], env: dict[str, str], cwd: Path | None = None, input: str | None = None,
+                 timeout: float = 300):
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], env=env, cwd=cwd, input=input,
+                          capture_output=True, text=True, timeout=timeout)

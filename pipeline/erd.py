@@ -50,16 +50,18 @@ def _label(schema: str, table: str, schema_to_module: dict[str, str], home: str 
 
 def _graph(diagram: dj.Diagram) -> nx.DiGraph:
     """Table-to-table graph (alias nodes of renamed foreign keys bridged), edges marked primary."""
+    shown = {n for n in diagram.nodes_to_show if _split(n)}
     g = nx.DiGraph()
-    for n in diagram.nodes():
-        if _split(n):
-            g.add_node(n)
+    g.add_nodes_from(shown)
     for u, v, data in diagram.edges(data=True):
-        if _split(u) and _split(v):
+        if u not in shown:
+            continue
+        if v in shown:
             g.add_edge(u, v, primary=bool(data.get("primary")))
-        elif _split(u):  # u -> alias -> children
+        elif not _split(v):  # u -> alias node (renamed foreign key) -> child
             for w in diagram.successors(v):
-                g.add_edge(u, w, primary=False)
+                if w in shown:
+                    g.add_edge(u, w, primary=False)
     return g
 
 
@@ -71,14 +73,25 @@ def draw(diagram: dj.Diagram, path_stem: Path, schema_to_module: dict[str, str],
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    plt.rcParams["svg.fonttype"] = "none"  # keep table names as searchable text in the SVG
+
     g = _graph(diagram)
-    layers = list(nx.topological_generations(g))
-    width = max(len(layer) for layer in layers)
-    pos = {}
-    for depth, layer in enumerate(layers):
-        for i, n in enumerate(sorted(layer)):
-            pos[n] = ((i + 0.5) * width / len(layer), -depth)
-    fig, ax = plt.subplots(figsize=(max(8.0, 2.2 * width), max(4.0, 1.2 * len(layers))))
+    max_per_row = 7
+    pos: dict[str, tuple[float, float]] = {}
+    y = 0.0
+    for layer in nx.topological_generations(g):
+        # order by the mean x of the parents (fewer crossings), then wrap long layers into rows
+        def bary(n):
+            xs = [pos[p][0] for p in g.predecessors(n) if p in pos]
+            return (sum(xs) / len(xs) if xs else -1.0, n)
+        ordered = sorted(layer, key=bary)
+        for start in range(0, len(ordered), max_per_row):
+            row = ordered[start:start + max_per_row]
+            for i, n in enumerate(row):
+                pos[n] = ((i + 0.5) * max_per_row / len(row), y)
+            y -= 1.0
+    width, n_rows = max_per_row, int(-y)
+    fig, ax = plt.subplots(figsize=(2.6 * width, max(4.0, 0.9 * n_rows)))
     for u, v, data in g.edges(data=True):
         (x0, y0), (x1, y1) = pos[u], pos[v]
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
@@ -93,8 +106,8 @@ def draw(diagram: dj.Diagram, path_stem: Path, schema_to_module: dict[str, str],
                 fontsize=size, color=text,
                 bbox=dict(boxstyle="round,pad=0.3" if tier != "Lookup" else "square,pad=0.3",
                           fc=fill, alpha=0.35 if tier != "Part" else 1.0, ec=fill if tier != "Part" else "#999999"))
-    ax.set_xlim(-0.5, width + 0.5)
-    ax.set_ylim(-len(layers) + 0.4, 0.6)
+    ax.set_xlim(-0.2, width + 0.2)
+    ax.set_ylim(-n_rows + 0.4, 0.6)
     ax.axis("off")
     fig.tight_layout()
     out = []

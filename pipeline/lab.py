@@ -98,13 +98,16 @@ class Subject(dj.Manual):
 
 @schema
 class WaterRestriction(dj.Manual):
-    """A subject's water-restriction record; its id ('h2o', e.g. dl25) names the rig files."""
+    """A subject's water-restriction record; its id ('h2o', e.g. dl25) names the rig files.
+
+    (The original also repeated cage_number here; DataJoint 2 refuses to join two tables on a
+    same-named attribute that is not inherited, so it lives in Subject only.)
+    """
 
     definition = """
     -> Subject
     ---
     water_restriction_number : varchar(16)
-    cage_number = null : int32
     wr_start_date : date
     wr_start_weight : decimal(6, 3)
     unique index (water_restriction_number)

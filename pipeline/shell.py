@@ -141,25 +141,34 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mapshell",
         description="MAP pipeline command line. The database is the embedded PostgreSQL unless "
                     "DataJoint is configured (datajoint.json or DJ_HOST); see README.")
-    p.add_argument("--prefix", help="schema name prefix (default map_v2_, or MAP_SCHEMA_PREFIX)")
-    p.add_argument("--loglevel", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                   help="log level (default MAP_LOGLEVEL or INFO)")
+    def common(parser, default):
+        parser.add_argument("--prefix", default=default,
+                            help="schema name prefix (default map_v2_, or MAP_SCHEMA_PREFIX)")
+        parser.add_argument("--loglevel", default=default, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                            help="log level (default MAP_LOGLEVEL or INFO)")
+
+    common(p, None)
+    shared = argparse.ArgumentParser(add_help=False)
+    common(shared, argparse.SUPPRESS)  # also accepted after the action, without overriding
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    s = sub.add_parser("shell", help=action_shell.__doc__, description=action_shell.__doc__)
+    def action(name: str, description: str | None = None) -> argparse.ArgumentParser:
+        doc = ACTIONS[name].__doc__
+        return sub.add_parser(name, help=doc, description=description or doc, parents=[shared])
+
+    s = action("shell")
     s.add_argument("-c", "--command", help="run this Python code instead of an interactive session")
 
-    s = sub.add_parser("erd", help=action_erd.__doc__, description=action_erd.__doc__)
+    s = action("erd")
     s.add_argument("folder", nargs="?", default="erd", help="output folder (default ./erd)")
 
-    s = sub.add_parser("load-animal", help=action_load_animal.__doc__,
-                       description=action_load_animal.__doc__ + " Columns: see README (subject_id, "
-                       "water_restriction_number, wr_start_date, wr_start_weight, sex; optional username, "
-                       "fullname, cage_number, date_of_birth, animal_source, animal_strain).")
+    s = action("load-animal", action_load_animal.__doc__ + " Columns: subject_id, water_restriction_number, "
+               "wr_start_date, wr_start_weight, sex; optional username, fullname, cage_number, date_of_birth, "
+               "animal_source, animal_strain (see README).")
     s.add_argument("file", help="the .xlsx or .csv file")
     s.add_argument("sheet", nargs="?", help="sheet name (xlsx; default the first sheet)")
 
-    s = sub.add_parser("config", help=action_config.__doc__, description=action_config.__doc__)
+    s = action("config")
     csub = s.add_subparsers(dest="config_action", metavar="show|set|unset|save", required=True)
     csub.add_parser("show", help="print the settings and the file they come from (secrets hidden)")
     cs = csub.add_parser("set", help="set KEY to a JSON VALUE and save")
@@ -172,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv = csub.add_parser("save", help="write the settings (to FILE, or the file in use, or ./dj_local_conf.json)")
     cv.add_argument("file", nargs="?")
 
-    s = sub.add_parser("demo", help=action_demo.__doc__, description=action_demo.__doc__)
+    s = action("demo")
     s.add_argument("--fresh", action="store_true", help="drop the demo schemas first")
     return p
 

@@ -117,8 +117,6 @@ def parse_row(raw: dict, sources: set[str], strains: set[str]) -> dict:
     wr = dict(subject_id=subject_id, water_restriction_number=h2o,
               wr_start_date=_date(raw["wr_start_date"], "wr_start_date"),
               wr_start_weight=_weight(raw["wr_start_weight"]))
-    if "cage_number" in subject:
-        wr["cage_number"] = subject["cage_number"]
     return dict(subject=subject, water_restriction=wr, person=person, strain=strain)
 
 

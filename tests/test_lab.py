@@ -67,3 +67,22 @@ def test_session_and_unique_water_restriction(database):
             lab.Subject.insert1(dict(subject_id=3, sex="M"))
             raise RuntimeError("abort")
     assert not (lab.Subject & "subject_id = 3")
+
+
+def test_small_max_allowed_packet_is_reported(database, monkeypatch, caplog):
+    from pipeline import db
+
+    if database.conn.adapter.backend != "mysql":
+        pytest.skip("max_allowed_packet is a MySQL/MariaDB setting")
+    actual = int(database.conn.query("SELECT @@max_allowed_packet").fetchone()[0])
+    assert db.check_packet_size(database.conn) == actual
+    monkeypatch.setattr(db, "MIN_ALLOWED_PACKET", actual + 1)  # as if the server had too small a value
+    import logging
+
+    lg = logging.getLogger("pipeline")
+    lg.addHandler(caplog.handler)
+    try:
+        db.check_packet_size(database.conn)
+    finally:
+        lg.removeHandler(caplog.handler)
+    assert "max_allowed_packet" in caplog.text and "SET GLOBAL max_allowed_packet=1073741824" in caplog.text

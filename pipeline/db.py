@@ -27,7 +27,7 @@ from . import config, embedded
 log = logging.getLogger(__name__)
 
 #: Import order of the schema modules (each after the ones it references).
-SCHEMA_MODULE_ORDER = ("lab", "experiment")
+SCHEMA_MODULE_ORDER = ("lab", "experiment", "ingest_behavior")
 
 #: MariaDB's default max_allowed_packet (16 MB) breaks large blob inserts.
 MIN_ALLOWED_PACKET = 64 * 1024 * 1024

@@ -7,6 +7,7 @@ step of the pipeline adds its part here as it is built.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from . import config, db, embedded
 log = logging.getLogger(__name__)
 
 DEMO_PREFIX = "map_demo_"
+SAMPLE_DATA = Path(__file__).parent / "sample_data"
 
 
 def demo_folder() -> Path:
@@ -24,8 +26,14 @@ def demo_folder() -> Path:
 
 def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, int]:
     """Run the demo; returns row counts of the main tables. ``fresh`` drops the demo schemas first."""
+    import shutil
+
+    import pandas as pd
+
     from .ingest.animals import load_animals
+    from .ingest.behavior import ingest_behavior
     from .synthetic.animals import make_animals, write_animals
+    from .synthetic.bpod_delay_response import write_session_file
 
     t0 = time.perf_counter()
     conn = db.connect()
@@ -42,12 +50,28 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
         [dict(rig=r, room="demo", rig_description=d) for r, d in
          (("RRig", "delay-response ephys rig"), ("Tower-2", "foraging training tower"))],
         skip_duplicates=True)
-    sheet = write_animals(folder / "animals.xlsx", make_animals(n=4, seed=1))
-    out(f"step 1/1  load-animal {sheet}")
-    summary = load_animals(sheet)
-    out("          " + summary.line())
-    if not summary.ok:
-        out(summary.report())
+    animals = make_animals(n=4, seed=1)
+    real = animals.iloc[[0]].assign(subject_id=1025, water_restriction_number="dl25")  # owner of the real file
+    sheet = write_animals(folder / "animals.xlsx", pd.concat([animals, real], ignore_index=True))
+    summaries = []
+    out(f"step 1/2  load-animal {sheet}")
+    summaries.append(load_animals(sheet))
+    out("          " + summaries[-1].line())
+
+    rig_dir = folder / "rigs" / "RRig"
+    shutil.copy(SAMPLE_DATA / "dl25_tw2_20180225_102508.mat", rig_dir.mkdir(parents=True, exist_ok=True) or rig_dir)
+    for k, h2o in enumerate(animals["water_restriction_number"][:3]):
+        for day in range(2):
+            for f in range(1 + (day + k) % 2):  # some days have two rig files (one session)
+                when = dt.datetime(2024, 6, 3 + day, 9 + 3 * f, 15 * k, 0)
+                if not (rig_dir / f"{h2o}_tw2_{when:%Y%m%d_%H%M%S}.mat").exists():
+                    write_session_file(rig_dir, h2o=h2o, when=when, n_trials=60, seed=100 * k + 10 * day + f)
+    out(f"step 2/2  ingest-behavior {rig_dir} (generated rig files + the real dl25 file)")
+    summaries.append(ingest_behavior([["RRig", str(rig_dir), 0]]))
+    out("          " + summaries[-1].line())
+    for s_ in summaries:
+        if not s_.ok:
+            out(s_.report())
 
     counts = {
         "lab.Person": len(lab.Person()),
@@ -59,14 +83,18 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
         "experiment.Task": len(experiment.Task()),
         "experiment.TaskProtocol": len(experiment.TaskProtocol()),
         "experiment.Session": len(experiment.Session()),
+        "experiment.SessionTrial": len(experiment.SessionTrial()),
+        "experiment.TrialEvent": len(experiment.TrialEvent()),
+        "experiment.ActionEvent": len(experiment.ActionEvent()),
+        "experiment.PhotostimEvent": len(experiment.PhotostimEvent()),
     }
     out("\nsummary (rows per table):")
     for k, v in counts.items():
         out(f"  {k:<28} {v:>7}")
     out(f"\ndemo finished in {time.perf_counter() - t0:.1f} s. Explore it with:\n"
         f"  MAP_SCHEMA_PREFIX={prefix} mapshell shell")
-    if not summary.ok:
-        raise RuntimeError("demo: loading the sample animals failed (see above)")
+    if not all(s_.ok for s_ in summaries):
+        raise RuntimeError("demo: a step failed (see above)")
     return counts
 
 

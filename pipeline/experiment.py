@@ -277,4 +277,202 @@ class ProjectSession(dj.Manual):
     """
 
 
+# --- trials: written by the behavior ingest, one session per transaction -------------------
+# These are Manual tables in DataJoint's terms: DataJoint 2 lets Imported tables add no key
+# attribute of their own (a trial number, an event id), and the ingest, not populate(), fills
+# them from files. Times are float64 seconds (the original used decimals, which come back as
+# Python Decimal objects and slow every analysis down).
+
+
+@schema
+class SessionTrial(dj.Manual):
+    """One trial of a session; times in s from the session's first trial start."""
+
+    definition = """
+    -> Session
+    trial : int32          # 1-based, in time order across the session's rig files
+    ---
+    start_time : float64
+    stop_time : float64
+    """
+
+
+@schema
+class BehaviorTrial(dj.Manual):
+    """What a trial asked for and how the animal did."""
+
+    definition = """
+    -> SessionTrial
+    ---
+    -> TaskProtocol
+    -> TrialInstruction
+    -> EarlyLick
+    -> Outcome
+    auto_water = 0 : bool    # water given automatically (no lick needed)
+    free_water = 0 : bool    # water given outside the task
+    """
+
+
+@schema
+class TrialNote(dj.Manual):
+    """A note of some kind about a trial (protocol number, bitcode, ...)."""
+
+    definition = """
+    -> SessionTrial
+    -> TrialNoteType
+    ---
+    trial_note : varchar(255)
+    """
+
+
+@schema
+class TrialEvent(dj.Manual):
+    """One task event in a trial (cue, period onset), s from the trial start."""
+
+    definition = """
+    -> BehaviorTrial
+    trial_event_id : int32     # numbered through the session
+    ---
+    -> TrialEventType
+    trial_event_time : float64
+    duration = 0 : float64
+    """
+
+
+@schema
+class ActionEvent(dj.Manual):
+    """One action of the animal (a lick) in a trial, s from the trial start."""
+
+    definition = """
+    -> BehaviorTrial
+    action_event_id : int32    # numbered through the session
+    ---
+    -> ActionEventType
+    action_event_time : float64
+    """
+
+
+@schema
+class PhotostimTrial(dj.Manual):
+    """A trial with photostimulation."""
+
+    definition = """
+    -> SessionTrial
+    """
+
+
+@schema
+class PhotostimEvent(dj.Manual):
+    """One photostimulation in a trial, s from the trial start."""
+
+    definition = """
+    -> PhotostimTrial
+    photostim_event_id : int32
+    ---
+    -> Photostim
+    photostim_event_time : float64
+    power : float64            # mW
+    """
+
+
+@schema
+class WaterPortChoice(dj.Manual):
+    """The port the animal chose in a trial (null: no choice)."""
+
+    definition = """
+    -> BehaviorTrial
+    ---
+    -> [nullable] WaterPort
+    """
+
+
+@schema
+class SessionBlock(dj.Manual):
+    """One block of trials with fixed reward probabilities (foraging)."""
+
+    definition = """
+    -> Session
+    block : int16
+    ---
+    block_start_time : float64    # s from the session's first trial start
+    """
+
+    class WaterPortRewardProbability(dj.Part):
+        """A port's reward probability in a block."""
+
+        definition = """
+        -> master
+        -> WaterPort
+        ---
+        reward_probability : float64
+        """
+
+    class BlockTrial(dj.Part):
+        """A trial of a block."""
+
+        definition = """
+        -> master
+        -> SessionTrial
+        """
+
+
+@schema
+class TrialAvailableReward(dj.Manual):
+    """Whether a port had reward waiting at the start of a trial (foraging)."""
+
+    definition = """
+    -> BehaviorTrial
+    -> WaterPort
+    ---
+    reward_available : bool
+    """
+
+
+@schema
+class WaterPortSetting(dj.Manual):
+    """Lick-port position in a trial (motor units) and valve opening times."""
+
+    definition = """
+    -> BehaviorTrial
+    ---
+    water_port_lateral_pos = null : float64
+    water_port_rostrocaudal_pos = null : float64
+    water_port_dorsoventral_pos = null : float64
+    """
+
+    class OpenDuration(dj.Part):
+        """How long a port's valve opens for a reward, s."""
+
+        definition = """
+        -> master
+        -> WaterPort
+        ---
+        open_duration : float64
+        """
+
+
+@schema
+class SessionComment(dj.Manual):
+    """Free-text notes about a session (e.g. the Notes column of the foraging metadata)."""
+
+    definition = """
+    -> Session
+    ---
+    session_comment : varchar(2048)
+    """
+
+
+@schema
+class SessionDetails(dj.Manual):
+    """Weight and water of the animal on the session's day (foraging metadata)."""
+
+    definition = """
+    -> Session
+    ---
+    session_weight = null : float64         # g
+    session_water_earned = null : float64   # ml
+    session_water_extra = null : float64    # ml
+    """
+
+
 db.register("experiment", schema, after_activate=PhotostimProtocol.fill_locations)

@@ -88,6 +88,17 @@ def action_load_animal(args) -> int:
     return 0 if summary.ok else 1
 
 
+def action_ingest_behavior(args) -> int:
+    """Load new delay-response sessions from the rig folders in behavior_data_paths."""
+    from .ingest.behavior import ingest_behavior
+
+    _connect_and_load(BANNER_MODULES + ("ingest_behavior",))
+    paths = [[args.rig, args.path, 0]] if args.path else None
+    summary = ingest_behavior(paths)
+    print(summary.report())
+    return 0 if summary.ok else 1
+
+
 def action_config(args) -> int:
     """Show, set (and save), unset or save the pipeline settings (the seed's ``custom`` section)."""
     from . import config
@@ -129,6 +140,7 @@ ACTIONS: dict[str, Callable] = {
     "shell": action_shell,
     "erd": action_erd,
     "load-animal": action_load_animal,
+    "ingest-behavior": action_ingest_behavior,
     "config": action_config,
     "demo": action_demo,
 }
@@ -167,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
                "animal_source, animal_strain (see README).")
     s.add_argument("file", help="the .xlsx or .csv file")
     s.add_argument("sheet", nargs="?", help="sheet name (xlsx; default the first sheet)")
+
+    s = action("ingest-behavior")
+    s.add_argument("--path", help="a rig folder to load instead of the behavior_data_paths setting")
+    s.add_argument("--rig", default="unknown-rig", help="rig name for --path (default unknown-rig)")
 
     s = action("config")
     csub = s.add_subparsers(dest="config_action", metavar="show|set|unset|save", required=True)

@@ -1,0 +1,186 @@
+"""Delay-response rig files (Bpod ``SessionData``) with known trials, events and licks.
+
+The structure mirrors a real MAP rig file (see the real ``dl25_tw2_20180225_102508.mat``):
+TrialTypes, StimTrials, TrialStartTimestamp, Info, RawEvents.Trial{i}.States/Events,
+RawData.OriginalStateNamesByNumber, and the TrialSettings struct array with GUI and
+GaveFreeReward. The ground truth is built from the generator's own random draws, in the
+reader's output form, so a test compares the two.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.io as sio
+
+from ..io.bpod_delay_response import PHOTOSTIM_POWER, TRIAL_COLUMNS
+
+STATE_NAMES = ("TrigTrialStart", "PreSamplePeriod", "SamplePeriod", "EarlyLickSample", "DelayPeriod",
+               "EarlyLickDelay", "ResponseCue", "GiveLeftDrop", "GiveRightDrop", "AnswerPeriod", "Reward",
+               "RewardConsumption", "NoResponse", "TimeOut", "StopLicking", "StopLickingReturn", "TrialEnd")
+
+
+@dataclass
+class GeneratedSession:
+    path: Path
+    h2o: str
+    session_datetime: dt.datetime
+    trials: pd.DataFrame
+    notes: pd.DataFrame
+    events: pd.DataFrame
+    actions: pd.DataFrame
+    photostim_events: pd.DataFrame
+    skipped_trials: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _cell(items) -> np.ndarray:
+    arr = np.empty((1, len(items)), dtype=object)
+    for i, x in enumerate(items):
+        arr[0, i] = x
+    return arr
+
+
+def _trial(rng, ttype: int, protocol_type: int, delay: float, aborted: bool):
+    """One trial's state visits and lick events; returns (states, events, truth) in trial time."""
+    t = 0.0
+    states: dict[str, list[list[float]]] = {s: [] for s in STATE_NAMES}
+
+    def visit(name, dur):
+        nonlocal t
+        states[name].append([t, t + dur])
+        t += dur
+        return states[name][-1]
+
+    licks = {"Port1In": [], "Port2In": []}
+    visit("TrigTrialStart", 0.5)
+    visit("PreSamplePeriod", 0.01)
+    if aborted:
+        return states, licks, None
+    t += 0.42  # the cue-pulse states the real machines run here (not tracked)
+    early = protocol_type >= 5 and rng.random() < 0.2
+    if early:  # an early lick restarts the sample period once
+        a = visit("SamplePeriod", round(rng.uniform(0.1, 0.8), 4))
+        licks["Port1In" if rng.random() < 0.5 else "Port2In"].append(a[1] - 0.01)
+        visit("EarlyLickSample", 0.01)
+    visit("SamplePeriod", 1.2)
+    visit("DelayPeriod", delay)
+    go = visit("ResponseCue", 0.05)[0]
+    visit("AnswerPeriod", round(rng.uniform(0.1, 1.0), 4))
+    outcome = rng.choice(["hit", "miss", "ignore"], p=[0.7, 0.2, 0.1])
+    correct = "Port1In" if ttype == 1 else "Port2In"
+    wrong = "Port2In" if ttype == 1 else "Port1In"
+    if outcome == "hit":
+        licks[correct].append(t - 0.005)
+        visit("Reward", 0.03)
+        visit("RewardConsumption", 1.5)
+        licks[correct].extend(sorted(np.round(t - rng.uniform(0.05, 1.4, rng.integers(0, 5)), 4)))
+    elif outcome == "miss":
+        licks[wrong].append(t - 0.005)
+        visit("TimeOut", 1.0)
+    else:
+        visit("NoResponse", 1.5)
+    visit("StopLicking", 1.5)
+    visit("TrialEnd", 0.25)
+    truth = dict(outcome=str(outcome), early="early" if early else "no early", go=go)
+    return states, licks, truth
+
+
+def make_session_data(n_trials: int = 20, seed: int = 0, when: dt.datetime = dt.datetime(2021, 3, 1, 10, 0, 0),
+                      protocol_type: int = 5, autolearn: int = 4, reversal: int = 1, delay: float = 1.2,
+                      stim_prob: float = 0.25, abort_every: int = 0, h2o: str = "dm1", path: Path | None = None):
+    """The SessionData structure (for scipy.io.savemat) and the ground truth."""
+    rng = np.random.default_rng(seed)
+    ttypes = rng.integers(0, 2, n_trials)
+    stim = np.where(rng.random(n_trials) < stim_prob, rng.choice([4, 5, 6], n_trials), 0)
+    gaps = np.round(rng.uniform(6.5, 12.0, n_trials), 3)
+    starts = np.round(3000.0 + np.concatenate([[0.0], np.cumsum(gaps[:-1])]), 3)
+    autowater = rng.random(n_trials) < 0.1
+    trials_raw, names, settings = [], [], []
+    rows, notes, events, actions, pstim, skipped = [], [], [], [], [], []
+    for i in range(n_trials):
+        trial = i + 1
+        aborted = abort_every > 0 and trial % abort_every == 0
+        states, licks, truth = _trial(rng, int(ttypes[i]), protocol_type, delay, aborted)
+        rid = "".join(rng.choice(["0", "1"], 16))
+        gui = dict(SamplePeriod=1.2, DelayPeriod=delay, AnswerPeriod=1.5, ProtocolType=float(protocol_type),
+                   Autolearn=float(autolearn), Autowater=2.0, Reversal=float(reversal), randomID=rid)
+        settings.append(dict(GUI=gui, GaveFreeReward=np.array([[float(autowater[i]), 0.0, 150.0 + i]])))
+        mat_states = {s: (np.array(v) if len(v) > 1 else np.array(v[0]) if v else np.array([np.nan, np.nan]))
+                      for s, v in states.items()}
+        mat_events = {k: np.array(v) for k, v in licks.items() if v}
+        mat_events["Tup"] = np.array(sorted(b for v in states.values() for _, b in v))
+        trials_raw.append(dict(States=mat_states, Events=mat_events))
+        names.append(_cell(list(STATE_NAMES)))
+        if truth is None:
+            skipped.append((trial, "PreSamplePeriod or TrialEnd not visited (aborted trial)"))
+            continue
+        start = float(starts[i] - starts[0])
+        left_type = 0 if reversal == 2 else 1
+        rows.append((trial, start, start + states["TrialEnd"][0][0], "audio delay", 1,
+                     "left" if ttypes[i] == left_type else "right", truth["early"], truth["outcome"],
+                     bool(autowater[i]), False))
+        notes += [(trial, "protocol #", f"{protocol_type:g}"), (trial, "autolearn", f"{autolearn:g}"),
+                  (trial, "bitcode", rid)]
+        for st, et in (("PreSamplePeriod", "presample"), ("SamplePeriod", "sample"), ("DelayPeriod", "delay"),
+                       ("ResponseCue", "go"), ("TrialEnd", "trialend")):
+            events += [(trial, et, a, b - a) for a, b in states[st]]
+        for ev, at in (("Port1In", "left lick"), ("Port2In", "right lick")):
+            actions += [(trial, at, x) for x in licks[ev]]
+        if stim[i] > 0 and protocol_type == 5 and autolearn == 4 and np.isclose(delay, 1.2):
+            pstim.append((trial, int(stim[i]), states["DelayPeriod"][-1][0], PHOTOSTIM_POWER))
+
+    fields = ["GUI", "GaveFreeReward"]
+    ts = np.empty((1, n_trials), dtype=[(f, object) for f in fields])
+    for i, s in enumerate(settings):
+        for f in fields:
+            ts[0, i][f] = s[f]
+    session = dict(
+        nTrials=float(n_trials),
+        TrialTypes=ttypes.astype(float)[None, :],
+        StimTrials=stim.astype(float)[None, :],
+        TrialStartTimestamp=starts[None, :],
+        Info=dict(BpodVersion="Bpod 0.7-0.9", SessionDate=when.strftime("%d-%b-%Y"),
+                  SessionStartTime_UTC=when.strftime("%H:%M:%S")),
+        RawEvents=dict(Trial=_cell(trials_raw)),
+        RawData=dict(OriginalStateNamesByNumber=_cell(names)),
+        TrialSettings=ts,
+    )
+    truth = GeneratedSession(
+        path=path, h2o=h2o, session_datetime=when,
+        trials=pd.DataFrame(rows, columns=list(TRIAL_COLUMNS)),
+        notes=pd.DataFrame(notes, columns=["trial", "trial_note_type", "trial_note"]),
+        events=pd.DataFrame(events, columns=["trial", "trial_event_type", "trial_event_time", "duration"]),
+        actions=pd.DataFrame(actions, columns=["trial", "action_event_type", "action_event_time"]),
+        photostim_events=pd.DataFrame(pstim, columns=["trial", "photostim_protocol", "photostim_event_time", "power"]),
+        skipped_trials=skipped)
+    return session, truth
+
+
+def write_session_file(folder: str | Path, h2o: str = "dm1", when: dt.datetime = dt.datetime(2021, 3, 1, 10, 0, 0),
+                       task: str = "tw2", version: str = "5", **kw) -> GeneratedSession:
+    """Write ``<folder>/<h2o>_<task>_<yyyymmdd>_<hhmmss>.mat`` and return its ground truth."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{h2o}_{task}_{when:%Y%m%d_%H%M%S}.mat"
+    session, truth = make_session_data(when=when, h2o=h2o, path=path, **kw)
+    if version == "5":
+        sio.savemat(path, {"SessionData": session}, do_compression=False)
+    elif version == "7.3":
+        import hdf5storage
+
+        # Write v5, read it back the way MATLAB arrays look (records, cells), write that as HDF5:
+        # the same route a real v5 rig file takes to v7.3, checked in the tests.
+        with tempfile.TemporaryDirectory() as tmp:
+            v5 = Path(tmp) / "v5.mat"
+            sio.savemat(v5, {"SessionData": session})
+            data = sio.loadmat(v5)
+        hdf5storage.savemat(str(path), {"SessionData": data["SessionData"]}, format="7.3",
+                            matlab_compatible=True)
+    else:
+        raise ValueError(f"version must be '5' or '7.3', not {version!r}")
+    return truth

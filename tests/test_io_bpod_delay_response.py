@@ -1,0 +1,145 @@
+"""Delay-response rig-file reader (no database): the real MAP file, generated files (v5 and v7.3)
+with ground truth, and broken files."""
+
+import datetime as dt
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.io as sio
+
+from pipeline.io.bpod_delay_response import BehaviorFileError, UnsupportedProtocol, read_delay_response
+from pipeline.io.matfile import mat_version, read_mat
+from pipeline.synthetic.bpod_delay_response import make_session_data, write_session_file
+
+REAL = "map_rig_behavior_mat/dl25_tw2_20180225_102508.mat"
+
+
+def _independent(path):
+    """The real file read with scipy directly, trial values derived state by state."""
+    S = sio.loadmat(path, squeeze_me=True, struct_as_record=False)["SessionData"]
+    ts = np.asarray(S.TrialStartTimestamp, dtype=float)
+    rows, licks, events = [], [], []
+    for i in range(int(S.nTrials)):
+        st, ev = S.RawEvents.Trial[i].States, S.RawEvents.Trial[i].Events
+        gui = S.TrialSettings[i].GUI
+        visited = lambda name: not np.isnan(np.atleast_2d(getattr(st, name))[0, 0])  # noqa: E731
+        rows.append(dict(
+            trial=i + 1, start_time=ts[i] - ts[0], stop_time=ts[i] - ts[0] + np.atleast_2d(st.TrialEnd)[0, 0],
+            trial_instruction="left" if S.TrialTypes[i] == 1 else "right",
+            outcome="hit" if visited("Reward") else "miss" if visited("TimeOut") else "ignore",
+            early_lick="early" if gui.ProtocolType >= 5 and (visited("EarlyLickSample") or visited("EarlyLickDelay"))
+            else "no early"))
+        for port, side in (("Port1In", "left lick"), ("Port2In", "right lick")):
+            for t in np.atleast_1d(getattr(ev, port, [])):
+                licks.append((i + 1, side, float(t)))
+        for state, et in (("PreSamplePeriod", "presample"), ("SamplePeriod", "sample"), ("DelayPeriod", "delay"),
+                          ("ResponseCue", "go"), ("TrialEnd", "trialend")):
+            for a, b in np.atleast_2d(getattr(st, state)):
+                events.append((i + 1, et, float(a), float(b - a)))
+    return S, pd.DataFrame(rows), licks, events
+
+
+def test_real_rig_file(real_data):
+    path = real_data / REAL
+    d = read_delay_response(path)
+    S, expected, licks, events = _independent(path)
+    assert d.h2o == "dl25" and d.session_datetime == dt.datetime(2018, 2, 25, 11, 23, 28)
+    assert len(d.trials) == int(S.nTrials) == 11 and not d.skipped_trials
+    for col in ("trial", "trial_instruction", "outcome", "early_lick"):
+        assert list(d.trials[col]) == list(expected[col]), col
+    np.testing.assert_allclose(d.trials["start_time"], expected["start_time"])
+    np.testing.assert_allclose(d.trials["stop_time"], expected["stop_time"])
+    rounded = lambda rows: sorted(tuple(round(x, 9) if isinstance(x, float) else x for x in r) for r in rows)  # noqa
+    assert rounded(d.actions.itertuples(index=False, name=None)) == rounded(licks)
+    assert rounded(d.events.itertuples(index=False, name=None)) == rounded(events)
+    assert len(licks) == 63 and len(events) == 70
+    # this file's trials are ProtocolType 7 / Autolearn 1: by the original's rules none is photostimulated
+    assert d.photostim_events.empty
+    notes = d.notes[d.notes.trial_note_type == "bitcode"]
+    assert list(notes.trial_note) == [str(S.TrialSettings[i].GUI.randomID) for i in range(11)]
+    assert set(d.trials.auto_water) == {False}  # Autowater 2, GaveFreeReward [0 0 n]
+
+
+def test_real_file_as_v73_reads_the_same(real_data, tmp_path):
+    hdf5storage = pytest.importorskip("hdf5storage")
+    src = real_data / REAL
+    dst = tmp_path / src.name
+    hdf5storage.savemat(str(dst), {"SessionData": sio.loadmat(src)["SessionData"]}, format="7.3",
+                        matlab_compatible=True)
+    assert mat_version(dst) == "7.3" and mat_version(src) == "5"
+    a, b = read_delay_response(src), read_delay_response(dst)
+    for name in ("trials", "notes", "events", "actions"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
+
+
+@pytest.mark.parametrize("version", ["5", "7.3"])
+def test_generated_files_match_ground_truth(tmp_path, version):
+    truth = write_session_file(tmp_path, h2o="dm7", when=dt.datetime(2022, 5, 6, 7, 8, 9), version=version,
+                               n_trials=40, seed=11, abort_every=9)
+    d = read_delay_response(truth.path)
+    assert d.session_datetime == truth.session_datetime and d.h2o == "dm7"
+    for name in ("trials", "notes", "events", "actions", "photostim_events"):
+        pd.testing.assert_frame_equal(getattr(d, name), getattr(truth, name), check_dtype=False)
+    assert d.skipped_trials == truth.skipped_trials and len(truth.skipped_trials) == 4
+    assert len(truth.photostim_events) > 0 and set(truth.trials.outcome) == {"hit", "miss", "ignore"}
+
+
+def test_reversal_and_late_delay_photostim(tmp_path):
+    truth = write_session_file(tmp_path, h2o="dm8", reversal=2, n_trials=30, seed=3)
+    d = read_delay_response(truth.path)
+    pd.testing.assert_frame_equal(d.trials, truth.trials, check_dtype=False)
+    # SC animals recorded on Rig3 get late-delay stimulation: 0.5 s before the go cue
+    src = write_session_file(tmp_path / "x", h2o="SC12", n_trials=30, seed=4, protocol_type=6)
+    late = tmp_path / "SC12_Recording(Rig3)_20210301_100000.mat"
+    shutil.copy(src.path, late)
+    d = read_delay_response(late)
+    assert len(d.photostim_events) > 0
+    go = d.events[d.events.trial_event_type == "go"].groupby("trial").trial_event_time.first()
+    for r in d.photostim_events.itertuples():
+        assert r.photostim_event_time == pytest.approx(go[r.trial] - 0.5)
+    assert read_delay_response(src.path).photostim_events.empty  # same file, early-delay rule: protocol 6 != 5
+
+
+def test_one_trial_file(tmp_path):
+    truth = write_session_file(tmp_path, h2o="dm9", n_trials=1, seed=5)
+    d = read_delay_response(truth.path)
+    assert len(d.trials) == 1
+    pd.testing.assert_frame_equal(d.trials, truth.trials, check_dtype=False)
+
+
+def test_bad_files_name_the_file(tmp_path, real_data):
+    good = write_session_file(tmp_path, h2o="dm1", n_trials=10, seed=1)
+    trunc = tmp_path / "dm1_tw2_20210302_100000.mat"
+    trunc.write_bytes(good.path.read_bytes()[:3000])
+    with pytest.raises(BehaviorFileError, match=str(trunc.name)):
+        read_delay_response(trunc)
+    junk = tmp_path / "dm1_tw2_20210303_100000.mat"
+    junk.write_bytes(b"hello")
+    with pytest.raises(BehaviorFileError, match="not a MATLAB"):
+        read_delay_response(junk)
+    # trial counts that disagree between fields
+    session, _ = make_session_data(n_trials=8, seed=2)
+    session["TrialTypes"] = session["TrialTypes"][:, :6]
+    bad = tmp_path / "dm1_tw2_20210304_100000.mat"
+    sio.savemat(bad, {"SessionData": session})
+    with pytest.raises(BehaviorFileError, match="TrialTypes has 6 entries but nTrials is 8"):
+        read_delay_response(bad)
+    # a missing field
+    session, _ = make_session_data(n_trials=8, seed=2)
+    del session["RawEvents"]
+    sio.savemat(bad, {"SessionData": session})
+    with pytest.raises(BehaviorFileError, match="lacks RawEvents"):
+        read_delay_response(bad)
+    with pytest.raises(BehaviorFileError, match="file name"):
+        read_delay_response(real_data / "map_ephys_bitcode_mat/dl25_bitcode.mat")
+
+
+def test_other_bpod_protocols_are_unsupported_not_crashes(real_data, tmp_path):
+    for i, f in enumerate(sorted((real_data / "bpod_sessiondata_mat/w2t-bkin").glob("*.mat"))):
+        dst = tmp_path / f"ab1_whisk_20250817_10000{i}.mat"
+        shutil.copy(f, dst)
+        with pytest.raises(UnsupportedProtocol, match="unsupported protocol"):
+            read_delay_response(dst)
+        assert "SessionData" in read_mat(dst)

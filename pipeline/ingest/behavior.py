@@ -21,6 +21,7 @@ import pandas as pd
 from .. import config
 from ..io.bpod_delay_response import BehaviorData, BehaviorFileError, UnsupportedProtocol, parse_filename, \
     read_delay_response
+from .bulk import insert_frame
 from .files import sha1
 from .progress import track
 from .summary import Summary
@@ -134,16 +135,16 @@ def _insert_session(files: list[RigFile], datas: list[BehaviorData], subject_id:
             out.insert(0, "subject_id", subject_id)
             return out
 
-        experiment.SessionTrial.insert(frame(trials, ["trial", "start_time", "stop_time"]))
-        experiment.BehaviorTrial.insert(frame(trials, ["trial", "task", "task_protocol", "trial_instruction",
+        insert_frame(experiment.SessionTrial, frame(trials, ["trial", "start_time", "stop_time"]))
+        insert_frame(experiment.BehaviorTrial, frame(trials, ["trial", "task", "task_protocol", "trial_instruction",
                                                        "early_lick", "outcome", "auto_water", "free_water"]))
-        experiment.TrialNote.insert(frame(tables["notes"], ["trial", "trial_note_type", "trial_note"]))
+        insert_frame(experiment.TrialNote, frame(tables["notes"], ["trial", "trial_note_type", "trial_note"]))
         ev = frame(tables["events"], ["trial", "trial_event_type", "trial_event_time", "duration"])
         ev.insert(3, "trial_event_id", np.arange(1, len(ev) + 1))
-        experiment.TrialEvent.insert(ev)
+        insert_frame(experiment.TrialEvent, ev)
         ac = frame(tables["actions"], ["trial", "action_event_type", "action_event_time"])
         ac.insert(3, "action_event_id", np.arange(1, len(ac) + 1))
-        experiment.ActionEvent.insert(ac)
+        insert_frame(experiment.ActionEvent, ac)
         ps = tables["photostim_events"]
         if len(ps):
             for protocol in sorted(set(ps["photostim_protocol"])):
@@ -154,11 +155,11 @@ def _insert_session(files: list[RigFile], datas: list[BehaviorData], subject_id:
                 experiment.Photostim.PhotostimLocation.insert(
                     [dict(skey, photo_stim=protocol, **{k: v for k, v in loc.items() if k != "photostim_protocol"})
                      for loc in locs])
-            experiment.PhotostimTrial.insert(frame(ps.drop_duplicates("trial"), ["trial"]))
+            insert_frame(experiment.PhotostimTrial, frame(ps.drop_duplicates("trial"), ["trial"]))
             pe = frame(ps.rename(columns={"photostim_protocol": "photo_stim"}),
                        ["trial", "photo_stim", "photostim_event_time", "power"])
             pe.insert(3, "photostim_event_id", np.arange(1, len(pe) + 1))
-            experiment.PhotostimEvent.insert(pe)
+            insert_frame(experiment.PhotostimEvent, pe)
         ingest_behavior.BehaviorIngest.insert1(skey)
         ingest_behavior.BehaviorIngest.BehaviorFile.insert([
             dict(skey, behavior_file=f.name, rig=f.rig, relative_path=str(f.path.relative_to(f.root)),

@@ -1,0 +1,60 @@
+"""Fast inserts of plain-typed tables (numbers, strings, booleans; no blobs or other codecs).
+
+``Table.insert`` checks and converts every value of every row in Python, which is most of the
+time of a behavior ingest (tens of thousands of event rows per session). Here a DataFrame's
+columns go to the driver as one multi-row INSERT per chunk, with the driver escaping values.
+Foreign keys, types and uniqueness are still enforced by the database. Use it inside the
+caller's transaction, for tables whose columns the caller built itself.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+#: Rows per INSERT statement: big enough to amortise the round trip, small enough for
+#: MariaDB's packet limit and PostgreSQL's 65535-parameter limit.
+MAX_PARAMS = 60_000
+
+
+def _column_values(s: pd.Series) -> list:
+    """A column as Python values the drivers understand (NaN -> NULL, numpy -> Python)."""
+    if s.dtype.kind == "f":
+        a = s.to_numpy(dtype=np.float64)
+        out = a.tolist()
+        if np.isnan(a).any():
+            out = [None if math.isnan(v) else v for v in out]
+        return out
+    if s.dtype.kind in "iu":
+        return s.to_numpy().tolist()
+    if s.dtype.kind == "b":
+        return [bool(v) for v in s.to_numpy()]
+    return [None if v is None or (isinstance(v, float) and math.isnan(v)) else
+            (v.item() if isinstance(v, np.generic) else v) for v in s.tolist()]
+
+
+def insert_frame(table, df: pd.DataFrame) -> int:
+    """Insert ``df`` (columns named as ``table``'s attributes) into ``table``; returns rows inserted."""
+    if df.empty:
+        return 0
+    heading = table.heading
+    unknown = [c for c in df.columns if c not in heading.names]
+    if unknown:
+        raise ValueError(f"{table.full_table_name}: no attribute(s) {unknown}")
+    coded = [c for c in df.columns if heading[c].codec is not None or heading[c].is_blob]
+    if coded:
+        raise ValueError(f"{table.full_table_name}: {coded} need DataJoint's codecs; use Table.insert")
+    conn = table.connection
+    cols = list(df.columns)
+    quoted = ", ".join(conn.adapter.quote_identifier(c) for c in cols)
+    values = [_column_values(df[c]) for c in cols]
+    rows = list(zip(*values))
+    per_stmt = max(1, MAX_PARAMS // len(cols))
+    row_sql = "(" + ", ".join(["%s"] * len(cols)) + ")"
+    for start in range(0, len(rows), per_stmt):
+        chunk = rows[start:start + per_stmt]
+        sql = f"INSERT INTO {table.full_table_name} ({quoted}) VALUES " + ", ".join([row_sql] * len(chunk))
+        conn.query(sql, args=[v for r in chunk for v in r])
+    return len(rows)

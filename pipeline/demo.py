@@ -33,7 +33,9 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     from .ingest.animals import load_animals
     from .ingest.behavior import ingest_behavior
     from .synthetic.animals import make_animals, write_animals
+    from .ingest.foraging import ingest_foraging
     from .synthetic.bpod_delay_response import write_session_file
+    from .synthetic.pybpod import write_foraging_day, write_subject_meta
 
     t0 = time.perf_counter()
     conn = db.connect()
@@ -54,7 +56,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     real = animals.iloc[[0]].assign(subject_id=1025, water_restriction_number="dl25")  # owner of the real file
     sheet = write_animals(folder / "animals.xlsx", pd.concat([animals, real], ignore_index=True))
     summaries = []
-    out(f"step 1/2  load-animal {sheet}")
+    out(f"step 1/3  load-animal {sheet}")
     summaries.append(load_animals(sheet))
     out("          " + summaries[-1].line())
 
@@ -66,8 +68,21 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
                 when = dt.datetime(2024, 6, 3 + day, 9 + 3 * f, 15 * k, 0)
                 if not (rig_dir / f"{h2o}_tw2_{when:%Y%m%d_%H%M%S}.mat").exists():
                     write_session_file(rig_dir, h2o=h2o, when=when, n_trials=60, seed=100 * k + 10 * day + f)
-    out(f"step 2/2  ingest-behavior {rig_dir} (generated rig files + the real dl25 file)")
+    out(f"step 2/3  ingest-behavior {rig_dir} (generated rig files + the real dl25 file)")
     summaries.append(ingest_behavior([["RRig", str(rig_dir), 0]]))
+    out("          " + summaries[-1].line())
+
+    bpod = folder / "bpod"
+    forager = str(animals["water_restriction_number"].iloc[3])
+    days = [dt.date(2024, 6, 10 + d) for d in range(3)]
+    if not (bpod / "Metadata" / f"{forager}.csv").exists():
+        for d, day in enumerate(days):
+            write_foraging_day(bpod / "Tower-2" / "Foraging", h2o=forager, date=day, n_sessions=1 + d % 2,
+                               trials_per_session=80, three_lickports=d == 2, seed=d)
+        write_subject_meta(bpod / "Metadata", forager, days)
+    out(f"step 3/3  ingest-foraging {bpod} (generated pybpod sessions)")
+    summaries.append(ingest_foraging(dict(meta_dir=str(bpod / "Metadata"),
+                                          project_paths=[str(bpod / "Tower-2" / "Foraging")])))
     out("          " + summaries[-1].line())
     for s_ in summaries:
         if not s_.ok:
@@ -87,6 +102,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
         "experiment.TrialEvent": len(experiment.TrialEvent()),
         "experiment.ActionEvent": len(experiment.ActionEvent()),
         "experiment.PhotostimEvent": len(experiment.PhotostimEvent()),
+        "experiment.SessionBlock": len(experiment.SessionBlock()),
     }
     out("\nsummary (rows per table):")
     for k, v in counts.items():

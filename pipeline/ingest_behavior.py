@@ -52,10 +52,9 @@ class BehaviorBpodIngest(dj.Manual):
         behavior_file : varchar(255)      # session folder name
         ---
         project_path : varchar(1024)
-        relative_path : varchar(1024)
+        relative_path : varchar(1024)     # under project_path
         file_size : int64
         file_sha1 : char(40)
-        first_trial : int32
         """
 
 

@@ -99,6 +99,16 @@ def action_ingest_behavior(args) -> int:
     return 0 if summary.ok else 1
 
 
+def action_ingest_foraging(args) -> int:
+    """Load new foraging sessions from the pybpod projects in the behavior_bpod setting."""
+    from .ingest.foraging import ingest_foraging
+
+    _connect_and_load(BANNER_MODULES + ("ingest_behavior",))
+    summary = ingest_foraging()
+    print(summary.report())
+    return 0 if summary.ok else 1
+
+
 def action_config(args) -> int:
     """Show, set (and save), unset or save the pipeline settings (the seed's ``custom`` section)."""
     from . import config
@@ -141,6 +151,7 @@ ACTIONS: dict[str, Callable] = {
     "erd": action_erd,
     "load-animal": action_load_animal,
     "ingest-behavior": action_ingest_behavior,
+    "ingest-foraging": action_ingest_foraging,
     "config": action_config,
     "demo": action_demo,
 }
@@ -183,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = action("ingest-behavior")
     s.add_argument("--path", help="a rig folder to load instead of the behavior_data_paths setting")
     s.add_argument("--rig", default="unknown-rig", help="rig name for --path (default unknown-rig)")
+
+    action("ingest-foraging")
 
     s = action("config")
     csub = s.add_subparsers(dest="config_action", metavar="show|set|unset|save", required=True)

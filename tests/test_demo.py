@@ -18,6 +18,7 @@ def test_demo_runs_twice_and_reports(backend):
         assert r.returncode == 0, r.stderr
         assert "animals in animals.xlsx: 5 found, 5 loaded, 0 skipped, 0 failed" in r.stdout
         assert "behavior sessions: 7 found, 7 loaded, 0 skipped, 0 failed" in r.stdout
+        assert "foraging sessions: 3 found, 3 loaded, 0 skipped, 0 failed" in r.stdout
         counts = {k: int(v) for k, v in re.findall(r"^\s+(\S+)\s+(\d+)$", r.stdout, flags=re.M)}
         assert counts["lab.Subject"] == 5 and counts["lab.WaterRestriction"] == 5
         assert counts["lab.ProbeType.Electrode"] == 960 * 2 + 1280 + 5120
@@ -25,13 +26,15 @@ def test_demo_runs_twice_and_reports(backend):
         lab_v = dj.VirtualModule("demo_lab", f"{prefix}lab", connection=backend.conn)
         exp_v = dj.VirtualModule("demo_exp", f"{prefix}experiment", connection=backend.conn)
         assert len(lab_v.Subject()) == 5
-        assert len(exp_v.Session()) == counts["experiment.Session"] == 7
+        assert len(exp_v.Session()) == counts["experiment.Session"] == 10
+        assert len(exp_v.SessionBlock()) == counts["experiment.SessionBlock"] > 0
         assert len(exp_v.SessionTrial()) == counts["experiment.SessionTrial"] > 11
         dl25 = exp_v.SessionTrial & (lab_v.WaterRestriction & "water_restriction_number = 'dl25'").proj()
         assert len(dl25) == 11
         r = run_mapshell(["demo", "--prefix", prefix], env)  # re-running is a no-op
         assert r.returncode == 0 and "5 found, 0 loaded, 5 skipped, 0 failed" in r.stdout
         assert "7 found, 0 loaded, 7 skipped, 0 failed" in r.stdout
+        assert "3 found, 0 loaded, 3 skipped, 0 failed" in r.stdout
         r = run_mapshell(["demo", "--prefix", prefix, "--fresh"], env)
         assert r.returncode == 0 and "5 found, 5 loaded" in r.stdout and "7 found, 7 loaded" in r.stdout
     finally:

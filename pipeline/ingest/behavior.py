@@ -22,7 +22,7 @@ from .. import config
 from ..io.bpod_delay_response import BehaviorData, BehaviorFileError, UnsupportedProtocol, parse_filename, \
     read_delay_response
 from .bulk import insert_frame
-from .files import sha1
+from .files import check_loaded, sha1
 from .progress import track
 from .summary import Summary
 
@@ -169,33 +169,9 @@ def _insert_session(files: list[RigFile], datas: list[BehaviorData], subject_id:
     return dict(skey, n_trials=n)
 
 
-def _already_loaded(h2o_files: list[RigFile]) -> tuple[str, str] | None:
-    """('skip'|'fail', reason) if any of these files is already in the database, else None."""
-    from .. import ingest_behavior
-
-    names = [f.name for f in h2o_files]
-    loaded = ingest_behavior.BehaviorIngest.BehaviorFile & [{"behavior_file": n} for n in names]
-    rows = loaded.to_dicts()
-    if not rows:
-        return None
-    by_name = {r["behavior_file"]: r for r in rows}
-    sessions = sorted({(r["subject_id"], r["session"]) for r in rows})
-    changed = [f.name for f in h2o_files if f.name in by_name
-               and (f.path.stat().st_size != by_name[f.name]["file_size"] or sha1(f.path) != by_name[f.name]["file_sha1"])]
-    new = [n for n in names if n not in by_name]
-    session_files = (ingest_behavior.BehaviorIngest.BehaviorFile
-                     & [dict(subject_id=s, session=k) for s, k in sessions]).to_arrays("behavior_file")
-    if not changed and not new and set(session_files) == set(names):
-        return "skip", "already loaded"
-    what = "; ".join(filter(None, [f"changed since loading: {', '.join(changed)}" if changed else "",
-                                   f"not in the loaded session: {', '.join(new)}" if new else ""]))
-    return "fail", (f"session {sessions} was loaded from {', '.join(sorted(session_files))} and is not altered "
-                    f"({what or 'files differ'}); delete that session to load the day again")
-
-
 def ingest_behavior(paths: list | None = None, progress: bool | None = None) -> Summary:
     """Load every new delay-response session under ``paths`` (default: the behavior_data_paths setting)."""
-    from .. import lab
+    from .. import ingest_behavior as ingest_behavior_schema, lab
 
     summary = Summary(what="behavior sessions")
     files = find_rig_files(paths, summary)
@@ -208,7 +184,7 @@ def ingest_behavior(paths: list | None = None, progress: bool | None = None) -> 
         if h2o not in h2o_to_subject:
             summary.skip(item, f"water restriction id {h2o!r} is not in lab.WaterRestriction (load it with load-animal)")
             continue
-        state = _already_loaded(day_files)
+        state = check_loaded(ingest_behavior_schema.BehaviorIngest.BehaviorFile, {f.name: f.path for f in day_files})
         if state is not None:
             (summary.skip if state[0] == "skip" else summary.fail)(item, state[1])
             continue

@@ -15,9 +15,11 @@ import getpass
 import importlib
 import logging
 import os
+import shutil
 import sys
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import datajoint as dj
@@ -27,7 +29,8 @@ from . import config, embedded
 log = logging.getLogger(__name__)
 
 #: Import order of the schema modules (each after the ones it references).
-SCHEMA_MODULE_ORDER = ("lab", "experiment", "ingest_behavior")
+SCHEMA_MODULE_ORDER = ("lab", "experiment", "ingest_behavior", "ephys", "ingest_ephys", "tracking", "ccf",
+                       "histology")
 
 #: MariaDB's default max_allowed_packet (16 MB) breaks large blob inserts.
 MIN_ALLOWED_PACKET = 64 * 1024 * 1024
@@ -163,7 +166,36 @@ def connect(reset: bool = False) -> dj.Connection:
         raise ConnectionProblem(f"cannot connect to {t}: {_short(e)}; {hint}") from e
     if conn.adapter.backend == "mysql":
         check_packet_size(conn)
+    ensure_store()
     return conn
+
+
+STORE = "map"  #: the DataJoint store large arrays (spike times, waveforms) go to: ``<npy@map>``
+
+
+def store_location() -> str:
+    """Where the ``map`` store keeps its files (for a file store), as configured or by default."""
+    spec = dict(dj.config.stores).get(STORE)
+    return spec.get("location") if isinstance(spec, dict) else ""
+
+
+def ensure_store() -> None:
+    """Configure the ``map`` store unless DataJoint's configuration already has one.
+
+    Default: the ``store_location`` setting, else ``<data folder>/store``. With a shared lab
+    database that default is only readable on this machine, so say so.
+    """
+    stores = dict(dj.config.stores)
+    if STORE in stores:
+        return
+    location = Path(config.get("store_location") or embedded.data_dir() / "store").expanduser()
+    location.mkdir(parents=True, exist_ok=True)
+    stores[STORE] = {"protocol": "file", "location": str(location)}
+    dj.config.stores = stores
+    if not uses_embedded() and not config.get("store_location"):
+        log.warning("large arrays (spike times, waveforms) are stored under %s, which only this machine can "
+                    "read; configure stores.%s in datajoint.json (a shared folder or s3) for a lab server",
+                    location, STORE)
 
 
 def check_packet_size(conn: dj.Connection) -> int:
@@ -247,6 +279,11 @@ def drop_prefix(prefix: str, conn: dj.Connection | None = None) -> list[str]:
         if name in existing:
             conn.query(conn.adapter.drop_schema_sql(name))
             dropped.append(name)
+    location = store_location()
+    for name in dropped:  # the store's files of those schemas (file stores only)
+        folder = Path(location) / "_schema" / name if location else None
+        if folder is not None and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
     for reg in _registry.values():  # forget bindings to what no longer exists
         if reg.schema.database in dropped:
             reg.schema.database = None

@@ -36,6 +36,12 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     from .ingest.foraging import ingest_foraging
     from .synthetic.bpod_delay_response import write_session_file
     from .synthetic.pybpod import write_foraging_day, write_subject_meta
+    from .ingest.ephys import ingest_ephys
+    from .ingest.insertion_location import load_insertion_locations
+    from .ingest.tracking import ingest_tracking
+    from .synthetic.dlc import write_tracking_session
+    from .synthetic.sorting import write_kilosort
+    from .synthetic.spikeglx import write_bitcode_mat, write_meta
 
     t0 = time.perf_counter()
     conn = db.connect()
@@ -56,7 +62,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     real = animals.iloc[[0]].assign(subject_id=1025, water_restriction_number="dl25")  # owner of the real file
     sheet = write_animals(folder / "animals.xlsx", pd.concat([animals, real], ignore_index=True))
     summaries = []
-    out(f"step 1/3  load-animal {sheet}")
+    out(f"step 1/6  load-animal {sheet}")
     summaries.append(load_animals(sheet))
     out("          " + summaries[-1].line())
 
@@ -68,7 +74,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
                 when = dt.datetime(2024, 6, 3 + day, 9 + 3 * f, 15 * k, 0)
                 if not (rig_dir / f"{h2o}_tw2_{when:%Y%m%d_%H%M%S}.mat").exists():
                     write_session_file(rig_dir, h2o=h2o, when=when, n_trials=60, seed=100 * k + 10 * day + f)
-    out(f"step 2/3  ingest-behavior {rig_dir} (generated rig files + the real dl25 file)")
+    out(f"step 2/6  ingest-behavior {rig_dir} (generated rig files + the real dl25 file)")
     summaries.append(ingest_behavior([["RRig", str(rig_dir), 0]]))
     out("          " + summaries[-1].line())
 
@@ -80,9 +86,43 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
             write_foraging_day(bpod / "Tower-2" / "Foraging", h2o=forager, date=day, n_sessions=1 + d % 2,
                                trials_per_session=80, three_lickports=d == 2, seed=d)
         write_subject_meta(bpod / "Metadata", forager, days)
-    out(f"step 3/3  ingest-foraging {bpod} (generated pybpod sessions)")
+    out(f"step 3/6  ingest-foraging {bpod} (generated pybpod sessions)")
     summaries.append(ingest_foraging(dict(meta_dir=str(bpod / "Metadata"),
                                           project_paths=[str(bpod / "Tower-2" / "Foraging")])))
+    out("          " + summaries[-1].line())
+
+    # ephys: a Neuropixels 1.0 probe with a Kilosort sorting for the first generated session
+    from . import ephys, tracking
+
+    h2o0 = str(animals["water_restriction_number"][0])
+    sess = (experiment.Session * lab.WaterRestriction & {"water_restriction_number": h2o0}).to_dicts(
+        order_by="session")[0]
+    skey = dict(subject_id=sess["subject_id"], session=sess["session"])
+    notes = (experiment.TrialNote & skey & {"trial_note_type": "bitcode"}).to_pandas().reset_index()
+    notes = notes.sort_values("trial")
+    ephys_root = folder / "ephys"
+    pdir = ephys_root / h2o0 / sess["session_date"].strftime("%Y%m%d") / "1"
+    if not (pdir / "kilosort2").exists():
+        write_meta(pdir / f"{h2o0}_g0_tcat.imec0.ap.meta", probe="np1", seed=1)
+        write_bitcode_mat(pdir / f"{h2o0}_g0_bitcode.mat", list(notes["trial_note"]), seed=2)
+        write_kilosort(pdir / "kilosort2", n_units=24, n_spikes=60_000, duration_s=900.0, seed=3)
+    out(f"step 4/6  ingest-ephys {ephys_root} (generated SpikeGLX meta, Kilosort output, bitcode sync)")
+    summaries.append(ingest_ephys([str(ephys_root)]))
+    out("          " + summaries[-1].line())
+    locations = folder / "recording_notes.csv"
+    pd.DataFrame([dict(water_restriction_number=h2o0, session_date=sess["session_date"], insertion_number=1,
+                       skull_reference="Bregma", ap_location=2500, ml_location=-1500, depth=2800, theta=15, phi=0,
+                       brain_area="ALM", hemisphere="left", alignment_confidence="yes",
+                       good_period="0-end")]).to_csv(locations, index=False)
+    out(f"step 5/6  load-insertion-location {locations}")
+    summaries.append(load_insertion_locations(locations))
+    out("          " + summaries[-1].line())
+    video = folder / "video"
+    trials = sorted(int(t) for t in (experiment.SessionTrial & skey).to_arrays("trial"))
+    if not (video / h2o0).exists():
+        write_tracking_session(video, h2o0, sess["session_date"], trials, seed=4, frames_per_trial=(100, 150))
+    out(f"step 6/6  ingest-tracking {video} (generated DeepLabCut output, 2 cameras)")
+    summaries.append(ingest_tracking([["RRig", str(video)]]))
     out("          " + summaries[-1].line())
     for s_ in summaries:
         if not s_.ok:
@@ -103,6 +143,10 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
         "experiment.ActionEvent": len(experiment.ActionEvent()),
         "experiment.PhotostimEvent": len(experiment.PhotostimEvent()),
         "experiment.SessionBlock": len(experiment.SessionBlock()),
+        "ephys.ProbeInsertion": len(ephys.ProbeInsertion()),
+        "ephys.Unit": len(ephys.Unit()),
+        "ephys.Clustering.Trial": len(ephys.Clustering.Trial()),
+        "tracking.Tracking": len(tracking.Tracking()),
     }
     out("\nsummary (rows per table):")
     for k, v in counts.items():

@@ -2,7 +2,7 @@
 
 import datajoint as dj
 
-from . import db, lab
+from . import db, lab  # noqa: F401  (lab is referenced in the table definitions)
 
 schema = dj.Schema()
 

@@ -294,7 +294,7 @@ class ElectrodeConfig(dj.Lookup):
     -> ProbeType
     electrode_config_name : varchar(64)   # e.g. '1-384' or '1-192; 385-576'
     ---
-    electrode_config_hash : uuid          # of the member electrodes, to find an existing config
+    electrode_config_hash : char(32)      # md5 (hex) of the member electrodes, to find an existing config
     unique index (electrode_config_hash)
     """
 

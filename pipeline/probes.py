@@ -31,6 +31,12 @@ PROBE_TYPES: tuple[ProbeTypeInfo, ...] = (
     ProbeTypeInfo("neuropixels 1.0 - 3B", "NP1000", "Neuropixels 1.0, phase 3B / commercial (960 sites, 1 shank)"),
     ProbeTypeInfo("neuropixels 2.0 - SS", "NP2000", "Neuropixels 2.0 single shank (1280 sites)"),
     ProbeTypeInfo("neuropixels 2.0 - MS", "NP2010", "Neuropixels 2.0 four shanks (4 x 1280 sites)"),
+    ProbeTypeInfo("neuropixels 1.0 - NHP long", "NP1030",
+                  "Neuropixels 1.0 NHP long (SOI90; 4416 sites, 1 shank, 2 columns 87 um apart, 20 um rows)"),
+    ProbeTypeInfo("neuropixels 1.0 - ultra", "NP1100",
+                  "Neuropixels Ultra (NP1.0 UHD1 passive; 384 sites, 8 columns x 48 rows, 6 um pitch)"),
+    ProbeTypeInfo("neuropixels 2.0 - quad base", "NP2020",
+                  "Neuropixels 2.0 quad base (4 x 1280 sites, 4 x 384 channels recorded at once)"),
 )
 
 ELECTRODE_COLUMNS = ("electrode", "shank", "shank_col", "shank_row", "x_coord", "y_coord", "z_coord")

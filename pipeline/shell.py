@@ -24,7 +24,7 @@ def _connect_and_load(modules=BANNER_MODULES) -> dict:
 
     import datajoint as dj
 
-    from . import config, db
+    from . import config
 
     ns = {"dj": dj, "config": config}
     for m in modules:
@@ -50,7 +50,7 @@ def action_shell(args) -> int:
             exec(compile(code, "<mapshell>", "exec"), ns)
         except SystemExit as e:
             return int(e.code or 0) if not isinstance(e.code, str) else 1
-        except Exception as e:  # show the user's error like Python would, but exit 1
+        except Exception:  # show the user's error like Python would, but exit 1
             import traceback
 
             traceback.print_exc()
@@ -109,6 +109,42 @@ def action_ingest_foraging(args) -> int:
     return 0 if summary.ok else 1
 
 
+def action_ingest_ephys(args) -> int:
+    """Load spike sorting (Kilosort, JRClust v3/v4) per probe for sessions with ephys folders."""
+    from .ingest.ephys import ingest_ephys
+
+    _connect_and_load(BANNER_MODULES + ("ephys", "ingest_ephys"))
+    summary = ingest_ephys([args.path] if args.path else None)
+    print(summary.report())
+    return 0 if summary.ok else 1
+
+
+def action_load_insertion_location(args) -> int:
+    """Load probe insertion locations (and quality, good periods) from the recording-notes sheet."""
+    from . import config
+    from .ingest.insertion_location import load_insertion_locations
+
+    _connect_and_load(BANNER_MODULES + ("ephys",))
+    path = args.file or config.get("recording_notes_spreadsheet")
+    if not path:
+        print("give the sheet, or set recording_notes_spreadsheet", file=sys.stderr)
+        return 2
+    summary = load_insertion_locations(path, args.sheet or config.get("recording_notes_sheet_name"),
+                                       replace=args.replace)
+    print(summary.report())
+    return 0 if summary.ok else 1
+
+
+def action_ingest_tracking(args) -> int:
+    """Load DeepLabCut tracking per trial and camera for sessions without tracking."""
+    from .ingest.tracking import ingest_tracking
+
+    _connect_and_load(BANNER_MODULES + ("tracking",))
+    summary = ingest_tracking()
+    print(summary.report())
+    return 0 if summary.ok else 1
+
+
 def action_config(args) -> int:
     """Show, set (and save), unset or save the pipeline settings (the seed's ``custom`` section)."""
     from . import config
@@ -152,6 +188,9 @@ ACTIONS: dict[str, Callable] = {
     "load-animal": action_load_animal,
     "ingest-behavior": action_ingest_behavior,
     "ingest-foraging": action_ingest_foraging,
+    "ingest-ephys": action_ingest_ephys,
+    "ingest-tracking": action_ingest_tracking,
+    "load-insertion-location": action_load_insertion_location,
     "config": action_config,
     "demo": action_demo,
 }
@@ -196,6 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rig", default="unknown-rig", help="rig name for --path (default unknown-rig)")
 
     action("ingest-foraging")
+
+    action("ingest-tracking")
+
+    s = action("ingest-ephys")
+    s.add_argument("--path", help="an ephys root folder to load instead of the ephys_data_paths setting")
+
+    s = action("load-insertion-location")
+    s.add_argument("file", nargs="?", help="the .xlsx/.csv sheet (default: recording_notes_spreadsheet)")
+    s.add_argument("sheet", nargs="?", help="sheet name (default: recording_notes_sheet_name or the first)")
+    s.add_argument("--replace", action="store_true", help="update insertions whose stored location differs")
 
     s = action("config")
     csub = s.add_subparsers(dest="config_action", metavar="show|set|unset|save", required=True)

@@ -6,7 +6,6 @@ import shutil
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from conftest import run_mapshell
 from pipeline import experiment, ingest_behavior, lab

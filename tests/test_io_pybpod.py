@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import time
 
 import numpy as np
 import pandas as pd
@@ -264,14 +263,11 @@ def test_rig_mapping():
     assert rig_for_setup("Tower-9") == "Tower-9"
 
 
-def test_large_session_is_fast(tmp_path):
+def test_large_session(tmp_path):
     gen = write_foraging_day(tmp_path / "proj", trials_per_session=1000, seed=11, skip_gocue_every=97)
-    t = time.perf_counter()
     got = read_foraging_day(gen.files, "FOR01")
-    elapsed = time.perf_counter() - t
     assert len(got.trials) == 1000 - 10
     assert_same_session(got, gen.truth)
-    assert elapsed < 5, f"reading 1000 trials took {elapsed:.1f} s"
     assert np.mean([t.outcome == "hit" for t in got.trials]) > 0.2
 
 

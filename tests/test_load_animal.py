@@ -1,6 +1,5 @@
 """load-animal: generated sheets (known ground truth) in, exact rows out; bad sheets insert nothing."""
 
-import datetime as dt
 from decimal import Decimal
 
 import pandas as pd

@@ -8,7 +8,8 @@ from conftest import run_mapshell
 from pipeline import lab
 from pipeline.shell import ACTIONS, build_parser
 
-EXPECTED_ACTIONS = {"shell", "erd", "load-animal", "config", "demo", "ingest-behavior", "ingest-foraging"}
+EXPECTED_ACTIONS = {"shell", "erd", "load-animal", "config", "demo", "ingest-behavior", "ingest-foraging",
+                    "ingest-ephys", "load-insertion-location", "ingest-tracking"}
 
 
 def test_help_lists_exactly_the_actions(tmp_path):

@@ -10,7 +10,6 @@ and a day whose files changed after loading is reported, never silently altered.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path

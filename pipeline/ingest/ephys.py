@@ -1,0 +1,414 @@
+"""``ingest-ephys``: spike sorting per probe, for behavior sessions, from ``ephys_data_paths``.
+
+Layout (spec 3.4, in our words): a session's folder is ``<root>/<h2o>/<YYYYMMDD>/`` (also
+``YYYY-MM-DD``, ``catgt_<YYYYMMDD>_g0`` and ``*<h2o>*<YYYYMMDD|mmddyy>_*`` run folders); each probe
+has a sub-folder named by its number (``1``, ``2``) or ending in ``imec<N>`` (insertion N+1), with
+the SpikeGLX ``.ap.meta`` (a CatGT ``tcat`` one preferred), the sorting (JRClust v4 ``*.ap_res.mat``
+> JRClust v3 ``*_jrc.mat`` > one Kilosort/phy folder found below it) and the MAP bitcode file
+``*bitcode.mat`` that ties ephys trials to behaviour trials.
+
+Each probe is one transaction: ProbeInsertion (+sampling rate), its electrode configuration,
+Clustering with its trials on the probe clock, units with spike arrays, metrics and labels, and
+the EphysIngest record of the files. Re-runs skip loaded probes; a probe whose files changed is
+reported, not reloaded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import config
+from .bulk import insert_frame
+from .progress import track
+from .summary import Summary
+
+log = logging.getLogger(__name__)
+
+METRIC_COLUMNS = {  # metrics.csv column -> Clustering.ClusterMetric attribute
+    "presence_ratio": "presence_ratio", "amplitude_cutoff": "amplitude_cutoff",
+    "isolation_distance": "isolation_distance", "l_ratio": "l_ratio", "d_prime": "d_prime",
+    "nn_hit_rate": "nn_hit_rate", "nn_miss_rate": "nn_miss_rate", "silhouette_score": "silhouette_score",
+    "max_drift": "max_drift", "cumulative_drift": "cumulative_drift", "isi_viol": "isi_violation",
+    "firing_rate": "avg_firing_rate",
+}
+WAVEFORM_METRIC_COLUMNS = {
+    "duration": "duration", "halfwidth": "halfwidth", "PT_ratio": "pt_ratio", "pt_ratio": "pt_ratio",
+    "repolarization_slope": "repolarization_slope", "recovery_slope": "recovery_slope", "spread": "spread",
+    "velocity_above": "velocity_above", "velocity_below": "velocity_below",
+}
+
+
+class EphysIngestError(ValueError):
+    """A probe folder cannot be loaded; the message says which file and why."""
+
+
+@dataclass
+class ProbeFolder:
+    root: Path
+    session_dir: Path
+    path: Path
+    insertion_number: int
+
+
+# --- discovery ------------------------------------------------------------------------------
+
+def session_dirs(root: Path, h2o: str, day: dt.date) -> list[Path]:
+    base = root / h2o
+    if not base.is_dir():
+        return []
+    ymd, dashed, mdy = day.strftime("%Y%m%d"), day.isoformat(), day.strftime("%m%d%y")
+    out = [base / ymd, base / dashed, base / f"catgt_{ymd}_g0"]
+    out += sorted(p for p in base.glob(f"*{h2o}*_*") if p.is_dir() and (ymd in p.name or mdy in p.name))
+    seen, result = set(), []
+    for p in out:
+        if p.is_dir() and p not in seen:
+            seen.add(p)
+            result.append(p)
+    return result
+
+
+def insertion_number(folder: Path) -> int | None:
+    """``1`` -> 1; ``..._imec0`` -> 1 (SpikeGLX numbers probes from 0, insertions from 1)."""
+    if folder.name.isdigit():
+        return int(folder.name)
+    m = re.search(r"imec(\d+)$", folder.name)
+    return int(m.group(1)) + 1 if m else None
+
+
+def probe_folders(root: Path, h2o: str, day: dt.date) -> list[ProbeFolder]:
+    found: dict[int, ProbeFolder] = {}
+    for sdir in session_dirs(root, h2o, day):
+        for child in sorted(sdir.iterdir()):
+            n = insertion_number(child) if child.is_dir() else None
+            if n is not None and n not in found and any(child.glob("*.ap.meta")):
+                found[n] = ProbeFolder(root, sdir, child, n)
+    return [found[k] for k in sorted(found)]
+
+
+def ap_meta(folder: Path) -> Path:
+    metas = sorted(folder.glob("*.ap.meta"))
+    tcat = [m for m in metas if "tcat" in m.name]
+    if len(tcat) == 1 or (not tcat and len(metas) == 1):
+        return (tcat or metas)[0]
+    raise EphysIngestError(f"{folder}: expected one .ap.meta (or one CatGT *tcat*.ap.meta), found "
+                           f"{', '.join(m.name for m in metas) or 'none'}")
+
+
+def find_sorting(folder: Path, h2o: str) -> tuple[str, Path]:
+    """(clustering method, path) by the original's priority: JRClust v4 > v3 > Kilosort."""
+    for pattern, method in ((f"{h2o}_*.ap_res.mat", "jrclust_v4"), ("*.ap_res.mat", "jrclust_v4"),
+                            (f"{h2o}_*_jrc.mat", "jrclust_v3"), ("*_jrc.mat", "jrclust_v3")):
+        hits = sorted(folder.glob(pattern))
+        if len(hits) > 1:
+            raise EphysIngestError(f"{folder}: several {method} files: {', '.join(h.name for h in hits)}")
+        if hits:
+            return method, hits[0]
+    ks = sorted({p.parent for p in folder.rglob("spike_times.npy")})
+    if len(ks) > 1:
+        preferred = [d for d in ks if (d / "mean_waveforms.npy").exists()]
+        if len(preferred) != 1:
+            raise EphysIngestError(f"{folder}: several Kilosort outputs: {', '.join(str(d) for d in ks)}")
+        ks = preferred
+    if ks:
+        return ("pykilosort2.5" if "pyks25" in str(ks[0]) else "kilosort2"), ks[0]
+    raise EphysIngestError(f"{folder}: no sorting found (JRClust *.ap_res.mat / *_jrc.mat, or Kilosort spike_times.npy)")
+
+
+def find_bitcode(folder: Path, h2o: str) -> Path:
+    hits = sorted(folder.glob(f"{h2o}_*bitcode.mat")) or sorted(folder.glob("*bitcode.mat"))
+    if len(hits) != 1:
+        raise EphysIngestError(f"{folder}: expected one {h2o}_*bitcode.mat (the trial sync file), found "
+                               f"{', '.join(h.name for h in hits) or 'none'}")
+    return hits[0]
+
+
+def manually_curated(sorting_path: Path) -> bool:
+    log_file = (sorting_path if sorting_path.is_dir() else sorting_path.parent) / "phy.log"
+    if not log_file.exists():
+        return False
+    text = log_file.read_text(errors="replace")
+    return any(s in text for s in ("Merge clusters", "Split cluster", "Change metadata_group"))
+
+
+# --- reading and computing one probe ----------------------------------------------------------
+
+def read_sorting(method: str, path: Path):
+    if method.startswith("jrclust"):
+        from ..io.jrclust import read_jrclust_v3, read_jrclust_v4
+
+        result = read_jrclust_v4(path) if method == "jrclust_v4" else read_jrclust_v3(path)
+    else:
+        from ..io.kilosort import read_kilosort
+
+        result = read_kilosort(path)
+    return result
+
+
+def behavior_bitcodes(session_key: dict) -> tuple[np.ndarray, list[str]]:
+    """Trial numbers and bitcodes (TrialNote 'bitcode') of a behaviour session, in trial order."""
+    from .. import experiment
+
+    notes = (experiment.TrialNote & session_key & {"trial_note_type": "bitcode"}).to_pandas().reset_index()
+    notes = notes.sort_values("trial")
+    return notes["trial"].to_numpy(), [str(c) for c in notes["trial_note"]]
+
+
+def segment_spikes(spike_samples: np.ndarray, trial_start: np.ndarray, trials: np.ndarray) -> np.ndarray:
+    """Behaviour trial of each spike: spikes from a trial's start to the next trial's start belong to
+    it (the last trial keeps everything after its start); 0 before the first trial."""
+    idx = np.searchsorted(trial_start, spike_samples, side="right") - 1
+    out = np.zeros(len(spike_samples), dtype=np.int32)
+    inside = idx >= 0
+    out[inside] = trials[idx[inside]]
+    return out
+
+
+def _is_used(meta, electrodes: np.ndarray) -> np.ndarray:
+    """SpikeGLX's 'used' flag of each electrode (False: a reference site), True if unknown."""
+    flags = getattr(meta, "is_used", None)
+    if flags is None or len(flags) != len(meta.electrodes):
+        return np.ones(len(electrodes), dtype=bool)
+    by_electrode = dict(zip(np.asarray(meta.electrodes).tolist(), np.asarray(flags, dtype=bool).tolist()))
+    return np.array([by_electrode.get(int(e), True) for e in electrodes], dtype=bool)
+
+
+def _file_rows(folder: Path, files: dict[str, Path]) -> list[dict]:
+    rows = []
+    for role, p in files.items():
+        paths = sorted(q for q in p.iterdir() if q.is_file()) if p.is_dir() else [p]
+        for q in paths:
+            st = q.stat()
+            rows.append(dict(ephys_file=str(q.relative_to(folder)) if q.is_relative_to(folder) else str(q),
+                             file_role=role, file_size=st.st_size,
+                             file_mtime=dt.datetime.fromtimestamp(int(st.st_mtime))))
+    return rows
+
+
+def load_probe(session_key: dict, h2o: str, pf: ProbeFolder) -> dict:
+    """Read, check and write one probe folder in one transaction; returns a short result dict."""
+    from .. import ephys, ingest_ephys, lab
+    from ..io.bitcode import BitcodeError, align_trials, read_bitcode
+    from ..io.kilosort import group_by_cluster
+    from ..io.spikeglx import electrode_config, read_meta
+
+    meta_path = ap_meta(pf.path)
+    meta = read_meta(meta_path)
+    method, sorting_path = find_sorting(pf.path, h2o)
+    sorting = read_sorting(method, sorting_path)
+    bit_path = find_bitcode(pf.path, h2o)
+    bit = read_bitcode(bit_path)
+    if bit.trial_start is None:
+        raise EphysIngestError(f"{bit_path}: old-format bitcode file without sTrig/goCue trial times; "
+                               f"trials cannot be placed on the probe clock")
+    b_trials, b_codes = behavior_bitcodes(session_key)
+    if not len(b_codes):
+        raise EphysIngestError(f"{bit_path}: the behaviour session has no trial bitcodes to align to")
+    try:
+        align = align_trials(bit.bitcodes, b_codes, bit.trial_numbers, path=bit_path,
+                             behavior_trial_numbers=b_trials)
+    except BitcodeError as e:
+        raise EphysIngestError(str(e)) from None
+    trials = np.asarray(align.behavior_trials, dtype=np.int64)
+    unknown = np.setdiff1d(trials, b_trials)
+    if len(unknown):
+        raise EphysIngestError(f"{bit_path}: aligned to behaviour trials {unknown[:5].tolist()} that the session lacks")
+    starts = np.asarray(bit.trial_start, dtype=np.float64)[align.ephys_index]
+    if bit.go_cue is None:
+        go = np.full(bit.n_trials, np.nan)
+    elif bit.go_cue_complete:
+        go = np.asarray(bit.go_cue, dtype=np.float64)
+    else:  # older files list go cues only for trials that were not free water: pad those with NaN
+        from .. import experiment
+
+        free = dict(zip(*(experiment.BehaviorTrial & session_key).to_arrays("trial", "free_water")))
+        fw = np.zeros(bit.n_trials, dtype=bool)
+        fw[align.ephys_index] = [bool(free.get(int(t), False)) for t in align.behavior_trials]
+        try:
+            go = bit.pad_go_cue(fw)
+        except BitcodeError as e:
+            raise EphysIngestError(str(e)) from None
+    go = np.asarray(go, dtype=np.float64)[align.ephys_index]
+    if np.any(np.diff(starts) <= 0):
+        raise EphysIngestError(f"{bit_path}: trial start times are not increasing")
+    fs = float(sorting.sample_rate)
+    if meta.sampling_rate and abs(meta.sampling_rate - fs) > 1.0:
+        log.warning("%s: sorting sample rate %.3f Hz differs from the meta's %.3f Hz; using the sorting's",
+                    sorting_path, fs, meta.sampling_rate)
+    t0 = starts[0]
+    spike_samples = np.asarray(sorting.spike_times)
+    spike_trial = segment_spikes(spike_samples, starts, trials)
+    spike_s = (spike_samples.astype(np.float64) - t0) / fs
+
+    # electrodes: sorting site -> saved channel -> probe electrode
+    chan_to_electrode = np.asarray(meta.electrodes)
+    site_channel = np.asarray(sorting.channel_map).astype(np.int64).ravel()
+    if site_channel.max(initial=0) >= len(chan_to_electrode):
+        raise EphysIngestError(f"{sorting_path}: channel map refers to channel {site_channel.max()} but "
+                               f"{meta_path.name} has {len(chan_to_electrode)} neural channels")
+    site_electrode = chan_to_electrode[site_channel]
+    arrays = [spike_s, spike_trial]
+    if sorting.spike_sites is not None:
+        arrays.append(site_electrode[np.asarray(sorting.spike_sites)].astype(np.int16))
+    if sorting.spike_depths is not None:
+        arrays.append(np.asarray(sorting.spike_depths, dtype=np.float32))
+    ids, offsets, grouped = group_by_cluster(np.asarray(sorting.spike_clusters), *arrays)
+    cfg = electrode_config(meta.probe_type, chan_to_electrode)
+    peak_site = np.asarray(sorting.peak_channel)
+    peak_electrode = np.where(peak_site >= 0, site_electrode[np.clip(peak_site, 0, None)], -1)
+    uv = meta.uv_per_bit or 1.0
+
+    clustering_key = dict(session_key, insertion_number=pf.insertion_number)
+    probe_serial = meta.serial or f"{h2o}-{session_key['session']}-{pf.insertion_number}"
+    conn = ephys.ProbeInsertion.connection
+    with conn.transaction:
+        lab.Probe.insert1(dict(probe=probe_serial, probe_type=meta.probe_type), skip_duplicates=True)
+        cfg_hash = cfg["electrode_config_hash"].hex  # stored as hex text: DataJoint 2.3's uuid fails on PostgreSQL
+        existing = (lab.ElectrodeConfig & {"electrode_config_hash": cfg_hash}).to_dicts()
+        if existing:
+            cfg_key = dict(probe_type=existing[0]["probe_type"], electrode_config_name=existing[0]["electrode_config_name"])
+        else:
+            cfg_key = dict(probe_type=meta.probe_type, electrode_config_name=cfg["electrode_config_name"])
+            lab.ElectrodeConfig.insert1(dict(cfg_key, electrode_config_hash=cfg_hash))
+            lab.ElectrodeConfig.ElectrodeGroup.insert1(dict(cfg_key, electrode_group=0))
+            insert_frame(lab.ElectrodeConfig.Electrode, pd.DataFrame(dict(
+                probe_type=meta.probe_type, electrode_config_name=cfg_key["electrode_config_name"],
+                electrode_group=0, electrode=np.asarray(cfg["electrodes"], dtype=np.int64),
+                is_used=_is_used(meta, cfg["electrodes"]))))
+        ephys.ProbeInsertion.insert1(dict(clustering_key, probe=probe_serial, **cfg_key))
+        ephys.ProbeInsertion.RecordingSystemSetup.insert1(dict(clustering_key, sampling_rate=fs))
+        ephys.Clustering.insert1(dict(
+            clustering_key, clustering_method=method,
+            clustering_time=dt.datetime.fromtimestamp(int(sorting_path.stat().st_mtime)),
+            quality_control=sorting.metrics is not None, manual_curation=manually_curated(sorting_path),
+            sampling_rate=fs, clustering_note=f"loaded from {sorting_path.name}"[:2000]))
+        insert_frame(ephys.Clustering.Trial, pd.DataFrame(dict(
+            **{k: v for k, v in clustering_key.items()}, trial=trials,
+            trial_start=(starts - t0) / fs, go_time=(go - t0) / fs)))
+        index = {c: k for k, c in enumerate(np.asarray(sorting.cluster_ids))}
+        units = []
+        for k, cid in enumerate(ids):
+            j = index[int(cid)]
+            sl = slice(offsets[k], offsets[k + 1])
+            a = [g[sl] for g in grouped]
+            wf = None if sorting.mean_waveforms is None else np.asarray(sorting.mean_waveforms[j], dtype=np.float32)
+            if wf is not None and sorting.waveform_unit != "uV":
+                wf = wf * np.float32(uv)
+            amp = None if sorting.unit_amp is None else float(sorting.unit_amp[j])
+            if amp is not None and getattr(sorting, "amp_unit", "uV") == "bits":
+                amp *= uv
+            units.append(dict(
+                clustering_key, unit=int(cid), unit_quality=sorting.cluster_quality.get(int(cid), "all"),
+                **(dict(cfg_key, electrode_group=0, electrode=int(peak_electrode[j])) if peak_electrode[j] >= 0
+                   else {}),
+                unit_posx=None if sorting.unit_position is None else float(sorting.unit_position[j][0]),
+                unit_posy=None if sorting.unit_position is None else float(sorting.unit_position[j][1]),
+                n_spikes=int(offsets[k + 1] - offsets[k]), spike_times=a[0], spike_trials=a[1],
+                spike_sites=a[2] if sorting.spike_sites is not None else None,
+                spike_depths=a[-1] if sorting.spike_depths is not None else None,
+                unit_amp=amp, unit_snr=None if sorting.unit_snr is None else float(sorting.unit_snr[j]),
+                waveform=wf))
+        ephys.Clustering.Unit.insert(units)
+        unit_ids = [int(c) for c in ids]
+        if sorting.metrics is not None:
+            m = sorting.metrics.reindex(unit_ids)
+            cols = {c: a for c, a in METRIC_COLUMNS.items() if c in m.columns}
+            df = m[list(cols)].rename(columns=cols).reset_index(drop=True).astype(float)
+            df.insert(0, "unit", unit_ids)
+            for k_, v in reversed(list(clustering_key.items())):
+                df.insert(0, k_, v)
+            insert_frame(ephys.Clustering.ClusterMetric, df)
+        if sorting.waveform_metrics is not None:
+            m = sorting.waveform_metrics.reindex(unit_ids)
+            cols = {c: a for c, a in WAVEFORM_METRIC_COLUMNS.items() if c in m.columns}
+            df = m[list(cols)].rename(columns=cols).reset_index(drop=True).astype(float)
+            df = df.loc[:, ~df.columns.duplicated()]
+            df.insert(0, "unit", unit_ids)
+            for k_, v in reversed(list(clustering_key.items())):
+                df.insert(0, k_, v)
+            insert_frame(ephys.Clustering.WaveformMetric, df)
+        labels = sorting.cluster_labels
+        if labels is not None and len(labels.columns):
+            long = labels.reindex(unit_ids).reset_index(names="unit").melt(
+                id_vars="unit", var_name="label_source", value_name="label").dropna()
+            long["label"] = long["label"].astype(str).str[:64]
+            long["label_source"] = long["label_source"].astype(str).str[:32]
+            for k_, v in reversed(list(clustering_key.items())):
+                long.insert(0, k_, v)
+            insert_frame(ephys.Clustering.UnitLabel, long)
+        ingest_ephys.EphysIngest.insert1(dict(clustering_key, probe_folder=str(pf.path), ephys_root=str(pf.root)))
+        files = {"meta": meta_path, "sorting": sorting_path, "bitcode": bit_path}
+        ingest_ephys.EphysIngest.EphysFile.insert(
+            [dict(clustering_key, **r) for r in _file_rows(pf.path, files)])
+    return dict(clustering_key, n_units=len(ids), n_spikes=int(len(spike_s)), method=method,
+                n_trials=len(trials), dropped=len(align.dropped_ephys))
+
+
+def _changed(clustering_key: dict, pf: ProbeFolder) -> list[str]:
+    from .. import ingest_ephys
+
+    rows = (ingest_ephys.EphysIngest.EphysFile & clustering_key).to_dicts()
+    out = []
+    for r in rows:
+        p = pf.path / r["ephys_file"]
+        if not p.exists():
+            out.append(f"{r['ephys_file']} (gone)")
+            continue
+        st = p.stat()
+        if st.st_size != r["file_size"] or dt.datetime.fromtimestamp(int(st.st_mtime)) != r["file_mtime"]:
+            out.append(r["ephys_file"])
+    return out
+
+
+def ingest_ephys(paths: list | None = None, progress: bool | None = None) -> Summary:
+    """Load the probes of every behaviour session that has ephys folders under ``paths``
+    (default: the ephys_data_paths setting)."""
+    from .. import ephys, experiment, lab
+
+    summary = Summary(what="probes")
+    roots = [Path(p).expanduser() for p in config.validate(
+        "ephys_data_paths", paths if paths is not None else config.get("ephys_data_paths", []))]
+    for r in roots:
+        if not r.is_dir():
+            summary.fail(str(r), "ephys folder does not exist or is not readable")
+    roots = [r for r in roots if r.is_dir()]
+    sessions = (experiment.Session * lab.WaterRestriction).proj("session_date", "water_restriction_number").to_dicts()
+    work: list[tuple[dict, str, ProbeFolder]] = []
+    for s in sessions:
+        key = dict(subject_id=s["subject_id"], session=s["session"])
+        seen: set[int] = set()
+        for root in roots:
+            for pf in probe_folders(root, s["water_restriction_number"], s["session_date"]):
+                if pf.insertion_number not in seen:
+                    seen.add(pf.insertion_number)
+                    work.append((key, s["water_restriction_number"], pf))
+    summary.found = len(work)
+    for key, h2o, pf in track(work, "ingest-ephys", total=len(work), enabled=progress):
+        item = f"{h2o} session {key['session']} probe {pf.insertion_number} ({pf.path})"
+        ikey = dict(key, insertion_number=pf.insertion_number)
+        if ephys.ProbeInsertion & ikey:
+            changed = _changed(ikey, pf)
+            if changed:
+                summary.fail(item, f"already loaded, but these files changed since: {', '.join(changed)}; "
+                                   f"delete the insertion to load it again")
+            else:
+                summary.skip(item, "already loaded")
+            continue
+        try:
+            result = load_probe(key, h2o, pf)
+        except (EphysIngestError, ValueError, OSError) as e:
+            summary.fail(item, str(e))
+            continue
+        except Exception as e:  # rolled back: nothing of this probe is in the database
+            log.exception("loading %s failed", item)
+            summary.fail(item, f"database insert failed and was rolled back: {type(e).__name__}: {e}")
+            continue
+        summary.load(f"{item}: {result['method']}, {result['n_units']} units, {result['n_spikes']} spikes, "
+                     f"{result['n_trials']} trials")
+    return summary

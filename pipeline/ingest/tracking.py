@@ -1,0 +1,165 @@
+"""``ingest-tracking``: DeepLabCut output per trial and camera, for sessions without tracking.
+
+For each ``[rig, root]`` of ``tracking_data_paths`` and each session recorded on that rig, the
+session's folder is ``<root>/<h2o>/<h2o>_<mmddyy>[_n]`` (``_n`` for the n-th session of that
+day, n > 1), or the older ``<root>/<h2o>/<YYYYMMDD>[_n]/tracking``. Per camera position (side,
+bottom, body; also side_face, bottom_face, side_body) the files are
+``<h2o>*_<position>_<index>-*.csv`` (or ``.h5``), one per trial; the index is the trial number
+unless ``<h2o>_<date>_<position>.txt`` maps ``index<TAB>trial``. Cameras 0/1/2 (3/4/5 on
+RRig-MTL). A file for a trial the session does not have, or a number of files different from the
+session's trials without a trial map, is an error; body parts that are not one of the pipeline's
+features are kept under their own names and listed in the summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .. import config
+from .progress import track
+from .summary import Summary
+
+log = logging.getLogger(__name__)
+
+POSITIONS = {"side": ("side", "side_face"), "bottom": ("bottom", "bottom_face"), "body": ("body", "side_body")}
+CAMERAS = {"side": "Camera 0", "bottom": "Camera 1", "body": "Camera 2"}
+MTL_CAMERAS = {"side": "Camera 3", "bottom": "Camera 4", "body": "Camera 5"}
+
+
+class TrackingIngestError(ValueError):
+    pass
+
+
+def session_folders(root: Path, h2o: str, day: dt.date, n: int) -> list[Path]:
+    suffix = f"_{n}" if n > 1 else ""
+    return [p for p in (root / h2o / f"{h2o}_{day:%m%d%y}{suffix}",
+                        root / h2o / f"{day:%Y%m%d}{suffix}" / "tracking") if p.is_dir()]
+
+
+def trial_files(folder: Path, h2o: str, position: str) -> dict[int, Path]:
+    """File index -> file for one camera position (any of its aliases)."""
+    out: dict[int, Path] = {}
+    for alias in POSITIONS[position]:
+        pattern = re.compile(rf"^{re.escape(h2o)}.*_{alias}_(\d+)-.*\.(csv|h5)$")
+        for p in sorted(folder.iterdir()):
+            m = pattern.match(p.name)
+            if m:
+                idx = int(m.group(1))
+                if idx in out and out[idx] != p:
+                    raise TrackingIngestError(f"{folder}: two files for {position} index {idx}: "
+                                              f"{out[idx].name}, {p.name}")
+                out[idx] = p
+    return out
+
+
+def trial_map(folder: Path, h2o: str, day: dt.date, position: str) -> dict[int, int] | None:
+    for alias in POSITIONS[position]:
+        for date_text in (f"{day:%m%d%y}", f"{day:%Y%m%d}"):
+            p = folder / f"{h2o}_{date_text}_{alias}.txt"
+            if p.exists():
+                out = {}
+                for i, line in enumerate(p.read_text().splitlines(), start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        idx, trial = (int(x) for x in line.split())
+                    except ValueError:
+                        raise TrackingIngestError(f"{p} line {i}: expected 'index<TAB>trial', got {line!r}") from None
+                    out[idx] = trial
+                return out
+    return None
+
+
+def _read_session(folder: Path, h2o: str, day: dt.date, rig: str, trials: set[int], devices: dict) -> tuple[list, list, set]:
+    from ..io.dlc import map_bodyparts, read_dlc
+
+    tracking_rows, feature_rows, unknown = [], [], set()
+    cams = MTL_CAMERAS if rig == "RRig-MTL" else CAMERAS
+    for position in POSITIONS:
+        files = trial_files(folder, h2o, position)
+        if not files:
+            continue
+        mapping = trial_map(folder, h2o, day, position)
+        if mapping is None:
+            if len(files) != len(trials):
+                raise TrackingIngestError(
+                    f"{folder}: {len(files)} {position} files but the session has {len(trials)} trials "
+                    f"(add {h2o}_{day:%m%d%y}_{position}.txt mapping file index to trial)")
+            mapping = {i: i for i in files}
+        device = cams[position]
+        rate = devices[device]
+        for idx, path in files.items():
+            trial = mapping.get(idx)
+            if trial is None or trial not in trials:
+                raise TrackingIngestError(f"{path}: file index {idx} maps to trial {trial}, which the session lacks")
+            d = read_dlc(path)
+            features, extra = map_bodyparts(d.bodyparts)
+            unknown |= set(extra)
+            n = len(d.x)
+            key = dict(trial=trial, tracking_device=device)
+            tracking_rows.append(dict(key, tracking_samples=n,
+                                      frame_time=(np.asarray(d.frame_index, dtype=np.float64) / rate).astype(np.float32)))
+            for j, bp in enumerate(d.bodyparts):
+                feature = features.get(bp, bp)[:24]
+                feature_rows.append(dict(key, feature=feature, bodypart=bp[:64],
+                                         x=np.asarray(d.x[:, j], dtype=np.float32),
+                                         y=np.asarray(d.y[:, j], dtype=np.float32),
+                                         likelihood=None if d.likelihood is None
+                                         else np.asarray(d.likelihood[:, j], dtype=np.float32)))
+    return tracking_rows, feature_rows, unknown
+
+
+def ingest_tracking(paths: list | None = None, progress: bool | None = None) -> Summary:
+    from .. import experiment, lab, tracking
+
+    summary = Summary(what="tracking sessions")
+    entries = config.validate("tracking_data_paths", paths if paths is not None else config.get("tracking_data_paths", []))
+    devices = dict(zip(*tracking.TrackingDevice().to_arrays("tracking_device", "sampling_rate")))
+    sessions = (experiment.Session * lab.WaterRestriction).proj(
+        "session_date", "session_datetime", "rig", "water_restriction_number").to_pandas().reset_index()
+    sessions = sessions.sort_values(["subject_id", "session_datetime"])
+    sessions["n"] = sessions.groupby(["subject_id", "session_date"]).cumcount() + 1
+    done = set(map(tuple, (tracking.Tracking.proj()).to_pandas().reset_index()[["subject_id", "session"]]
+                   .drop_duplicates().to_numpy().tolist())) if len(tracking.Tracking()) else set()
+    work = []
+    for rig, root in entries:
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            summary.fail(str(root), f"tracking folder of rig {rig} does not exist or is not readable")
+            continue
+        for s in sessions[sessions.rig == rig].to_dict("records"):
+            if (s["subject_id"], s["session"]) in done:
+                continue
+            for folder in session_folders(root, s["water_restriction_number"], s["session_date"], s["n"]):
+                work.append((s, folder))
+                break
+    summary.found = len(work)
+    for s, folder in track(work, "ingest-tracking", total=len(work), enabled=progress):
+        skey = dict(subject_id=int(s["subject_id"]), session=int(s["session"]))
+        item = f"{s['water_restriction_number']} session {s['session']} ({folder})"
+        trials = set(int(t) for t in (experiment.SessionTrial & skey).to_arrays("trial"))
+        try:
+            rows, features, unknown = _read_session(folder, s["water_restriction_number"], s["session_date"],
+                                                    s["rig"], trials, devices)
+        except Exception as e:  # reader errors name the file
+            summary.fail(item, str(e))
+            continue
+        if not rows:
+            summary.skip(item, "no DeepLabCut files for any camera in the folder")
+            continue
+        try:
+            with tracking.Tracking.connection.transaction:
+                tracking.Tracking.insert([dict(skey, **r) for r in rows])
+                tracking.Tracking.Feature.insert([dict(skey, **f) for f in features])
+        except Exception as e:
+            log.exception("inserting %s failed", item)
+            summary.fail(item, f"database insert failed and was rolled back: {type(e).__name__}: {e}")
+            continue
+        note = f"; body parts kept under their own names: {', '.join(sorted(unknown))}" if unknown else ""
+        summary.load(f"{item}: {len(rows)} trial-camera files{note}")
+    return summary

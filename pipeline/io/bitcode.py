@@ -1,0 +1,329 @@
+"""The MAP per-probe bitcode file ``{h2o}_*bitcode.mat`` (spec 3.4 (a)) and ephys-to-behaviour trial alignment.
+
+The file (MATLAB v5 or v7.3) holds, per trial the ephys system saw:
+
+============== ==================================================================================
+``bitCodeS``   the trial's bitcode as a character row ('0101...'); a char matrix or a cell array
+``bitcode``    the same bits as a numeric (uint8/double) trials x bits matrix (old files have both)
+``sTrig``      trial start, in samples of the probe's stream (absent in the old format)
+``goCue``      go cue, samples; NaN for free-water trials, or (older files) listed for the
+               non-free-water trials only, so shorter than ``sTrig`` (see ``BitcodeFile.pad_go_cue``)
+``trialNum``   optional: the behaviour trial number (1-based) of each ephys trial, written when the
+               bitcodes alone do not align; it takes precedence over the codes
+foraging extras ``digMarkerPerTrial`` (+ ``headings``), ``zaberPerTrial``, ``lick{L,R,M}PerTrial``,
+               ``cameraPerTrial``; every variable not listed above lands in ``BitcodeFile.extras``
+============== ==================================================================================
+
+Alignment (spec 3.4): the behaviour side knows each trial's bitcode (Bpod ``GUI.randomID``,
+TrialNote 'bitcode'). ``align_trials`` locates the first ephys code among the behaviour codes and
+requires every ephys code in the overlap to equal its behaviour trial's code; any disagreement is
+a ``BitcodeError`` naming the trials and codes, never a silent shift. Ephys trials outside the
+behaviour file (recording started before / ran past it) are dropped and reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .matfile import MatFileError, read_mat
+
+__all__ = ["BitcodeError", "BitcodeFile", "read_bitcode", "TrialAlignment", "align_trials", "CORE_VARIABLES"]
+
+log = logging.getLogger(__name__)
+
+CORE_VARIABLES = ("bitCodeS", "bitcode", "sTrig", "goCue", "trialNum")
+_SHOWN = 5  # mismatches listed in an error message
+
+
+class BitcodeError(ValueError):
+    """An unreadable bitcode file (message starts with its path) or bitcodes that do not align."""
+
+
+@dataclass
+class BitcodeFile:
+    path: Path
+    bitcodes: list[str]                 #: per ephys trial, '0101...'
+    trial_start: np.ndarray | None      #: sTrig, samples (float64); None in the old format
+    go_cue: np.ndarray | None           #: goCue, samples, NaN for free-water trials; None in the old format
+    trial_numbers: np.ndarray | None    #: trialNum (int64, 1-based behaviour trials) if present
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_trials(self) -> int:
+        return len(self.bitcodes)
+
+    @property
+    def go_cue_complete(self) -> bool:
+        """False when goCue lists only the non-free-water trials (use ``pad_go_cue``)."""
+        return self.go_cue is None or len(self.go_cue) == self.n_trials
+
+    def pad_go_cue(self, free_water) -> np.ndarray:
+        """goCue with one entry per ephys trial, NaN at ``free_water`` trials (bool per ephys trial).
+
+        Works for both layouts: a full-length goCue must already be NaN exactly where free_water is
+        True or finite elsewhere; a short one must have one value per non-free-water trial.
+        """
+        if self.go_cue is None:
+            raise BitcodeError(f"{self.path}: no goCue in this (old format) file")
+        fw = np.asarray(free_water, dtype=bool).ravel()
+        if len(fw) != self.n_trials:
+            raise BitcodeError(f"{self.path}: free_water has {len(fw)} entries for {self.n_trials} ephys trials")
+        if self.go_cue_complete:
+            bad = np.flatnonzero(np.isnan(self.go_cue) != fw)
+            if bad.size:
+                raise BitcodeError(f"{self.path}: goCue is NaN at ephys trials "
+                                   f"{np.flatnonzero(np.isnan(self.go_cue)).tolist()[:10]} but the free-water "
+                                   f"trials are {np.flatnonzero(fw).tolist()[:10]}")
+            return self.go_cue.copy()
+        if int((~fw).sum()) != len(self.go_cue):
+            raise BitcodeError(f"{self.path}: goCue has {len(self.go_cue)} entries but there are "
+                               f"{int((~fw).sum())} non-free-water trials of {self.n_trials}")
+        out = np.full(self.n_trials, np.nan)
+        out[~fw] = self.go_cue
+        return out
+
+
+def _rows_to_codes(path: Path, arr: Any, name: str) -> list[str]:
+    a = np.asarray(arr)
+    if a.dtype.kind in "USO":
+        return _strings(path, arr, name)
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2:
+        raise BitcodeError(f"{path}: {name} has shape {a.shape}, expected trials x bits")
+    if a.size and not np.all(np.isin(a, (0, 1))):
+        raise BitcodeError(f"{path}: {name} holds values other than 0 and 1")
+    digits = np.where(a.astype(np.int64) == 1, "1", "0")
+    return ["".join(row) for row in digits]
+
+
+def _strings(path: Path, value: Any, name: str) -> list[str]:
+    """bitCodeS as read from v5 (U array / object array / str) or v7.3 (list / str)."""
+    if isinstance(value, str):
+        return [value.strip()]
+    if isinstance(value, bytes):
+        return [value.decode().strip()]
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iuf" or (
+            isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float, np.number)) for v in value)):
+        return _rows_to_codes(path, value, name)
+    items = value.ravel().tolist() if isinstance(value, np.ndarray) else list(value)
+    out = []
+    for i, v in enumerate(items):
+        if isinstance(v, np.ndarray):
+            if v.dtype.kind in "US":
+                v = "".join(v.ravel().tolist())
+            elif v.size and v.dtype.kind in "iuf" and np.all(np.isin(v, (0, 1))):
+                v = "".join(str(int(b)) for b in v.ravel())
+            else:
+                raise BitcodeError(f"{path}: {name}[{i}] is not a string ({v!r})")
+        if isinstance(v, bytes):
+            v = v.decode()
+        if not isinstance(v, str):
+            raise BitcodeError(f"{path}: {name}[{i}] is not a string ({v!r})")
+        out.append(v.strip())
+    return out
+
+
+def _vector(path: Path, value: Any, name: str) -> np.ndarray:
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BitcodeError(f"{path}: {name} is not numeric") from None
+    if a.ndim > 1 and sum(s > 1 for s in a.shape) > 1:
+        raise BitcodeError(f"{path}: {name} has shape {a.shape}, expected a vector")
+    return a.ravel()
+
+
+def read_bitcode(path: str | Path) -> BitcodeFile:
+    """Read a ``{h2o}_*bitcode.mat`` (MATLAB v5 or v7.3)."""
+    path = Path(path)
+    try:
+        data = read_mat(path)
+    except MatFileError as e:
+        raise BitcodeError(str(e)) from None
+    codes_s = _strings(path, data["bitCodeS"], "bitCodeS") if "bitCodeS" in data else None
+    codes_m = _rows_to_codes(path, data["bitcode"], "bitcode") if "bitcode" in data else None
+    if codes_s is None and codes_m is None:
+        raise BitcodeError(f"{path}: neither bitCodeS nor bitcode in the file (variables: {sorted(data)})")
+    if codes_s is not None and codes_m is not None:
+        if len(codes_s) != len(codes_m):
+            raise BitcodeError(f"{path}: bitCodeS has {len(codes_s)} trials but bitcode has {len(codes_m)}")
+        bad = [i for i, (a, b) in enumerate(zip(codes_s, codes_m)) if a != b]
+        if bad:
+            raise BitcodeError(f"{path}: bitCodeS and bitcode disagree at ephys trial(s) {bad[:_SHOWN]} "
+                               f"(first: {codes_s[bad[0]]!r} vs {codes_m[bad[0]]!r})")
+    codes = codes_s if codes_s is not None else codes_m
+    n = len(codes)
+    if n == 0:
+        raise BitcodeError(f"{path}: no trials")
+    lengths = {len(c) for c in codes}
+    if len(lengths) != 1 or not all(set(c) <= {"0", "1"} for c in codes):
+        raise BitcodeError(f"{path}: bitcodes are not equal-length 0/1 strings (lengths {sorted(lengths)})")
+
+    start = _vector(path, data["sTrig"], "sTrig") if "sTrig" in data else None
+    go = _vector(path, data["goCue"], "goCue") if "goCue" in data else None
+    if start is not None and len(start) != n:
+        raise BitcodeError(f"{path}: sTrig has {len(start)} trial starts but there are {n} bitcodes")
+    if go is not None and len(go) > n:
+        raise BitcodeError(f"{path}: goCue has {len(go)} entries but there are only {n} bitcodes")
+    if start is not None and np.any(np.diff(start) <= 0):
+        raise BitcodeError(f"{path}: sTrig is not strictly increasing")
+    trial_numbers = None
+    if "trialNum" in data:
+        tn = _vector(path, data["trialNum"], "trialNum")
+        if len(tn) != n:
+            raise BitcodeError(f"{path}: trialNum has {len(tn)} entries but there are {n} bitcodes")
+        if not np.all(np.isfinite(tn) & (tn == np.round(tn))):
+            raise BitcodeError(f"{path}: trialNum holds non-integer values")
+        trial_numbers = tn.astype(np.int64)
+    extras = {k: v for k, v in data.items() if k not in CORE_VARIABLES}
+    return BitcodeFile(path=path, bitcodes=codes, trial_start=start, go_cue=go,
+                       trial_numbers=trial_numbers, extras=extras)
+
+
+@dataclass
+class TrialAlignment:
+    behavior_trials: np.ndarray   #: behaviour trial number (1-based) of each ephys trial kept
+    ephys_index: np.ndarray       #: 0-based index into the ephys trials of each of those
+    n_ephys: int
+    n_behavior: int
+    dropped_ephys: list[int]      #: ephys trials that matched no behaviour trial (reasons in messages)
+    messages: list[str] = field(default_factory=list)
+    method: str = "bitcode"       #: 'bitcode' or 'trialNum'
+    offset: int | None = None     #: behaviour index - ephys index (bitcode method)
+
+
+
+def _where(path) -> str:
+    return f"{path}: " if path is not None else ""
+
+
+def _mismatch_text(pairs: list[tuple[int, int, str, str]], total: int) -> str:
+    shown = "; ".join(f"ephys trial {i} (0-based) has {a!r}, behaviour trial {t} has {b!r}"
+                      for i, t, a, b in pairs[:_SHOWN])
+    more = f" (+{total - _SHOWN} more)" if total > _SHOWN else ""
+    return shown + more
+
+
+def align_trials(ephys_codes, behavior_codes, trial_numbers=None, path=None, *,
+                 behavior_trial_numbers=None, allow_partial: bool = True) -> TrialAlignment:
+    """Match the ephys trials (bitcodes from the bitcode file) to behaviour trials.
+
+    ``behavior_codes`` are in behaviour trial order; their trial numbers are
+    ``behavior_trial_numbers`` (default 1..n). ``trial_numbers`` (the file's trialNum) takes
+    precedence over the codes: each ephys trial goes to that behaviour trial (0/unknown numbers are
+    dropped), and codes that disagree are only reported in ``messages``.
+
+    Without trialNum: the offset is where the first ephys code occurs among the behaviour codes
+    (if it occurs several times, the placement under which every overlapping code agrees; if it does
+    not occur, the offset most ephys codes agree on). Every ephys code in the overlap must then equal
+    its behaviour code, else ``BitcodeError`` (which trials, which codes). Ephys trials before the
+    first or after the last behaviour trial are dropped and reported (an error if not
+    ``allow_partial``).
+    """
+    e = [str(c).strip() for c in ephys_codes]
+    b = [str(c).strip() for c in behavior_codes]
+    n_e, n_b = len(e), len(b)
+    bt = (np.arange(1, n_b + 1, dtype=np.int64) if behavior_trial_numbers is None
+          else np.asarray(behavior_trial_numbers, dtype=np.int64).ravel())
+    where = _where(path)
+    if len(bt) != n_b:
+        raise BitcodeError(f"{where}{len(bt)} behaviour trial numbers for {n_b} behaviour codes")
+    if n_e == 0:
+        raise BitcodeError(f"{where}no ephys bitcodes")
+    if n_b == 0:
+        raise BitcodeError(f"{where}no behaviour bitcodes")
+    messages: list[str] = []
+
+    if trial_numbers is not None:
+        tn = np.asarray(trial_numbers).ravel()
+        if len(tn) != n_e:
+            raise BitcodeError(f"{where}trialNum has {len(tn)} entries but there are {n_e} ephys trials")
+        tn = np.asarray(tn, dtype=np.float64)
+        pos = {int(t): j for j, t in enumerate(bt)}
+        keep, dropped, behav = [], [], []
+        for i, t in enumerate(tn):
+            if np.isfinite(t) and t == round(t) and int(t) in pos:
+                keep.append(i)
+                behav.append(int(t))
+            else:
+                dropped.append(i)
+                messages.append(f"ephys trial {i}: trialNum {t:g} is not a behaviour trial; dropped")
+        dup = [t for t, k in Counter(behav).items() if k > 1]
+        if dup:
+            raise BitcodeError(f"{where}trialNum gives behaviour trial(s) {sorted(dup)[:_SHOWN]} to more than "
+                               "one ephys trial")
+        if dropped and not allow_partial:
+            raise BitcodeError(f"{where}" + "; ".join(messages))
+        disagree = [(i, t, e[i], b[pos[t]]) for i, t in zip(keep, behav) if e[i] != b[pos[t]]]
+        if disagree:
+            messages.append(f"trialNum overrides {len(disagree)} disagreeing bitcode(s): "
+                            + _mismatch_text(disagree, len(disagree)))
+            log.warning("%s%s", where, messages[-1])
+        return TrialAlignment(behavior_trials=np.asarray(behav, dtype=np.int64),
+                              ephys_index=np.asarray(keep, dtype=np.int64), n_ephys=n_e, n_behavior=n_b,
+                              dropped_ephys=dropped, messages=messages, method="trialNum")
+
+    lengths_e, lengths_b = {len(c) for c in e}, {len(c) for c in b}
+    hint = (f" (ephys codes have {sorted(lengths_e)} characters, behaviour codes {sorted(lengths_b)})"
+            if lengths_e != lengths_b else "")
+    e_arr, b_arr = np.asarray(e, dtype=object), np.asarray(b, dtype=object)
+
+    def placement(d: int) -> tuple[np.ndarray, np.ndarray]:
+        i = np.arange(max(0, -d), min(n_e, n_b - d))
+        return i, (e_arr[i] != b_arr[i + d]) if i.size else np.zeros(0, dtype=bool)
+
+    firsts = [j for j, c in enumerate(b) if c == e[0]]
+    if firsts:
+        tried = [(d, *placement(d)) for d in firsts]
+        clean = [t for t in tried if not t[2].any()]
+        if len(clean) > 1:
+            raise BitcodeError(f"{where}ambiguous alignment: the ephys codes fit behaviour trials starting at "
+                               f"{[int(bt[d]) for d, _, _ in clean][:_SHOWN]} equally well")
+        d, idx, bad = clean[0] if clean else min(tried, key=lambda t: int(t[2].sum()))
+    else:
+        pos: dict[str, list[int]] = {}
+        for j, c in enumerate(b):
+            pos.setdefault(c, []).append(j)
+        offsets = Counter(j - i for i, c in enumerate(e) for j in pos.get(c, ()))
+        if not offsets:
+            raise BitcodeError(f"{where}none of the {n_e} ephys bitcodes occurs among the {n_b} behaviour "
+                               f"bitcodes (first ephys {e[0]!r}, first behaviour {b[0]!r}){hint}")
+        (d, votes), *rest = offsets.most_common()
+        if rest and rest[0][1] == votes:
+            raise BitcodeError(f"{where}the first ephys bitcode {e[0]!r} is not among the behaviour bitcodes and "
+                               f"the other codes do not agree on one alignment{hint}")
+        idx, bad = placement(d)
+        anchor = (f"ephys trial {-d} = behaviour trial {int(bt[0])}" if d < 0
+                  else f"ephys trial 0 = behaviour trial {int(bt[d]) if d < n_b else d + 1}")
+        messages.append(f"the first ephys bitcode {e[0]!r} is not among the behaviour bitcodes; "
+                        f"{votes} matching codes give {anchor}")
+    if bad.any():
+        pairs = [(int(i), int(bt[i + d]), e[i], b[i + d]) for i in idx[bad]]
+        anchor = (f"ephys trial {-d} = behaviour trial {int(bt[0])}" if d < 0
+                  else f"ephys trial 0 = behaviour trial {int(bt[d])}")
+        raise BitcodeError(f"{where}ephys and behaviour bitcodes disagree at {len(pairs)} of {idx.size} "
+                           f"overlapping trials (aligned with {anchor}): {_mismatch_text(pairs, len(pairs))}{hint}")
+    if idx.size == 0:
+        raise BitcodeError(f"{where}the ephys and behaviour trials do not overlap")
+    dropped = [i for i in range(n_e) if i < idx[0] or i > idx[-1]]
+    before = [i for i in dropped if i < idx[0]]
+    after = [i for i in dropped if i > idx[-1]]
+    if before:
+        messages.append(f"ephys trials {before[0]}..{before[-1]} come before the first behaviour trial; dropped")
+    if after:
+        messages.append(f"ephys trials {after[0]}..{after[-1]} come after the last behaviour trial "
+                        f"({int(bt[-1])}); dropped")
+    if dropped and not allow_partial:
+        raise BitcodeError(f"{where}" + "; ".join(messages))
+    n_unrecorded = n_b - idx.size
+    if n_unrecorded:
+        messages.append(f"{n_unrecorded} of {n_b} behaviour trials have no ephys trial")
+    return TrialAlignment(behavior_trials=bt[idx + d], ephys_index=idx.astype(np.int64), n_ephys=n_e,
+                          n_behavior=n_b, dropped_ephys=dropped, messages=messages, method="bitcode", offset=int(d))

@@ -1,0 +1,299 @@
+"""Read DeepLabCut output (spec 3.3): pose CSVs, labelled-data CSVs and the pandas .h5 twins.
+
+File layout (DeepLabCut 2.x; the MAP rigs' files are the video-analysis kind)::
+
+    scorer,DLC_resnet50_...,DLC_resnet50_...,DLC_resnet50_...,...      <- network (or labeller) name
+    bodyparts,nose,nose,nose,tongue,...                                 <- one bodypart per 2 or 3 columns
+    coords,x,y,likelihood,x,...                                         <- x, y[, likelihood]
+    0,418.48,257.23,1.0,...                                             <- frame number, values
+
+* Video analysis (``*DLC_resnet50_*.csv``, ``*DeepCut_resnet50_*.csv``): coords x, y, likelihood; the
+  first column is the frame number (0, 1, ...).
+* Labelled data (``CollectedData_<labeller>.csv``): coords x, y only and the rows are indexed by the
+  image path (``labeled-data/<video>/img005.png``); unlabelled points are empty cells (NaN). DeepLabCut
+  >= 2.2 splits that path over three index columns (``labeled-data,<video>,img005.png``, with blank
+  header cells above them); both forms are read, the parts joined with ``/``.
+* ``.h5``: the same DataFrame written by pandas (``to_hdf``, key ``df_with_missing``), columns a
+  3-level MultiIndex (scorer, bodyparts, coords). Needs PyTables.
+* Multi-animal projects add a 4th header row ``individuals`` (and a level of that name in .h5 files):
+  not supported, reported as such.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["DLCError", "DLCTracking", "read_dlc", "FEATURES", "map_bodyparts"]
+
+
+class DLCError(ValueError):
+    """A DeepLabCut file cannot be read; the message starts with the file path."""
+
+
+@dataclass
+class DLCTracking:
+    path: Path
+    scorer: str
+    bodyparts: list[str]              #: as in the file, in file order
+    x: np.ndarray                     #: (n_frames, n_bodyparts) float64
+    y: np.ndarray                     #: (n_frames, n_bodyparts) float64
+    likelihood: np.ndarray | None     #: (n_frames, n_bodyparts); None for labelled data (x, y only)
+    frame_index: np.ndarray           #: (n_frames,) int64 frame numbers, or row order for image-indexed files
+    image_paths: list[str] | None     #: labelled-data files: the image of each row
+
+    @property
+    def n_frames(self) -> int:
+        return self.x.shape[0]
+
+    def bodypart(self, name: str) -> dict[str, np.ndarray]:
+        """``{'x': ..., 'y': ..., 'likelihood': ...}`` of one bodypart (likelihood only if present)."""
+        try:
+            i = self.bodyparts.index(name)
+        except ValueError:
+            raise KeyError(f"{self.path}: no bodypart {name!r}; the file has {self.bodyparts}") from None
+        out = {"x": self.x[:, i], "y": self.y[:, i]}
+        if self.likelihood is not None:
+            out["likelihood"] = self.likelihood[:, i]
+        return out
+
+
+#: DeepLabCut bodypart name -> tracking feature (spec 3.3: tracking.Tracking.<Feature>Tracking parts).
+#: Keys with ``*`` are shell-style patterns; names are compared case-insensitively. The feature
+#: names themselves (``left_paw``, ``right_paw``) are accepted as bodypart names too.
+FEATURES: dict[str, str] = {
+    "nose": "nose",
+    "tongue": "tongue",
+    "jaw": "jaw",
+    "paw_left": "left_paw",
+    "paw_right": "right_paw",
+    "left_paw": "left_paw",
+    "right_paw": "right_paw",
+    "lickport": "lickport",
+    "*whisker*": "whisker",
+}
+
+
+def map_bodyparts(bodyparts) -> tuple[dict[str, str], list[str]]:
+    """(bodypart -> feature for the known ones, the unknown bodyparts), both in input order.
+
+    Several whisker bodyparts all map to ``whisker`` (tracking.WhiskerTracking keeps the bodypart
+    name as ``whisker_name``). Two bodyparts mapping to the same non-whisker feature is ambiguous
+    and raises ValueError.
+    """
+    exact = {k.lower(): v for k, v in FEATURES.items() if "*" not in k}
+    patterns = [(k.lower(), v) for k, v in FEATURES.items() if "*" in k]
+    mapped: dict[str, str] = {}
+    unknown: list[str] = []
+    for bp in bodyparts:
+        key = str(bp).strip().lower()
+        feature = exact.get(key)
+        if feature is None:
+            feature = next((v for p, v in patterns if fnmatch.fnmatchcase(key, p)), None)
+        if feature is None:
+            unknown.append(bp)
+        else:
+            mapped[bp] = feature
+    seen: dict[str, str] = {}
+    for bp, feature in mapped.items():
+        if feature != "whisker" and feature in seen:
+            raise ValueError(f"bodyparts {seen[feature]!r} and {bp!r} both map to feature {feature!r}")
+        seen[feature] = bp
+    return mapped, unknown
+
+
+# ----------------------------------------------------------------------------------------------
+def read_dlc(path) -> DLCTracking:
+    """Read a DeepLabCut .csv or .h5 file (see the module docstring for the accepted layouts)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DLCError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise DLCError(f"{path}: empty file")
+    suffix = path.suffix.lower()
+    if suffix in (".h5", ".hdf5", ".hdf"):
+        return _read_h5(path)
+    with open(path, "rb") as f:
+        magic = f.read(8)
+    if magic.startswith(b"\x89HDF"):
+        return _read_h5(path)
+    return _read_csv(path)
+
+
+def _read_csv(path: Path) -> DLCTracking:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = []
+            for row in csv.reader(f):
+                rows.append(row)
+                if len(rows) == 4:
+                    break
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DLCError(f"{path}: not a DeepLabCut CSV ({e})") from None
+    labels = [r[0].strip().lower() if r else "" for r in rows]
+    if len(rows) < 3 and labels[:1] == ["scorer"]:
+        raise DLCError(f"{path}: expected header rows scorer, bodyparts, coords; the file has only "
+                       f"{len(rows)} rows")
+    if not rows or labels[0] != "scorer":
+        raise DLCError(f"{path}: not a DeepLabCut CSV: the first header row must start with 'scorer' "
+                       f"(got {rows[0][:1] if rows else 'nothing'})")
+    if labels[1] == "individuals":
+        raise DLCError(f"{path}: multi-animal DeepLabCut file (header row 'individuals'): "
+                       "multi-animal not supported")
+    if labels[1:3] != ["bodyparts", "coords"]:
+        raise DLCError(f"{path}: expected header rows scorer, bodyparts, coords; got {labels[:3]}")
+    width = len(rows[0])
+    if any(len(r) != width for r in rows[:3]):
+        raise DLCError(f"{path}: the three header rows have different numbers of columns "
+                       f"({[len(r) for r in rows[:3]]})")
+    # index columns: 'scorer' plus the blank cells after it (DeepLabCut >= 2.2 labelled data)
+    n_index = 1
+    while n_index < width and rows[0][n_index].strip() == "" and rows[2][n_index].strip() == "":
+        n_index += 1
+    scorers = [c.strip() for c in rows[0][n_index:]]
+    bodyparts = [c.strip() for c in rows[1][n_index:]]
+    coords = [c.strip().lower() for c in rows[2][n_index:]]
+    try:
+        data = pd.read_csv(path, header=None, skiprows=3, dtype=str, keep_default_na=False,
+                           encoding="utf-8-sig", skip_blank_lines=True)
+    except pd.errors.EmptyDataError:
+        data = pd.DataFrame(np.empty((0, width), dtype=object))
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise DLCError(f"{path}: cannot parse the data rows ({e})") from None
+    if data.shape[1] != width:
+        raise DLCError(f"{path}: data rows have {data.shape[1]} columns, the header has {width}")
+    index = data.iloc[:, :n_index].to_numpy(dtype=object)
+    raw = data.iloc[:, n_index:].to_numpy(dtype=object)
+    values = _to_float(path, raw, first_line=4, columns=[f"{b}/{c}" for b, c in zip(bodyparts, coords)])
+    return _assemble(path, scorers, bodyparts, coords, values, _index_from_cells(index))
+
+
+def _to_float(path: Path, raw: np.ndarray, first_line: int, columns: list[str]) -> np.ndarray:
+    """Object array of strings -> float64, blank = NaN; a bad cell is reported with line and column."""
+    flat = raw.ravel()
+    stripped = np.array([s.strip() for s in flat], dtype=object) if flat.size else flat
+    blank = stripped == ""
+    out = np.full(flat.shape, np.nan)
+    try:
+        out[~blank] = stripped[~blank].astype(np.float64)
+    except ValueError:
+        for k in np.flatnonzero(~blank):
+            try:
+                float(stripped[k])
+            except ValueError:
+                r, c = divmod(int(k), raw.shape[1])
+                raise DLCError(f"{path}: line {first_line + r}, column {columns[c]!r}: "
+                               f"not a number: {stripped[k]!r}") from None
+        raise
+    return out.reshape(raw.shape)
+
+
+def _index_from_cells(index: np.ndarray) -> list[str]:
+    if index.shape[1] == 1:
+        return [str(v).strip() for v in index[:, 0]]
+    return ["/".join(str(p).strip() for p in row if str(p).strip() != "") for row in index]
+
+
+def _read_h5(path: Path) -> DLCTracking:
+    try:
+        import tables  # noqa: F401  (pandas needs it for HDF5; say so plainly)
+    except ImportError:
+        raise DLCError(f"{path}: reading DeepLabCut .h5 files needs PyTables (pip install tables)") from None
+    try:
+        with pd.HDFStore(path, mode="r") as store:
+            keys = store.keys()
+            if "/df_with_missing" in keys:
+                key = "/df_with_missing"
+            elif len(keys) == 1:
+                key = keys[0]
+            else:
+                raise DLCError(f"{path}: no 'df_with_missing' table and {len(keys)} tables {keys}; "
+                               "expected DeepLabCut's single DataFrame")
+            df = store.get(key)
+    except DLCError:
+        raise
+    except Exception as e:  # tables/pandas raise many kinds for non-pandas or corrupt HDF5
+        raise DLCError(f"{path}: cannot read as a pandas HDF5 file ({type(e).__name__}: {e})") from None
+    if not isinstance(df, pd.DataFrame):
+        raise DLCError(f"{path}: the HDF5 table is a {type(df).__name__}, not a DataFrame")
+    cols = df.columns
+    names = [str(n).lower() if n is not None else None for n in getattr(cols, "names", [None])]
+    if "individuals" in names:
+        raise DLCError(f"{path}: multi-animal DeepLabCut file (column level 'individuals'): "
+                       "multi-animal not supported")
+    if not isinstance(cols, pd.MultiIndex) or cols.nlevels != 3:
+        raise DLCError(f"{path}: expected 3 column levels (scorer, bodyparts, coords), got "
+                       f"{getattr(cols, 'nlevels', 1)} ({names})")
+    scorers = [str(v) for v in cols.get_level_values(0)]
+    bodyparts = [str(v) for v in cols.get_level_values(1)]
+    coords = [str(v).lower() for v in cols.get_level_values(2)]
+    try:
+        values = df.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise DLCError(f"{path}: non-numeric values ({e})") from None
+    idx = df.index
+    if isinstance(idx, pd.MultiIndex):
+        labels = ["/".join(str(p) for p in t if str(p) != "") for t in idx]
+    else:
+        labels = [str(v) for v in idx]
+    return _assemble(path, scorers, bodyparts, coords, values, labels,
+                     int_index=np.asarray(idx) if pd.api.types.is_integer_dtype(idx.dtype) else None)
+
+
+def _assemble(path: Path, scorers, bodyparts, coords, values: np.ndarray, index_labels: list[str],
+              int_index: np.ndarray | None = None) -> DLCTracking:
+    if not bodyparts:
+        raise DLCError(f"{path}: no bodypart columns")
+    distinct = list(dict.fromkeys(scorers))
+    if len(distinct) != 1 or distinct[0] == "":
+        raise DLCError(f"{path}: expected one scorer, found {distinct}")
+    parts = list(dict.fromkeys(bodyparts))
+    with_likelihood = "likelihood" in coords
+    want = ("x", "y", "likelihood") if with_likelihood else ("x", "y")
+    col = {}
+    for j, (bp, c) in enumerate(zip(bodyparts, coords)):
+        if c not in want:
+            raise DLCError(f"{path}: bodypart {bp!r} has coordinate {c!r}; expected {'/'.join(want)}")
+        if (bp, c) in col:
+            raise DLCError(f"{path}: column {bp}/{c} appears twice")
+        col[(bp, c)] = j
+    missing = [f"{bp}/{c}" for bp in parts for c in want if (bp, c) not in col]
+    if missing:
+        raise DLCError(f"{path}: missing columns {missing[:6]}; every bodypart needs {', '.join(want)}")
+    take = {c: [col[(bp, c)] for bp in parts] for c in want}
+    n = values.shape[0]
+    if int_index is not None:
+        frame_index, image_paths = int_index.astype(np.int64), None
+    else:
+        frame_index, image_paths = _frame_numbers(index_labels)
+        if image_paths is None and frame_index is None:
+            raise DLCError(f"{path}: the first column holds neither frame numbers nor image paths")
+    if image_paths is not None:
+        frame_index = np.arange(n, dtype=np.int64)
+    return DLCTracking(
+        path=path, scorer=distinct[0], bodyparts=parts,
+        x=np.ascontiguousarray(values[:, take["x"]], dtype=np.float64),
+        y=np.ascontiguousarray(values[:, take["y"]], dtype=np.float64),
+        likelihood=(np.ascontiguousarray(values[:, take["likelihood"]], dtype=np.float64)
+                    if with_likelihood else None),
+        frame_index=frame_index, image_paths=image_paths)
+
+
+def _frame_numbers(labels: list[str]) -> tuple[np.ndarray | None, list[str] | None]:
+    """(frame numbers, None) if every label is an integer, else (None, labels as image paths)."""
+    if not labels:
+        return np.empty(0, dtype=np.int64), None
+    try:
+        as_float = np.array(labels, dtype=np.float64)
+    except ValueError:
+        as_float = None
+    if as_float is not None and np.all(np.isfinite(as_float)) and np.all(as_float == np.round(as_float)):
+        return as_float.astype(np.int64), None
+    if any(lab == "" for lab in labels):
+        return None, None
+    return None, list(labels)

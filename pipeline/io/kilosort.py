@@ -1,0 +1,677 @@
+"""Kilosort 2/2.5/3/4 and phy output folders -> ``SortingResult`` (spikes, clusters, labels, waveforms, metrics).
+
+``SortingResult`` is shared with the JRClust reader (``pipeline.io.jrclust``), so the ephys ingest
+handles every sorter the same way. Conventions:
+
+* spike times are int64 sample indices, 0-based (sample 0 = first sample of the sorted file), in
+  ascending order; every per-spike array follows that order;
+* a *site* is a column of the channel map (0-based); ``channel_map[site]`` is the acquisition channel;
+* ``cluster_ids`` are the clusters that have spikes, ascending; every per-cluster field follows them.
+
+Files read (spec 3.4), all but ``spike_times.npy`` optional, each absence listed in ``missing``:
+
+* ``params.py`` (parsed with ``ast``, never executed): ``sample_rate`` (else 30 kHz is assumed);
+* ``spike_times.npy``; ``spike_times_sec.npy`` / ``spike_times_sec_adj.npy`` (seconds, e.g. after
+  TPrime) go to ``spike_times_sec``; ``spike_clusters.npy`` (phy's curated ids; else
+  ``spike_templates.npy`` is used), ``spike_templates.npy``, ``amplitudes.npy``;
+* ``channel_map.npy``, ``channel_positions.npy``;
+* ``templates.npy`` (+ ``templates_ind.npy`` when sparse) and ``whitening_mat_inv.npy``: a cluster's
+  mean waveform is the spike-weighted mean of its unwhitened templates scaled by the spike amplitudes
+  (raw data units, i.e. ADC bits), the peak site is the site of largest peak-to-peak, ``unit_amp`` its
+  peak-to-peak;
+* ``pc_features.npy`` + ``pc_feature_ind.npy``: spike depth = y of the ``pc_feature_ind`` sites of the
+  spike's template weighted by the squared first-PC feature, negative features counted as 0 (the
+  cortex-lab ``ksDriftmap`` rule). Without PC features a spike's depth is the y of its template's
+  peak site; without templates the template's peak site is ``pc_feature_ind[t, 0]`` (Kilosort orders
+  those channels by template amplitude, largest first);
+* labels: ``cluster_group.tsv`` / legacy ``cluster_groups.csv`` (phy's curated ``group``),
+  ``cluster_KSLabel.tsv`` and any other ``cluster_*.tsv`` (``cluster_info.tsv``, phy's summary
+  table, is not a label file). Quality: curated group if it is good/mua/noise, else KSLabel, else
+  'all'; good -> good, mua -> multi, noise / unsorted -> all;
+* ecephys ``metrics.csv``, ``waveform_metrics.csv`` and ``mean_waveforms.npy`` (units x channels x
+  samples, in uV, indexed by cluster id and acquisition channel): when present they give the peak
+  channel, amplitude (uV), SNR and the mean waveform (uV), as the original MAP ingest did.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["KilosortError", "SortingResult", "read_kilosort", "read_params", "group_by_cluster",
+           "dense_cluster_index", "ks_quality", "WAVEFORM_METRIC_COLUMNS", "CLUSTER_METRIC_COLUMNS"]
+
+DEFAULT_SAMPLE_RATE = 30000.0
+CLUSTER_METRIC_COLUMNS = ("presence_ratio", "amplitude_cutoff", "isolation_distance", "l_ratio", "d_prime",
+                          "nn_hit_rate", "nn_miss_rate", "silhouette_score", "max_drift", "cumulative_drift")
+WAVEFORM_METRIC_COLUMNS = ("duration", "halfwidth", "PT_ratio", "repolarization_slope", "recovery_slope",
+                           "spread", "velocity_above", "velocity_below")
+_GROUP_QUALITY = {"good": "good", "mua": "multi", "noise": "all"}
+_KSLABEL_QUALITY = {"good": "good", "mua": "multi"}
+_PC_CHUNK = 1 << 18          # spikes per block when reading pc_features.npy
+_CLUSTER_CHUNK = 256         # clusters per block when averaging templates
+
+
+class KilosortError(ValueError):
+    """The folder cannot be read; the message starts with the folder or file at fault."""
+
+
+@dataclass
+class SortingResult:
+    """One probe's spike sorting, whatever the sorter (see the module docstring for conventions)."""
+
+    path: Path
+    sorter: str                          # 'kilosort2' | 'pykilosort2.5' | 'jrclust_v3' | 'jrclust_v4'
+    sample_rate: float                   # Hz
+    spike_times: np.ndarray              # int64 (N,) samples, 0-based, ascending
+    spike_clusters: np.ndarray           # int32 (N,)
+    spike_sites: np.ndarray | None       # int32 (N,) site index of the spike's peak
+    spike_depths: np.ndarray | None      # float32 (N,) um
+    amplitudes: np.ndarray | None        # float32 (N,)
+    channel_map: np.ndarray              # (C,) acquisition channel of each site
+    channel_positions: np.ndarray        # (C, 2) um
+    cluster_ids: np.ndarray              # (K,) ascending, clusters that have spikes
+    cluster_quality: dict[int, str]      # cluster -> good | ok | multi | all
+    cluster_labels: pd.DataFrame         # index cluster_id; one column per label, raw strings
+    peak_channel: np.ndarray             # (K,) int64 site index of each cluster's peak, -1 if unknown
+    mean_waveforms: np.ndarray | None    # (K, n_samples) at the peak site
+    waveform_unit: str                   # 'uV' | 'bits' | '' (no waveforms)
+    unit_amp: np.ndarray | None          # (K,) peak-to-peak amplitude, in ``amp_unit``
+    unit_snr: np.ndarray | None          # (K,)
+    unit_position: np.ndarray | None     # (K, 2) um
+    metrics: pd.DataFrame | None         # metrics.csv, index cluster_id
+    waveform_metrics: pd.DataFrame | None
+    missing: list[str]                   # '<file or field>: <what its absence costs>'
+    amp_unit: str = ""                   # unit of unit_amp: 'uV' | 'bits' | ''
+    spike_times_sec: np.ndarray | None = None   # float64 (N,) when the folder has spike_times_sec[_adj].npy
+    dropped_spikes: int = 0              # spikes left out (JRClust clusters <= 0)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_spikes(self) -> int:
+        return int(self.spike_times.size)
+
+    def spike_trains(self, *names: str) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """``group_by_cluster`` of the named per-spike fields (default: spike_times)."""
+        names = names or ("spike_times",)
+        cluster_ids, offsets, out = group_by_cluster(self.spike_clusters, *(getattr(self, n) for n in names))
+        return cluster_ids, offsets, out
+
+
+# ---------------------------------------------------------------------------------------------- grouping
+
+def dense_cluster_index(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sorted unique ids, their counts, each element's rank among the unique ids as uint16/uint32).
+
+    Uses bincount + a lookup table when the id range is small compared to the number of elements (the
+    normal case for cluster ids), else np.unique.
+    """
+    ids = np.asarray(ids).ravel()
+    if ids.size == 0:
+        return ids.copy(), np.zeros(0, np.int64), np.zeros(0, np.uint16)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"cluster ids must be integers, got {ids.dtype}")
+    lo, hi = int(ids.min()), int(ids.max())
+    span = hi - lo + 1
+    if span <= max(4 * ids.size, 1 << 16) and span < 2**31:
+        if lo == 0 and ids.dtype.itemsize <= 4:
+            rel = ids
+        elif ids.dtype.kind == "i" and ids.dtype.itemsize <= 4:
+            rel = ids.astype(np.int32, copy=False) - np.int32(lo)   # wraps correctly: 0 <= result < 2**31
+        else:
+            rel = ids.astype(np.int64) - lo
+        counts = np.bincount(rel, minlength=span)
+        present = np.flatnonzero(counts)
+        k = present.size
+        rank_type = np.uint16 if k <= 1 << 16 else np.uint32
+        lut = np.zeros(span, rank_type)
+        lut[present] = np.arange(k, dtype=rank_type)
+        return (present + lo).astype(ids.dtype), counts[present], lut[rel]
+    uniq, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    rank_type = np.uint16 if uniq.size <= 1 << 16 else np.uint32
+    return uniq, counts, inverse.astype(rank_type)
+
+
+def _stable_order(rank: np.ndarray) -> np.ndarray:
+    """Stable argsort of non-negative ranks: numpy's radix sort on 16-bit keys, two passes (LSD) above."""
+    if rank.dtype == np.uint16 or rank.dtype == np.uint8:
+        return np.argsort(rank, kind="stable")
+    order = np.argsort((rank & 0xFFFF).astype(np.uint16), kind="stable")
+    high = (rank[order] >> 16).astype(np.uint16)
+    return order[np.argsort(high, kind="stable")]
+
+
+def group_by_cluster(spike_clusters: np.ndarray, *arrays: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Reorder per-spike arrays so that each cluster's spikes are contiguous.
+
+    Returns (cluster_ids (K,) ascending, offsets (K+1,), [each array reordered]); unit k's spikes are
+    ``out[offsets[k]:offsets[k + 1]]``, in their input order (time order for time-sorted input).
+
+    Algorithm: each spike's key ``(cluster - min) << 32 | index`` is unique, so one unstable sort of
+    those uint64 keys (numpy's SIMD sort) is a stable sort by cluster; the low 32 bits are then the
+    permutation, and the cluster boundaries come from binary searches in the sorted keys (no bincount
+    pass). Input that is already grouped is returned without reordering. Falls back to a stable radix
+    argsort of dense ranks for more than 2**32 spikes or an id span of 2**31 or more.
+    """
+    clusters = np.asarray(spike_clusters).ravel()
+    n = clusters.size
+    for i, a in enumerate(arrays):
+        if a is not None and len(a) != n:
+            raise ValueError(f"array {i} has {len(a)} elements but spike_clusters has {n}")
+    if clusters.dtype.kind not in "iu":
+        raise TypeError(f"cluster ids must be integers, got {clusters.dtype}")
+    if n == 0:
+        return clusters.copy(), np.zeros(1, np.int64), [None if a is None else np.asarray(a)[:0] for a in arrays]
+    lo, hi = int(clusters.min()), int(clusters.max())
+    span = hi - lo + 1
+    if n >= 2**32 or span >= 2**31:
+        cluster_ids, counts, rank = dense_cluster_index(clusters)
+        offsets = np.zeros(cluster_ids.size + 1, np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        order = None if np.all(rank[1:] >= rank[:-1]) else _stable_order(rank)
+    else:
+        if lo >= 0:
+            keys = clusters.astype(np.uint64)
+            if lo:
+                keys -= np.uint64(lo)
+        else:
+            keys = (clusters.astype(np.int64) - lo).astype(np.uint64)
+        grouped = bool(np.all(clusters[1:] >= clusters[:-1]))
+        keys <<= np.uint64(32)
+        if not grouped:
+            keys |= np.arange(n, dtype=np.uint64)
+            keys.sort()
+        if span <= 4 * n + (1 << 16):
+            bounds = np.searchsorted(keys, np.arange(span + 1, dtype=np.uint64) << np.uint64(32))
+            present = np.flatnonzero(np.diff(bounds))
+            cluster_ids = (present + lo).astype(clusters.dtype)
+            offsets = np.append(bounds[present], n).astype(np.int64)
+        else:
+            high = keys >> np.uint64(32)
+            starts = np.flatnonzero(np.concatenate(([True], high[1:] != high[:-1])))
+            cluster_ids = (high[starts].astype(np.int64) + lo).astype(clusters.dtype)
+            offsets = np.append(starts, n).astype(np.int64)
+            del high
+        if grouped:
+            order = None
+        else:
+            keys &= np.uint64(0xFFFFFFFF)
+            order = keys.view(np.int64)
+    out = [None if a is None else (np.asarray(a) if order is None else np.asarray(a)[order]) for a in arrays]
+    return cluster_ids, offsets, out
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+def read_params(path: str | Path) -> dict[str, Any]:
+    """Kilosort/phy ``params.py`` as a dict of its literal assignments (never executed)."""
+    path = Path(path)
+    try:
+        tree = ast.parse(path.read_text(errors="replace"), filename=str(path))
+    except SyntaxError as e:
+        raise KilosortError(f"{path}: not a readable params.py ({e.msg}, line {e.lineno})") from None
+    out: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                continue                      # an expression, not a literal: ignored
+    return out
+
+
+def _load_npy(path: Path, mmap: bool = True) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - numpy raises ValueError/OSError/EOFError/... for bad files
+        if mmap:
+            try:   # some valid files cannot be memory-mapped (e.g. zero-length, odd headers)
+                return np.load(path, allow_pickle=False)
+            except Exception:  # noqa: BLE001
+                pass
+        raise KilosortError(f"{path}: not a readable .npy file ({type(e).__name__}: {e})") from None
+
+
+def _vector(path: Path, a: np.ndarray) -> np.ndarray:
+    """(N,), (N, 1) or (1, N) -> (N,)."""
+    if a.ndim == 1:
+        return a
+    if a.ndim == 2 and 1 in a.shape:
+        return a.reshape(-1)
+    raise KilosortError(f"{path}: expected a vector, got shape {a.shape}")
+
+
+def _check_len(path: Path, a: np.ndarray, n: int, what: str = "spike_times.npy") -> None:
+    if a.shape[0] != n:
+        raise KilosortError(f"{path}: {a.shape[0]} rows but {what} has {n}")
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A phy label file (tab-separated; legacy .csv files may use commas) as raw strings."""
+    try:
+        with open(path, newline="") as f:
+            first = f.readline()
+        sep = "\t" if "\t" in first or "," not in first else ","
+        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except Exception as e:  # noqa: BLE001
+        raise KilosortError(f"{path}: not a readable table ({type(e).__name__}: {e})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    id_col = next((c for c in ("cluster_id", "id") if c in df.columns), df.columns[0] if len(df.columns) else None)
+    if id_col is None or len(df.columns) < 2:
+        raise KilosortError(f"{path}: expected a cluster id column and at least one label column")
+    try:
+        ids = pd.to_numeric(df[id_col].str.strip()).astype(np.int64)
+    except (ValueError, TypeError):
+        raise KilosortError(f"{path}: column {id_col!r} holds non-integer cluster ids") from None
+    df = df.drop(columns=[id_col]).apply(lambda s: s.str.strip())
+    df.index = pd.Index(ids, name="cluster_id")
+    return df[~df.index.duplicated(keep="first")]
+
+
+def _label_files(folder: Path) -> list[Path]:
+    first = [folder / n for n in ("cluster_group.tsv", "cluster_groups.csv", "cluster_KSLabel.tsv")]
+    others = sorted(p for p in folder.glob("cluster_*.tsv")
+                    if p.name not in {"cluster_group.tsv", "cluster_KSLabel.tsv", "cluster_info.tsv"})
+    return [p for p in first if p.is_file()] + others
+
+
+def _read_labels(folder: Path, cluster_ids: np.ndarray) -> pd.DataFrame:
+    labels = pd.DataFrame(index=pd.Index(cluster_ids.astype(np.int64), name="cluster_id"))
+    for path in _label_files(folder):
+        df = _read_table(path)
+        for col in df.columns:
+            if col not in labels.columns:    # cluster_group.tsv wins over a legacy cluster_groups.csv
+                labels[col] = df[col].reindex(labels.index).fillna("").astype(str)
+    return labels
+
+
+def ks_quality(labels: pd.DataFrame) -> dict[int, str]:
+    """cluster -> good | multi | all from phy's group (curated) or else Kilosort's KSLabel."""
+    out = {}
+    group = labels["group"] if "group" in labels.columns else None
+    kslabel = labels["KSLabel"] if "KSLabel" in labels.columns else None
+    for cid in labels.index:
+        q = None
+        if group is not None:
+            q = _GROUP_QUALITY.get(group[cid].strip().lower())
+        if q is None and kslabel is not None:
+            q = _KSLABEL_QUALITY.get(kslabel[cid].strip().lower())
+        out[int(cid)] = q or "all"
+    return out
+
+
+def _read_metrics(path: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path)
+    except Exception as e:  # noqa: BLE001
+        raise KilosortError(f"{path}: not a readable csv ({type(e).__name__}: {e})") from None
+    df = df.drop(columns=[c for c in df.columns if str(c).startswith("Unnamed:")])
+    if "cluster_id" not in df.columns:
+        raise KilosortError(f"{path}: no cluster_id column (columns: {', '.join(map(str, df.columns))})")
+    df["cluster_id"] = df["cluster_id"].astype(np.int64)
+    df = df.drop_duplicates("cluster_id", keep="first").set_index("cluster_id").sort_index()
+    return df
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+def read_kilosort(folder: str | Path) -> SortingResult:
+    """Read a Kilosort/phy output folder (see the module docstring); raises KilosortError."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise KilosortError(f"{folder}: not a folder")
+    missing: list[str] = []
+
+    def opt(name: str, cost: str, mmap: bool = True) -> np.ndarray | None:
+        p = folder / name
+        if p.is_file():
+            return _load_npy(p, mmap)
+        missing.append(f"{name}: {cost}")
+        return None
+
+    # -- params
+    params: dict[str, Any] = {}
+    if (folder / "params.py").is_file():
+        params = read_params(folder / "params.py")
+    if "sample_rate" in params:
+        try:
+            sample_rate = float(params["sample_rate"])
+        except (TypeError, ValueError):
+            raise KilosortError(f"{folder / 'params.py'}: sample_rate {params['sample_rate']!r} is not a number") \
+                from None
+        if not sample_rate > 0:
+            raise KilosortError(f"{folder / 'params.py'}: sample_rate {sample_rate} is not positive")
+    else:
+        sample_rate = DEFAULT_SAMPLE_RATE
+        missing.append(f"params.py: no sample_rate, {DEFAULT_SAMPLE_RATE:g} Hz assumed")
+
+    # -- spikes
+    st_path = folder / "spike_times.npy"
+    if not st_path.is_file():
+        raise KilosortError(f"{st_path}: missing (every Kilosort/phy folder has spike times)")
+    spike_times = _vector(st_path, _load_npy(st_path))
+    n = spike_times.shape[0]
+    if spike_times.dtype.kind == "f":
+        if n and not np.all(np.isfinite(spike_times)):
+            raise KilosortError(f"{st_path}: non-finite spike times")
+        spike_times = np.rint(spike_times)
+    elif spike_times.dtype.kind not in "iu":
+        raise KilosortError(f"{st_path}: spike times of type {spike_times.dtype}, expected integers")
+    spike_times = spike_times.astype(np.int64)
+    if n and spike_times.min() < 0:
+        raise KilosortError(f"{st_path}: negative spike times")
+
+    spike_times_sec = None
+    for name in ("spike_times_sec_adj.npy", "spike_times_sec.npy"):
+        if (folder / name).is_file():
+            a = _vector(folder / name, _load_npy(folder / name))
+            _check_len(folder / name, a, n)
+            spike_times_sec = np.asarray(a, dtype=np.float64)
+            break
+
+    templates_path = folder / "spike_templates.npy"
+    spike_templates = None
+    if templates_path.is_file():
+        spike_templates = _vector(templates_path, _load_npy(templates_path))
+        _check_len(templates_path, spike_templates, n)
+        spike_templates = spike_templates.astype(np.int32)
+    clusters_path = folder / "spike_clusters.npy"
+    if clusters_path.is_file():
+        spike_clusters = _vector(clusters_path, _load_npy(clusters_path))
+        _check_len(clusters_path, spike_clusters, n)
+        spike_clusters = spike_clusters.astype(np.int32)
+    elif spike_templates is not None:
+        spike_clusters = spike_templates.copy()
+        missing.append("spike_clusters.npy: clusters are the Kilosort templates (no phy curation)")
+    else:
+        raise KilosortError(f"{clusters_path}: missing, and no spike_templates.npy to use instead")
+    if spike_templates is None:
+        missing.append("spike_templates.npy: no per-spike template, so no spike sites, depths or template waveforms")
+
+    amplitudes = opt("amplitudes.npy", "no spike amplitudes")
+    if amplitudes is not None:
+        amplitudes = _vector(folder / "amplitudes.npy", amplitudes)
+        _check_len(folder / "amplitudes.npy", amplitudes, n)
+        amplitudes = amplitudes.astype(np.float32)
+
+    # spikes in time order (Kilosort writes them sorted; phy keeps the order)
+    file_templates, order = spike_templates, None      # pc_features.npy rows stay in file order
+    if n and not np.all(spike_times[1:] >= spike_times[:-1]):
+        order = np.argsort(spike_times, kind="stable")
+        spike_times, spike_clusters = spike_times[order], spike_clusters[order]
+        spike_templates = None if spike_templates is None else spike_templates[order]
+        amplitudes = None if amplitudes is None else amplitudes[order]
+        spike_times_sec = None if spike_times_sec is None else spike_times_sec[order]
+
+    cluster_ids, cluster_counts, cluster_rank = dense_cluster_index(spike_clusters)
+    k = cluster_ids.size
+
+    # -- probe
+    channel_map = opt("channel_map.npy", "site -> channel map unknown, identity assumed")
+    channel_positions = opt("channel_positions.npy", "no site positions: no spike depths or unit positions")
+    if channel_map is not None:
+        channel_map = _vector(folder / "channel_map.npy", np.asarray(channel_map)).astype(np.int64)
+    if channel_positions is not None:
+        channel_positions = np.asarray(channel_positions, dtype=np.float64)
+        if channel_positions.ndim != 2 or channel_positions.shape[1] < 2:
+            raise KilosortError(f"{folder / 'channel_positions.npy'}: expected (sites, 2), got "
+                                f"{channel_positions.shape}")
+        channel_positions = channel_positions[:, :2]
+        if channel_map is not None and channel_map.size != channel_positions.shape[0]:
+            raise KilosortError(f"{folder / 'channel_positions.npy'}: {channel_positions.shape[0]} sites but "
+                                f"channel_map.npy has {channel_map.size}")
+
+    # -- templates
+    n_templates = int(spike_templates.max()) + 1 if spike_templates is not None and n else 0
+    templates = opt("templates.npy", "no template waveforms, so no mean waveforms or unit amplitudes from them")
+    unwhitened = None
+    if templates is not None:
+        unwhitened = _unwhitened_templates(folder, templates, channel_map, missing)
+        if spike_templates is not None and n and unwhitened.shape[0] < n_templates:
+            raise KilosortError(f"{folder / 'templates.npy'}: {unwhitened.shape[0]} templates but "
+                                f"spike_templates.npy refers to template {n_templates - 1}")
+        n_templates = max(n_templates, unwhitened.shape[0])
+        if channel_map is None:
+            channel_map = np.arange(unwhitened.shape[2])
+    pc_feature_ind = None
+    if (folder / "pc_feature_ind.npy").is_file():
+        pc_feature_ind = np.asarray(_load_npy(folder / "pc_feature_ind.npy", mmap=False))
+        if pc_feature_ind.ndim != 2:
+            raise KilosortError(f"{folder / 'pc_feature_ind.npy'}: expected (templates, channels), got "
+                                f"{pc_feature_ind.shape}")
+        pc_feature_ind = pc_feature_ind.astype(np.int64)
+        if spike_templates is not None and n and pc_feature_ind.shape[0] < n_templates:
+            raise KilosortError(f"{folder / 'pc_feature_ind.npy'}: {pc_feature_ind.shape[0]} templates but "
+                                f"spike_templates.npy refers to template {n_templates - 1}")
+    if channel_map is None:
+        n_sites = (channel_positions.shape[0] if channel_positions is not None
+                   else int(pc_feature_ind.max()) + 1 if pc_feature_ind is not None and pc_feature_ind.size else 0)
+        channel_map = np.arange(n_sites)
+    n_sites = channel_map.size
+    if channel_positions is None:
+        channel_positions = np.full((n_sites, 2), np.nan)
+    if pc_feature_ind is not None and pc_feature_ind.size and pc_feature_ind.max() >= n_sites:
+        raise KilosortError(f"{folder / 'pc_feature_ind.npy'}: site {pc_feature_ind.max()} but the probe has "
+                            f"{n_sites} sites")
+
+    # per-template peak site
+    template_peak = None
+    if unwhitened is not None:
+        template_peak = np.ptp(unwhitened, axis=1).argmax(axis=1)
+    elif pc_feature_ind is not None:
+        template_peak = pc_feature_ind[:, 0]
+    spike_sites = None
+    if template_peak is not None and spike_templates is not None:
+        spike_sites = template_peak[spike_templates].astype(np.int32)
+    elif template_peak is None and spike_templates is not None:
+        missing.append("pc_feature_ind.npy: no template peak sites (no templates.npy either), so no spike sites")
+
+    # -- per-cluster x template spike counts / amplitude sums (K x T, small)
+    counts_kt = amps_kt = None
+    if spike_templates is not None and n_templates and (template_peak is not None):
+        key = cluster_rank.astype(np.int64) * n_templates + spike_templates
+        counts_kt = np.bincount(key, minlength=k * n_templates).reshape(k, n_templates)
+        if amplitudes is not None:
+            amps_kt = np.bincount(key, weights=amplitudes, minlength=k * n_templates).reshape(k, n_templates)
+        del key
+
+    # -- spike depths
+    spike_depths = None
+    ycoords = channel_positions[:, 1]
+    has_positions = bool(np.isfinite(ycoords).all()) and n_sites > 0
+    pc_path = folder / "pc_features.npy"
+    if not has_positions:
+        pass
+    elif pc_path.is_file() and pc_feature_ind is not None and spike_templates is not None:
+        fallback = None if template_peak is None else ycoords[template_peak[file_templates]]
+        spike_depths = _pc_depths(pc_path, _load_npy(pc_path), pc_feature_ind, file_templates, ycoords, n, fallback)
+        if order is not None:
+            spike_depths = spike_depths[order]
+    elif spike_sites is not None:
+        missing.append("pc_features.npy: spike depth is the y of the template's peak site")
+        spike_depths = ycoords[spike_sites].astype(np.float32)
+    else:
+        missing.append("pc_features.npy: no spike depths")
+
+    # -- labels, metrics
+    labels = _read_labels(folder, cluster_ids)
+    if labels.shape[1] == 0:
+        missing.append("cluster_group.tsv: no cluster labels, every unit's quality is 'all'")
+    quality = ks_quality(labels)
+    metrics = None
+    if (folder / "metrics.csv").is_file():
+        metrics = _read_metrics(folder / "metrics.csv")
+    else:
+        missing.append("metrics.csv: no cluster metrics, peak/amplitude from templates, no SNR")
+    waveform_metrics = None
+    if (folder / "waveform_metrics.csv").is_file():
+        waveform_metrics = _read_metrics(folder / "waveform_metrics.csv")
+    elif metrics is not None and set(WAVEFORM_METRIC_COLUMNS) <= set(metrics.columns):
+        waveform_metrics = metrics[list(WAVEFORM_METRIC_COLUMNS)].copy()
+
+    # -- per-cluster peak, waveform, amplitude, snr
+    site_of_channel = np.full(int(channel_map.max()) + 1 if n_sites else 0, -1, np.int64)
+    site_of_channel[channel_map] = np.arange(n_sites)
+    peak_channel = np.full(k, -1, np.int64)
+    mean_waveforms = None
+    waveform_unit = amp_unit = ""
+    unit_amp = unit_snr = None
+    from_metrics = metrics is not None and "peak_channel" in metrics.columns
+    if from_metrics:
+        chan = metrics["peak_channel"].reindex(cluster_ids.astype(np.int64)).to_numpy()
+        ok = np.isfinite(chan)
+        chan_i = np.where(ok, chan, -1).astype(np.int64)
+        ok &= (chan_i >= 0) & (chan_i < site_of_channel.size)
+        peak_channel[ok] = site_of_channel[chan_i[ok]]
+        if "amplitude" in metrics.columns:
+            unit_amp = metrics["amplitude"].reindex(cluster_ids.astype(np.int64)).to_numpy(np.float64)
+            amp_unit = "uV"
+        if "snr" in metrics.columns:
+            unit_snr = metrics["snr"].reindex(cluster_ids.astype(np.int64)).to_numpy(np.float64)
+        mw_path = folder / "mean_waveforms.npy"
+        if mw_path.is_file():
+            mean_waveforms = _waveforms_from_file(mw_path, _load_npy(mw_path), cluster_ids, channel_map,
+                                                  peak_channel)
+            waveform_unit = "uV"
+        else:
+            missing.append("mean_waveforms.npy: no mean waveforms in uV"
+                           + (" (from the templates instead, raw units)" if templates is not None else ""))
+    if counts_kt is not None and unwhitened is not None:
+        if amps_kt is None:
+            missing.append("amplitudes.npy: template waveforms not scaled by spike amplitudes")
+        w = amps_kt if amps_kt is not None else counts_kt.astype(np.float64)
+        t_peak, t_wave = _template_cluster_waveforms(unwhitened, w, cluster_counts,
+                                                     peak_channel if from_metrics else None)
+        if not from_metrics:
+            peak_channel = t_peak
+        if mean_waveforms is None:
+            mean_waveforms, waveform_unit = t_wave, "bits"
+        if unit_amp is None:
+            unit_amp = np.ptp(t_wave, axis=1).astype(np.float64)
+            amp_unit = "bits"
+    elif counts_kt is not None and not from_metrics:
+        # no templates: the peak site of the template holding most of the cluster's spikes
+        peak_channel = template_peak[counts_kt.argmax(axis=1)].astype(np.int64)
+    if unit_amp is None:
+        missing.append("unit amplitude: neither templates.npy nor metrics.csv amplitude")
+    unit_position = None
+    if has_positions and (peak_channel >= 0).any():
+        unit_position = np.full((k, 2), np.nan)
+        known = peak_channel >= 0
+        unit_position[known] = channel_positions[peak_channel[known]]
+
+    sorter = "pykilosort2.5" if "pyks25" in str(folder.resolve()).lower() else "kilosort2"
+    return SortingResult(
+        path=folder, sorter=sorter, sample_rate=sample_rate, spike_times=spike_times,
+        spike_clusters=spike_clusters, spike_sites=spike_sites, spike_depths=spike_depths, amplitudes=amplitudes,
+        channel_map=channel_map, channel_positions=channel_positions, cluster_ids=cluster_ids,
+        cluster_quality=quality, cluster_labels=labels, peak_channel=peak_channel, mean_waveforms=mean_waveforms,
+        waveform_unit=waveform_unit, unit_amp=unit_amp, unit_snr=unit_snr, unit_position=unit_position,
+        metrics=metrics, waveform_metrics=waveform_metrics, missing=missing, amp_unit=amp_unit,
+        spike_times_sec=spike_times_sec, params=params)
+
+
+def _unwhitened_templates(folder: Path, templates: np.ndarray, channel_map: np.ndarray | None,
+                          missing: list[str]) -> np.ndarray:
+    """templates.npy (T, samples, channels[, sparse]) -> unwhitened dense float32 (T, samples, sites)."""
+    path = folder / "templates.npy"
+    if templates.ndim != 3:
+        raise KilosortError(f"{path}: expected (templates, samples, channels), got {templates.shape}")
+    templates = np.asarray(templates, dtype=np.float32)
+    n_sites = channel_map.size if channel_map is not None else None
+    if n_sites is not None and templates.shape[2] != n_sites:
+        ind_path = folder / "templates_ind.npy"
+        if not ind_path.is_file():
+            raise KilosortError(f"{path}: {templates.shape[2]} channels but channel_map.npy has {n_sites} sites "
+                                "and there is no templates_ind.npy")
+        ind = np.asarray(_load_npy(ind_path, mmap=False)).astype(np.int64)
+        if ind.shape != (templates.shape[0], templates.shape[2]):
+            raise KilosortError(f"{ind_path}: shape {ind.shape}, expected {(templates.shape[0], templates.shape[2])}")
+        dense = np.zeros((templates.shape[0], templates.shape[1], n_sites), np.float32)
+        t_idx, c_idx = np.nonzero((ind >= 0) & (ind < n_sites))
+        dense[t_idx, :, ind[t_idx, c_idx]] = templates[t_idx, :, c_idx]
+        templates = dense
+    winv_path = folder / "whitening_mat_inv.npy"
+    if winv_path.is_file():
+        winv = np.asarray(_load_npy(winv_path, mmap=False), dtype=np.float32)
+        if winv.shape != (templates.shape[2], templates.shape[2]):
+            raise KilosortError(f"{winv_path}: shape {winv.shape}, expected {(templates.shape[2],) * 2}")
+        flat = templates.reshape(-1, templates.shape[2])
+        if np.count_nonzero(flat) < 0.25 * flat.size:      # templates are local: sparse product is cheaper
+            import scipy.sparse as sp
+
+            w = sp.csr_matrix(winv) if np.count_nonzero(winv) < 0.25 * winv.size else winv
+            out = sp.csr_matrix(flat) @ w
+            out = out.toarray() if sp.issparse(out) else np.asarray(out)
+            return out.astype(np.float32, copy=False).reshape(templates.shape)
+        return np.matmul(templates, winv)
+    missing.append("whitening_mat_inv.npy: templates used as stored (whitened)")
+    return templates
+
+
+def _template_cluster_waveforms(unwhitened: np.ndarray, weights: np.ndarray, counts: np.ndarray,
+                                peak: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per cluster, mean over its spikes of amplitude x unwhitened template -> (peak site, waveform there).
+
+    ``weights[k, t]`` = sum of the amplitudes of cluster k's spikes of template t. When ``peak`` is given
+    (from metrics.csv) the waveform is taken at that site (-1: at the template peak).
+    """
+    import scipy.sparse as sp
+
+    n_t, n_s, n_c = unwhitened.shape
+    flat = unwhitened.reshape(n_t, n_s * n_c)
+    k = weights.shape[0]
+    out_peak = np.zeros(k, np.int64)
+    out_wave = np.zeros((k, n_s), np.float32)
+    for lo in range(0, k, _CLUSTER_CHUNK):
+        hi = min(k, lo + _CLUSTER_CHUNK)
+        w = sp.csr_matrix((weights[lo:hi] / counts[lo:hi, None]).astype(np.float32))   # few templates per cluster
+        mean = np.asarray(w @ flat).reshape(hi - lo, n_s, n_c)
+        p = np.ptp(mean, axis=1).argmax(axis=1)
+        if peak is not None:
+            p = np.where(peak[lo:hi] >= 0, peak[lo:hi], p)
+        out_peak[lo:hi] = p
+        out_wave[lo:hi] = mean[np.arange(hi - lo), :, p]
+    return out_peak, out_wave
+
+
+def _pc_depths(path: Path, pc: np.ndarray, pc_feature_ind: np.ndarray, spike_templates: np.ndarray,
+               ycoords: np.ndarray, n: int, fallback: np.ndarray | None) -> np.ndarray:
+    """PC1^2-weighted mean y of the template's feature channels (negative features count as 0)."""
+    if pc.ndim != 3 or pc.shape[0] != n or pc.shape[2] != pc_feature_ind.shape[1]:
+        raise KilosortError(f"{path}: shape {pc.shape}, expected ({n}, n_pcs, {pc_feature_ind.shape[1]})")
+    out = np.empty(n, np.float32)
+    for lo in range(0, n, _PC_CHUNK):
+        hi = min(n, lo + _PC_CHUNK)
+        f = np.array(pc[lo:hi, 0, :], dtype=np.float32)
+        np.maximum(f, 0, out=f)
+        f *= f
+        total = f.sum(axis=1)
+        y = ycoords[pc_feature_ind[spike_templates[lo:hi]]].astype(np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d = (f * y).sum(axis=1) / total
+        if fallback is not None:
+            d = np.where(total > 0, d, fallback[lo:hi])
+        out[lo:hi] = d
+    return out
+
+
+def _waveforms_from_file(path: Path, mw: np.ndarray, cluster_ids: np.ndarray, channel_map: np.ndarray,
+                         peak_site: np.ndarray) -> np.ndarray:
+    """ecephys mean_waveforms.npy (ids, channels, samples) at each cluster's peak channel; NaN if absent."""
+    if mw.ndim != 3:
+        raise KilosortError(f"{path}: expected (clusters, channels, samples), got {mw.shape}")
+    k = cluster_ids.size
+    out = np.full((k, mw.shape[2]), np.nan, np.float32)
+    chan = np.where(peak_site >= 0, channel_map[np.clip(peak_site, 0, None)] if channel_map.size else -1, -1)
+    ok = (cluster_ids >= 0) & (cluster_ids < mw.shape[0]) & (chan >= 0) & (chan < mw.shape[1])
+    idx = np.flatnonzero(ok)
+    if idx.size:
+        out[idx] = mw[cluster_ids[idx], chan[idx], :]
+    return out

@@ -1,0 +1,351 @@
+"""SpikeGLX ``.meta`` files and MAP bitcode ``.mat`` files with known ground truth.
+
+``write_meta`` writes the meta of one imec stream the way SpikeGLX does (key=value lines, the
+``~imroTbl`` readout table, ``~snsChanMap`` and the site map ``~snsShankMap`` or, for newer
+software, ``~snsGeomMap``) for a Neuropixels 1.0 3B probe (AP or LF stream), a Neuropixels 2.0
+four-shank prototype (imDatPrb_type 24) or a commercial NP2.0 four-shank probe (type 2013), with
+any electrode selection SpikeGLX allows and a full or partial set of saved channels. Its ground truth
+(electrode numbers in ``pipeline.probes`` numbering, x/y) is computed here from the probes' published
+layout, independently of the reader.
+
+``write_bitcode_mat`` writes a ``{h2o}_*bitcode.mat`` for given behaviour bitcodes: the new format
+(sTrig, goCue, bitCodeS, bitcode, trialNum, optional foraging extras) or the old one (bitCodeS and
+bitcode only), as MATLAB v5 (scipy) or v7.3 (hdf5storage), with the alignment a reader must find.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.io as sio
+
+__all__ = ["PROBES", "GeneratedMeta", "write_meta", "GeneratedBitcode", "random_bitcodes", "write_bitcode_mat",
+           "subset_text"]
+
+
+@dataclass(frozen=True)
+class _Probe:
+    probe_type: str        # lab.ProbeType name
+    type_code: int         # imDatPrb_type
+    part_number: str       # imDatPrb_pn
+    shanks: int
+    sites_per_shank: int
+    row_pitch: float
+    col_pitch: float
+    stagger: float         # x shift of even (0-based) rows, um
+    shank_pitch: float
+    x0: float              # x of a column-0 site of an odd row from the shank's left edge (snsGeomMap)
+    acq: tuple[int, int, int]  # acqApLfSy
+    v_range: float         # imAiRangeMax
+    max_int: int
+    ap_gain: float
+    lf_gain: float | None
+    ref_sites: tuple[int, ...]  # 0-based catalogue sites SpikeGLX marks unused (reference)
+
+
+#: generator probe name -> layout (NP1: 2 columns 32 um apart, 20 um rows, even rows +16 um;
+#: NP2: 2 columns 32 um apart, 15 um rows, no stagger, shanks 250 um apart)
+PROBES = {
+    "np1": _Probe("neuropixels 1.0 - 3B", 0, "PRB_1_4_0480_1", 1, 960, 20.0, 32.0, 16.0, 0.0, 11.0,
+                  (384, 384, 1), 0.6, 512, 500.0, 250.0, (191, 575, 959)),
+    "np2_4shank": _Probe("neuropixels 2.0 - MS", 24, "NP2010", 4, 1280, 15.0, 32.0, 0.0, 250.0, 27.0,
+                         (384, 0, 1), 0.5, 8192, 80.0, None, ()),
+    "np2_4shank_commercial": _Probe("neuropixels 2.0 - MS", 2013, "NP2014", 4, 1280, 15.0, 32.0, 0.0, 250.0,
+                                    27.0, (384, 0, 1), 0.62, 2048, 100.0, None, ()),
+}
+
+
+@dataclass
+class GeneratedMeta:
+    path: Path
+    stream: str
+    probe_type: str
+    part_number: str
+    serial: str
+    sampling_rate: float
+    n_saved_channels: int
+    saved_channels: np.ndarray    #: 0-based acquisition channels in the file (sync included)
+    electrodes: np.ndarray        #: per saved neural channel, 1-based pipeline.probes electrode
+    shank: np.ndarray             #: 1-based
+    x: np.ndarray
+    y: np.ndarray
+    is_used: np.ndarray
+    uv_per_bit: float
+    file_create_time: dt.datetime
+    first_sample: int
+    readout_sites: np.ndarray     #: per readout channel 0..383: 0-based (shank, site on shank)
+
+
+def subset_text(channels) -> str:
+    """0-based channels as SpikeGLX's snsSaveChanSubset ('0:149,200:383,768')."""
+    c = np.unique(np.asarray(channels, dtype=np.int64))
+    breaks = np.flatnonzero(np.diff(c) != 1)
+    starts, ends = c[np.r_[0, breaks + 1]], c[np.r_[breaks, c.size - 1]]
+    return ",".join(f"{a}:{b}" if b > a else f"{a}" for a, b in zip(starts.tolist(), ends.tolist()))
+
+
+def _select_sites(p: _Probe, layout: str, rng, bank: int, shank: int, banks) -> np.ndarray:
+    """(384, 2) array of (shank, site-on-shank) per readout channel, as SpikeGLX can select them."""
+    ch = np.arange(384)
+    if p.shanks == 1:
+        if banks is not None:
+            b = np.asarray(banks, dtype=np.int64)
+        elif layout == "bank":
+            b = np.full(384, bank)
+        elif layout == "random":  # NP1: channel c reaches sites c, c + 384, c + 768 (< 960)
+            b = rng.integers(0, 3, size=384)
+            b[(ch + 384 * b) >= p.sites_per_shank] = 0
+        else:
+            raise ValueError(f"layout {layout!r} not available for a single-shank probe")
+        site = ch + 384 * b
+        if np.any(site >= p.sites_per_shank) or np.any(b < 0):
+            raise ValueError("bank selection beyond the probe's sites")
+        return np.c_[np.zeros(384, dtype=np.int64), site]
+    if layout == "stripe":  # 96 channels on each shank, the same rows (SpikeGLX 'hStripe')
+        start = 2 * int(rng.integers(0, 640 - 48))
+        return np.c_[ch // 96, start + ch % 96]
+    if layout == "bank":  # all 384 channels on one shank, one bank
+        site = bank * 384 + ch
+        if site.max() >= p.sites_per_shank:
+            raise ValueError(f"bank {bank} does not fit on a shank of {p.sites_per_shank} sites")
+        return np.c_[np.full(384, shank), site]
+    if layout == "random":  # any 384 distinct sites (geometry test; not a hardware-valid map)
+        flat = rng.choice(p.shanks * p.sites_per_shank, size=384, replace=False)
+        return np.c_[flat // p.sites_per_shank, flat % p.sites_per_shank]
+    raise ValueError(f"unknown layout {layout!r}")
+
+
+def write_meta(path, probe: str = "np1", stream: str = "ap", *, layout: str = "bank", bank: int = 0,
+               shank: int = 0, banks=None, saved=None, site_map: str | None = "auto", tilde: bool = True,
+               original_create_time: dt.datetime | None = None, seed: int = 0,
+               overrides: dict[str, str | None] | None = None) -> GeneratedMeta:
+    """Write one imec stream's ``.meta`` file.
+
+    ``layout``: 'bank' (every channel on bank ``bank``, on shank ``shank`` for 4-shank probes),
+    'random' (NP1: a random bank per channel; NP2: random distinct sites), 'stripe' (NP2: 96
+    channels per shank). ``banks`` (NP1) gives the bank of each readout channel. ``saved``: the neural
+    readout channels written to the file (default all 384; the sync channel is always saved).
+    ``site_map``: 'shank' (snsShankMap), 'geom' (snsGeomMap), None, or 'auto' (geom for the commercial
+    NP2.0 probe as its newer SpikeGLX writes, shank otherwise). ``tilde=False`` writes the
+    tables without their '~' (as some tools do). ``original_create_time`` writes a CatGT-style
+    ``fileCreateTime_original``. ``overrides`` sets keys (value None deletes the key).
+    """
+    path = Path(path)
+    p = PROBES[probe]
+    if stream not in ("ap", "lf") or (stream == "lf" and not p.acq[1]):
+        raise ValueError(f"stream {stream!r} not available for {probe}")
+    rng = np.random.default_rng(seed)
+    sites = _select_sites(p, layout, rng, bank, shank, banks)
+    n_ap, n_lf, n_sy = p.acq
+    neural = np.arange(384) if saved is None else np.unique(np.asarray(saved, dtype=np.int64))
+    base = 0 if stream == "ap" else n_ap
+    saved_acq = np.r_[base + neural, n_ap + n_lf + np.arange(n_sy)]
+    ap_rate = 30000.0 + float(np.round(rng.uniform(-0.5, 0.5), 6))
+    rate = ap_rate if stream == "ap" else ap_rate / 12.0
+    serial = str(int(rng.integers(10**10, 10**11)))
+    created = dt.datetime(2021, 3, 4, 12, 30, 5) + dt.timedelta(seconds=int(rng.integers(0, 10**6)))
+    first_sample = int(rng.integers(10**5, 10**8))
+
+    # ground truth from the layout, per saved neural channel
+    s, site = sites[neural, 0], sites[neural, 1]
+    row, col = site // 2, site % 2
+    electrodes = s * p.sites_per_shank + site + 1
+    x = s * p.shank_pitch + col * p.col_pitch + np.where(row % 2 == 0, p.stagger, 0.0)
+    y = row * p.row_pitch
+    is_used = ~np.isin(s * p.sites_per_shank + site, p.ref_sites)
+    gain = p.ap_gain if stream == "ap" else p.lf_gain
+    uv = 2 * p.v_range / (2 * p.max_int) / gain * 1e6
+
+    # ~imroTbl: per readout channel
+    if p.type_code == 0:
+        b = sites[:, 1] // 384
+        entries = [f"({c} {b[c]} 0 {p.ap_gain:g} {p.lf_gain:g} 1)" for c in range(384)]
+    else:
+        entries = [f"({c} {sites[c, 0]} {sites[c, 1] // 384} 0 {sites[c, 1]})" for c in range(384)]
+    imro = f"({p.type_code},384)" + "".join(entries)
+    label = "AP" if stream == "ap" else "LF"
+    chan_map = (f"({n_ap},{n_lf},{n_sy})"
+                + "".join(f"({label}{c};{base + c}:{base + c})" for c in neural)
+                + "".join(f"(SY{k};{n_ap + n_lf + k}:{n_ap + n_lf + k})" for k in range(n_sy)))
+    used_flag = is_used.astype(int)
+    keys: dict[str, str | None] = {
+        "acqApLfSy": ",".join(map(str, p.acq)),
+        "appVersion": "20201103" if p.type_code != 2013 else "20230905",
+        "fileCreateTime": created.strftime("%Y-%m-%dT%H:%M:%S"),
+        "fileName": f"D:/data/{path.stem}.bin",
+        "fileSHA1": "".join(rng.choice(list("0123456789ABCDEF"), size=40)),
+        "fileSizeBytes": str(2 * len(saved_acq) * int(rate * 60)),
+        "fileTimeSecs": "60",
+        "firstSample": str(first_sample if stream == "ap" else first_sample // 12),
+        "gateMode": "Immediate",
+        "imAiRangeMax": f"{p.v_range:g}",
+        "imAiRangeMin": f"{-p.v_range:g}",
+        "imDatPrb_dock": "1",
+        "imDatPrb_pn": p.part_number,
+        "imDatPrb_port": "1",
+        "imDatPrb_slot": "2",
+        "imDatPrb_sn": serial,
+        "imDatPrb_type": str(p.type_code),
+        "imMaxInt": str(p.max_int),
+        "imSampRate": f"{rate!r}",
+        "nSavedChans": str(len(saved_acq)),
+        "snsApLfSy": f"{len(neural) if stream == 'ap' else 0},{len(neural) if stream == 'lf' else 0},{n_sy}",
+        "snsSaveChanSubset": subset_text(saved_acq),
+        "syncSourceIdx": "0",
+        "trigMode": "Immediate",
+        "typeImEnabled": "1",
+        "typeNiEnabled": "1",
+        "typeThis": "imec",
+        "userNotes": "",
+    }
+    if p.type_code == 2013:
+        keys["imChan0apGain"] = f"{p.ap_gain:g}"
+        keys["imIsSvyRun"] = "false"
+    if original_create_time is not None:
+        keys["fileCreateTime_original"] = original_create_time.strftime("%Y-%m-%dT%H:%M:%S")
+    overrides = dict(overrides or {})
+    table_names = ("imroTbl", "snsChanMap", "snsShankMap", "snsGeomMap")
+    keys.update({k: v for k, v in overrides.items() if k not in table_names})
+    t = "~" if tilde else ""
+    lines = [f"{k}={v}" for k, v in sorted(keys.items(), key=lambda kv: kv[0].lower()) if v is not None]
+    tables = {f"{t}imroTbl": imro, f"{t}snsChanMap": chan_map}
+    if site_map == "auto":
+        site_map = "geom" if p.type_code == 2013 else "shank"
+    if site_map == "shank" and stream == "ap":
+        tables[f"{t}snsShankMap"] = (f"({p.shanks},2,{p.sites_per_shank // 2})"
+                                     + "".join(f"({a}:{c}:{r}:{u})" for a, c, r, u in zip(s, col, row, used_flag)))
+    elif site_map == "geom" and stream == "ap":
+        gx = p.x0 + col * p.col_pitch + np.where(row % 2 == 0, p.stagger, 0.0)
+        tables[f"{t}snsGeomMap"] = (f"({p.part_number},{p.shanks},{p.shank_pitch:g},70)"
+                                    + "".join(f"({a}:{xx:g}:{yy:g}:{u})" for a, xx, yy, u in zip(s, gx, y, used_flag)))
+    for k, v in tables.items():
+        v = overrides.get(k.lstrip("~"), v)
+        if v is not None:
+            lines.append(f"{k}={v}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return GeneratedMeta(
+        path=path, stream=stream, probe_type=p.probe_type, part_number=p.part_number, serial=serial,
+        sampling_rate=rate, n_saved_channels=len(saved_acq), saved_channels=saved_acq,
+        electrodes=electrodes.astype(np.int64), shank=(s + 1).astype(np.int64), x=x.astype(float),
+        y=y.astype(float), is_used=is_used if site_map and stream == "ap" else np.ones(len(neural), bool),
+        uv_per_bit=uv, file_create_time=original_create_time or created,
+        first_sample=first_sample if stream == "ap" else first_sample // 12, readout_sites=sites)
+
+
+# ---------------------------------------------------------------------------------------------
+# bitcode files
+
+
+@dataclass
+class GeneratedBitcode:
+    path: Path
+    version: str
+    bitcodes: list[str]                 #: per ephys trial, as written
+    trial_start: np.ndarray | None      #: samples
+    go_cue: np.ndarray | None           #: samples, NaN at free-water trials (full length)
+    trial_numbers: np.ndarray | None    #: trialNum as written (0 = no behaviour trial)
+    free_water: np.ndarray              #: per ephys trial
+    behavior_trials: np.ndarray         #: 1-based behaviour trial of each ephys trial kept
+    ephys_index: np.ndarray             #: 0-based ephys trial of each of those
+    dropped_ephys: list[int] = field(default_factory=list)
+    extras: dict = field(default_factory=dict)
+
+
+def random_bitcodes(n: int, nbits: int = 16, seed: int = 0) -> list[str]:
+    """``n`` distinct random bitcodes of ``nbits`` bits (as Bpod's GUI.randomID)."""
+    rng = np.random.default_rng(seed)
+    values = rng.choice(2**nbits, size=n, replace=False)
+    return [np.binary_repr(int(v), nbits) for v in values]
+
+
+def _cell(items) -> np.ndarray:
+    arr = np.empty((len(items), 1), dtype=object)
+    for i, v in enumerate(items):
+        arr[i, 0] = v
+    return arr
+
+
+def write_bitcode_mat(path, behavior_codes, *, recorded=None, n_before: int = 0, n_after: int = 0,
+                      free_water=None, fs: float = 30000.0, fmt: str = "new", version: str = "5",
+                      trial_num: bool = True, go_cue_layout: str = "nan", corrupt: dict[int, str] | None = None,
+                      foraging_extras: bool = False, seed: int = 0) -> GeneratedBitcode:
+    """Write a bitcode file for the ephys recording of (part of) a behaviour session.
+
+    ``recorded``: 0-based behaviour trials the recording saw (consecutive; default all).
+    ``n_before``/``n_after``: extra ephys trials with codes unknown to the behaviour file (trialNum 0);
+    bitcodes alone align them only when they lie outside the behaviour file (``recorded`` starts at
+    its first / ends at its last trial), else only trialNum can (the ground truth is trialNum's).
+    ``free_water``: bool per behaviour trial (goCue NaN, or omitted with ``go_cue_layout='short'``).
+    ``corrupt``: ephys trial -> code written instead of the true one. ``fmt='old'``: bitCodeS and
+    bitcode only (like the real dl25 file). ``version``: '5' (scipy) or '7.3' (hdf5storage).
+    """
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    b = [str(c) for c in behavior_codes]
+    nbits = len(b[0])
+    idx = np.arange(len(b)) if recorded is None else np.asarray(recorded, dtype=np.int64)
+    if idx.size and np.any(np.diff(idx) != 1):
+        raise ValueError("recorded behaviour trials must be consecutive")
+    known = set(b)
+    extra: list[str] = []
+    while len(extra) < n_before + n_after:
+        c = np.binary_repr(int(rng.integers(0, 2**nbits)), nbits)
+        if c not in known and c not in extra:
+            extra.append(c)
+    codes = extra[:n_before] + [b[i] for i in idx] + extra[n_before:]
+    n = len(codes)
+    behav_of_ephys = np.r_[np.zeros(n_before, dtype=np.int64), idx + 1, np.zeros(n_after, dtype=np.int64)]
+    fw_b = np.zeros(len(b), dtype=bool) if free_water is None else np.asarray(free_water, dtype=bool)
+    fw = np.r_[np.zeros(n_before, bool), fw_b[idx], np.zeros(n_after, bool)]
+    written = list(codes)
+    for i, c in (corrupt or {}).items():
+        written[i] = c
+    start = np.cumsum(np.round(rng.uniform(4.0, 8.0, size=n) * fs)) + float(rng.integers(10**4, 10**6))
+    go = start + np.round(rng.uniform(1.5, 3.0, size=n) * fs)
+    go[fw] = np.nan
+    data: dict[str, object] = {}
+    if version == "7.3":
+        data["bitCodeS"] = np.array(written, dtype=f"U{nbits}").reshape(-1, 1)  # an n x nbits char matrix
+    else:
+        data["bitCodeS"] = np.array(written, dtype=f"U{nbits}")
+    data["bitcode"] = np.array([[int(ch) for ch in c] for c in written], dtype=np.uint8)
+    extras: dict[str, object] = {}
+    if fmt == "new":
+        data["sTrig"] = start.reshape(-1, 1)
+        data["goCue"] = (go if go_cue_layout == "nan" else go[~fw]).reshape(-1, 1)
+        if trial_num:
+            data["trialNum"] = behav_of_ephys.astype(np.float64).reshape(-1, 1)
+        if foraging_extras:
+            headings = ["bitcodestart", "go", "choice", "reward", "trialend"]
+            extras["headings"] = headings
+            extras["digMarkerPerTrial"] = np.sort(rng.uniform(0, 5, size=(n, len(headings))), axis=1)
+            extras["zaberPerTrial"] = [np.sort(rng.uniform(0, 5, size=int(rng.integers(1, 4)))) for _ in range(n)]
+            extras["lickLPerTrial"] = [np.sort(rng.uniform(0, 5, size=int(rng.integers(2, 6)))) for _ in range(n)]
+            extras["lickRPerTrial"] = [np.sort(rng.uniform(0, 5, size=int(rng.integers(2, 6)))) for _ in range(n)]
+            extras["cameraPerTrial"] = [np.arange(0, 5, 0.0034 * 100) for _ in range(n)]
+            data["headings"] = _cell(headings)
+            data["digMarkerPerTrial"] = extras["digMarkerPerTrial"]
+            for k in ("zaberPerTrial", "lickLPerTrial", "lickRPerTrial", "cameraPerTrial"):
+                data[k] = _cell([np.asarray(v).reshape(1, -1) for v in extras[k]])
+    elif fmt != "old":
+        raise ValueError(f"fmt must be 'new' or 'old', not {fmt!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if version == "5":
+        sio.savemat(path, data, do_compression=False)
+    elif version == "7.3":
+        import hdf5storage
+
+        hdf5storage.savemat(str(path), data, format="7.3", matlab_compatible=True)
+    else:
+        raise ValueError(f"version must be '5' or '7.3', not {version!r}")
+    keep = np.flatnonzero(behav_of_ephys > 0)
+    return GeneratedBitcode(
+        path=path, version=version, bitcodes=written,
+        trial_start=start if fmt == "new" else None, go_cue=go if fmt == "new" else None,
+        trial_numbers=behav_of_ephys if fmt == "new" and trial_num else None, free_water=fw,
+        behavior_trials=behav_of_ephys[keep], ephys_index=keep,
+        dropped_ephys=np.flatnonzero(behav_of_ephys == 0).tolist(), extras=extras)

@@ -1,0 +1,323 @@
+"""Kilosort/phy reader: two real partial folders against plain numpy/pandas reads, generated folders against
+their ground truth, group_by_cluster against a per-cluster boolean-mask reference, and errors (no database)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.io.kilosort import KilosortError, group_by_cluster, read_kilosort, read_params
+from pipeline.synthetic.sorting import sorting_differences, write_kilosort
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "kilosort_phy"
+BME = REAL / "BME410-DataAnalysis"
+NPX = REAL / "neuropixel_trial_data"
+
+
+def missing_keys(result) -> set[str]:
+    return {m.split(":")[0] for m in result.missing}
+
+
+def naive_groups(clusters: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    ids = np.unique(clusters)
+    return ids, [values[clusters == c] for c in ids]
+
+
+# ------------------------------------------------------------------------------------------ real folders
+
+@pytest.mark.skipif(not BME.is_dir(), reason="real sample data not found")
+def test_real_bme410_folder():
+    got = read_kilosort(BME)
+    times = np.load(BME / "spike_times.npy").ravel()
+    clusters = np.load(BME / "spike_clusters.npy").ravel()
+    templates = np.load(BME / "spike_templates.npy").ravel()
+    positions = np.load(BME / "channel_positions.npy")
+    pc_ind = np.load(BME / "pc_feature_ind.npy")
+
+    assert got.sorter == "kilosort2" and got.sample_rate == 30000.0
+    assert got.params["n_channels_dat"] == 72 and got.params["dtype"] == "int16"
+    assert got.n_spikes == times.size == 58_544
+    assert got.spike_times.dtype == np.int64 and np.array_equal(got.spike_times, times.astype(np.int64))
+    assert got.spike_clusters.dtype == np.int32 and np.array_equal(got.spike_clusters, clusters)
+    assert np.array_equal(got.amplitudes, np.load(BME / "amplitudes.npy").ravel().astype(np.float32))
+    assert np.array_equal(got.channel_map, np.load(BME / "channel_map.npy").ravel())
+    assert np.array_equal(got.channel_positions, positions)
+    assert np.array_equal(got.cluster_ids, np.unique(clusters)) and got.cluster_ids.size == 295
+    # no templates: a template's peak site is the first of its pc_feature_ind channels
+    assert np.array_equal(got.spike_sites, pc_ind[templates, 0])
+    assert np.array_equal(got.spike_depths, positions[pc_ind[templates, 0], 1].astype(np.float32))
+    dominant = (pd.DataFrame({"c": clusters, "t": templates}).groupby("c")["t"]
+                .agg(lambda s: s.value_counts().sort_index().idxmax()))
+    assert np.array_equal(got.peak_channel, pc_ind[dominant.loc[got.cluster_ids].to_numpy(), 0])
+    assert np.array_equal(got.unit_position, positions[got.peak_channel])
+    # no labels, templates, PC features or metrics
+    assert got.cluster_labels.shape == (295, 0) and set(got.cluster_quality.values()) == {"all"}
+    assert got.mean_waveforms is None and got.unit_amp is None and got.unit_snr is None and got.metrics is None
+    assert {"templates.npy", "pc_features.npy", "cluster_group.tsv", "metrics.csv"} <= missing_keys(got)
+
+
+@pytest.mark.skipif(not NPX.is_dir(), reason="real sample data not found")
+def test_real_neuropixel_trial_folder():
+    got = read_kilosort(NPX)
+    times = np.load(NPX / "spike_times.npy").ravel()
+    clusters = np.load(NPX / "spike_clusters.npy")
+    table = pd.read_csv(NPX / "cluster_group.tsv", sep="\t")
+
+    assert got.n_spikes == 379_321 and np.array_equal(got.spike_times, times.astype(np.int64))
+    assert np.array_equal(got.spike_clusters, clusters)
+    assert np.array_equal(got.cluster_ids, np.unique(clusters)) and got.cluster_ids.size == 404
+    assert got.sample_rate == 30000.0 and "params.py" in missing_keys(got)          # no params.py: assumed
+    assert list(got.cluster_labels.columns) == ["group"]
+    expected = table.set_index("cluster_id")["group"].str.strip()
+    assert got.cluster_labels["group"].to_dict() == expected.to_dict()
+    assert Counter(got.cluster_labels["group"]) == {"good": 140, "mua": 260, "noise": 4}
+    assert Counter(got.cluster_quality.values()) == {"good": 140, "multi": 260, "all": 4}
+    assert all(got.cluster_quality[c] == {"good": "good", "mua": "multi", "noise": "all"}[g]
+               for c, g in expected.items())
+    # nothing about the probe or templates
+    assert got.spike_sites is None and got.spike_depths is None and got.amplitudes is None
+    assert (got.peak_channel == -1).all() and got.unit_position is None and got.mean_waveforms is None
+    assert {"channel_map.npy", "channel_positions.npy", "templates.npy", "spike_templates.npy"} <= missing_keys(got)
+    # the grouped spike trains are the boolean-mask ones
+    ids, offsets, (trains,) = got.spike_trains()
+    ref_ids, ref = naive_groups(clusters, times.astype(np.int64))
+    assert np.array_equal(ids, ref_ids)
+    assert all(np.array_equal(trains[offsets[k]:offsets[k + 1]], ref[k]) for k in range(ids.size))
+
+
+# ------------------------------------------------------------------------------------- generated folders
+
+def test_generated_full_folder(tmp_path):
+    gen = write_kilosort(tmp_path / "ks", seed=1)
+    got = read_kilosort(gen.path)
+    assert sorting_differences(got, gen.truth) == []
+    assert got.missing == []
+    t = gen.truth
+    # the simulation exercised what it should
+    assert not np.array_equal(got.spike_clusters, np.load(gen.path / "spike_templates.npy").ravel())   # merges
+    assert set(got.cluster_quality.values()) == {"good", "multi", "all"}
+    assert "unsorted" in set(got.cluster_labels["group"])
+    assert list(got.cluster_labels.columns) == ["group", "KSLabel", "Amplitude", "ContamPct"]
+    assert got.waveform_unit == "uV" and got.amp_unit == "uV"
+    assert set(got.metrics.columns) >= {"presence_ratio", "amplitude_cutoff", "isolation_distance", "l_ratio",
+                                        "d_prime", "nn_hit_rate", "nn_miss_rate", "silhouette_score",
+                                        "max_drift", "cumulative_drift", "isi_viol", "firing_rate"}
+    assert list(got.waveform_metrics.columns)[-8:] == ["duration", "halfwidth", "PT_ratio", "repolarization_slope",
+                                                       "recovery_slope", "spread", "velocity_above", "velocity_below"]
+    # spike depths follow the units (drift +-6 um, jitter 3 um)
+    unit_y = gen.units["soma_um"][:, 1]
+    cluster_unit = {int(c): u for u, c in enumerate(gen.units["cluster_id"])}
+    y_true = unit_y[[cluster_unit[int(c)] for c in got.spike_clusters]]
+    assert np.median(np.abs(got.spike_depths - y_true)) < 10
+    assert np.array_equal(got.peak_channel, [gen.units["peak_site"][cluster_unit[int(c)]] for c in t.cluster_ids])
+    assert np.allclose(got.metrics["firing_rate"] * 600.0, np.bincount(got.spike_clusters)[got.cluster_ids])
+
+
+def test_generated_templates_no_metrics(tmp_path):
+    gen = write_kilosort(tmp_path / "ks", seed=2, labels="KSLabel", with_metrics=False)
+    got = read_kilosort(gen.path)
+    assert sorting_differences(got, gen.truth, rtol=1e-3) == []
+    assert got.waveform_unit == "bits" and got.amp_unit == "bits" and got.unit_snr is None
+    assert missing_keys(got) == {"metrics.csv"}
+    assert list(got.cluster_labels.columns) == ["KSLabel", "Amplitude", "ContamPct"]
+    # merged clusters have no KSLabel row: quality 'all'
+    merged = gen.units["cluster_id"][gen.units["merged_units"]]
+    assert all(got.cluster_quality[int(c)] == "all" and got.cluster_labels.loc[c, "KSLabel"] == "" for c in merged)
+    # a waveform looks like a spike: trough near the template's trough sample, then a smaller positive phase
+    w = got.mean_waveforms
+    assert (np.abs(w.argmin(axis=1) - 20) <= 2).all() and (w.max(axis=1) < -w.min(axis=1)).all()
+
+
+def test_generated_pcs_without_templates(tmp_path):
+    gen = write_kilosort(tmp_path / "ks", seed=3, with_templates=False, labels=None, with_metrics=False)
+    got = read_kilosort(gen.path)
+    assert sorting_differences(got, gen.truth) == []
+    assert got.mean_waveforms is None and got.unit_amp is None and got.waveform_unit == ""
+    assert set(got.cluster_quality.values()) == {"all"} and got.cluster_labels.shape[1] == 0
+    assert {"templates.npy", "cluster_group.tsv", "metrics.csv"} <= missing_keys(got)
+
+
+def test_generated_minimal_folder(tmp_path):
+    """No params.py, no spike_clusters.npy, no templates, no PCs, no metrics, legacy labels file."""
+    gen = write_kilosort(tmp_path / "ks", seed=4, n_units=6, n_spikes=3000, n_channels=64, duration_s=120,
+                         sample_rate=25000.0, with_templates=False, with_pcs=False, with_metrics=False,
+                         labels=None, with_clusters=False, with_params=False)
+    got = read_kilosort(gen.path)
+    assert sorting_differences(got, gen.truth) == []
+    assert got.sample_rate == 30000.0                       # assumed, and said so
+    assert np.array_equal(got.spike_clusters, np.load(gen.path / "spike_templates.npy").ravel())
+    assert got.spike_sites is None and got.spike_depths is None and (got.peak_channel == -1).all()
+    assert {"params.py", "spike_clusters.npy", "templates.npy", "pc_features.npy"} <= missing_keys(got)
+
+
+def test_legacy_cluster_groups_csv(tmp_path):
+    gen = write_kilosort(tmp_path / "ks", seed=5, n_units=8, n_spikes=4000, n_channels=96, labels="legacy",
+                         with_metrics=False, with_pcs=False)
+    got = read_kilosort(gen.path)
+    assert sorting_differences(got, gen.truth, rtol=1e-3) == []
+    assert list(got.cluster_labels.columns) == ["group"]
+
+
+def test_metrics_without_templates_and_pyks25(tmp_path):
+    gen = write_kilosort(tmp_path / "probe1_pyks25" / "ks", seed=6, n_units=10, n_spikes=5000, with_templates=False)
+    got = read_kilosort(gen.path)
+    gen.truth.sorter = "pykilosort2.5"
+    assert sorting_differences(got, gen.truth) == []
+    assert got.waveform_unit == "uV" and got.mean_waveforms.shape == (10, 61)
+
+
+def test_sparse_templates_equal_dense(tmp_path):
+    """phy-style sparse templates (+ templates_ind.npy, -1 padded) read like the dense ones."""
+    gen = write_kilosort(tmp_path / "ks", seed=7, n_units=10, n_spikes=5000, n_channels=96, with_metrics=False)
+    unw = gen.units["unwhitened_templates"]
+    np.save(gen.path / "whitening_mat_inv.npy", np.eye(unw.shape[2]))
+    np.save(gen.path / "templates.npy", unw)
+    dense = read_kilosort(gen.path)
+    n_t, n_s, n_c = unw.shape
+    width = 24
+    ind = np.full((n_t, width), -1, np.int64)
+    sparse = np.zeros((n_t, n_s, width), np.float32)
+    for t in range(n_t):
+        chans = np.flatnonzero(np.abs(unw[t]).max(axis=0) > 0)[:width]
+        ind[t, :chans.size] = chans
+        sparse[t, :, :chans.size] = unw[t][:, chans]
+    # the generated footprints reach 100 um: check the truncation kept every non-zero channel
+    assert all((np.abs(unw[t]).max(axis=0) > 0).sum() <= width for t in range(n_t))
+    np.save(gen.path / "templates.npy", sparse)
+    np.save(gen.path / "templates_ind.npy", ind)
+    got = read_kilosort(gen.path)
+    assert sorting_differences(got, dense, rtol=1e-6) == []
+    assert np.allclose(got.mean_waveforms, gen.truth.mean_waveforms, rtol=1e-4, atol=1e-4)
+
+
+def test_tolerant_inputs(tmp_path):
+    """Unsorted spikes, (N,) vs (N,1) arrays, TPrime seconds, extra files, a params.py that would run code."""
+    gen = write_kilosort(tmp_path / "ks", seed=8, n_units=6, n_spikes=3000, n_channels=64, with_metrics=False)
+    folder = gen.path
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(3000)
+    for name in ("spike_times.npy", "spike_clusters.npy", "spike_templates.npy", "amplitudes.npy", "pc_features.npy"):
+        a = np.load(folder / name)
+        np.save(folder / name, a[perm])
+    np.save(folder / "spike_times_sec_adj.npy", (gen.truth.spike_times[perm] / 30000.0 + 1.5).reshape(-1, 1))
+    (folder / "notes.txt").write_text("extra file")
+    np.save(folder / "unrelated.npy", np.zeros(3))
+    witness = tmp_path / "executed"
+    (folder / "params.py").write_text(
+        f"import os\nsample_rate = 30000.0\ndat_path = r'C:\\x.bin'\n"
+        f"__import__('pathlib').Path({str(witness)!r}).touch()\nn_channels_dat = 65\n")
+    got = read_kilosort(folder)
+    assert not witness.exists()
+    # the reader restores time order (stable: spikes of the same sample keep their file order)
+    expected = gen.truth
+    order = perm[np.argsort(expected.spike_times[perm], kind="stable")]
+    for name in ("spike_times", "spike_clusters", "spike_sites", "spike_depths", "amplitudes"):
+        setattr(expected, name, getattr(expected, name)[order])
+    assert sorting_differences(got, expected, rtol=1e-3, skip=("path", "missing", "params", "spike_times_sec")) == []
+    assert np.allclose(got.spike_times_sec, expected.spike_times / 30000.0 + 1.5)
+    assert read_params(folder / "params.py") == {"sample_rate": 30000.0, "dat_path": "C:\\x.bin",
+                                                 "n_channels_dat": 65}
+
+
+# ------------------------------------------------------------------------------------------ grouping
+
+@pytest.mark.parametrize("case", ["small", "negative", "sparse_ids", "many_clusters", "grouped", "uint32_col"])
+def test_group_by_cluster_matches_masks(case):
+    rng = np.random.default_rng(hash(case) % 2**32)
+    n = 50_000
+    clusters = {
+        "small": lambda: rng.integers(0, 40, n).astype(np.int32),
+        "negative": lambda: rng.integers(-3, 12, n).astype(np.int64),
+        "sparse_ids": lambda: rng.choice([5, 70_000, 2_000_000_000], n).astype(np.int64),
+        "many_clusters": lambda: rng.integers(0, 100_000, n).astype(np.int32),
+        "grouped": lambda: np.sort(rng.integers(0, 30, n)).astype(np.int32),
+        "uint32_col": lambda: rng.integers(0, 300, (n, 1)).astype(np.uint32),
+    }[case]()
+    times = np.cumsum(rng.integers(1, 50, n)).astype(np.int64)
+    depths = rng.normal(1000, 300, n).astype(np.float32)
+    ids, offsets, (t, d) = group_by_cluster(clusters, times, depths)
+    ref_ids, ref_t = naive_groups(clusters.ravel(), times)
+    _, ref_d = naive_groups(clusters.ravel(), depths)
+    assert np.array_equal(ids, ref_ids) and ids.dtype == clusters.dtype
+    assert offsets[0] == 0 and offsets[-1] == n and offsets.size == ids.size + 1
+    for k in range(ids.size):
+        assert np.array_equal(t[offsets[k]:offsets[k + 1]], ref_t[k])
+        assert np.array_equal(d[offsets[k]:offsets[k + 1]], ref_d[k])
+
+
+def test_group_by_cluster_edges():
+    ids, offsets, (t,) = group_by_cluster(np.zeros(0, np.int32), np.zeros(0))
+    assert ids.size == 0 and offsets.tolist() == [0] and t.size == 0
+    ids, offsets, (t, none) = group_by_cluster(np.array([3, 1, 3], np.int32), np.array([10, 20, 30]), None)
+    assert ids.tolist() == [1, 3] and offsets.tolist() == [0, 1, 3] and t.tolist() == [20, 10, 30] and none is None
+    with pytest.raises(ValueError, match="array 0 has 2 elements"):
+        group_by_cluster(np.array([1, 2, 3]), np.array([1, 2]))
+    with pytest.raises(TypeError):
+        group_by_cluster(np.array([1.0, 2.0]))
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+@pytest.fixture
+def small_folder(tmp_path):
+    return write_kilosort(tmp_path / "ks", seed=9, n_units=4, n_spikes=1000, n_channels=64, with_metrics=False).path
+
+
+def test_error_not_a_folder(tmp_path):
+    with pytest.raises(KilosortError, match=r"^" + str(tmp_path / "nope") + ": not a folder"):
+        read_kilosort(tmp_path / "nope")
+
+
+def test_error_missing_spike_times(small_folder):
+    (small_folder / "spike_times.npy").unlink()
+    with pytest.raises(KilosortError) as e:
+        read_kilosort(small_folder)
+    assert str(e.value).startswith(str(small_folder / "spike_times.npy")) and "missing" in str(e.value)
+
+
+def test_error_missing_clusters_and_templates(small_folder):
+    (small_folder / "spike_clusters.npy").unlink()
+    (small_folder / "spike_templates.npy").unlink()
+    with pytest.raises(KilosortError, match="spike_clusters.npy: missing"):
+        read_kilosort(small_folder)
+
+
+@pytest.mark.parametrize("name", ["spike_clusters.npy", "amplitudes.npy", "spike_templates.npy", "pc_features.npy"])
+def test_error_mismatched_lengths(small_folder, name):
+    a = np.load(small_folder / name)
+    np.save(small_folder / name, a[:-7])
+    with pytest.raises(KilosortError) as e:
+        read_kilosort(small_folder)
+    assert str(e.value).startswith(str(small_folder / name)), str(e.value)
+    assert "993" in str(e.value) and "1000" in str(e.value)
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "empty"])
+def test_error_corrupt_npy(small_folder, how):
+    path = small_folder / "spike_clusters.npy"
+    data = path.read_bytes()
+    path.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"\x00not numpy" * 20, "empty": b""}[how])
+    with pytest.raises(KilosortError) as e:
+        read_kilosort(small_folder)
+    assert str(e.value).startswith(str(path)) and "not a readable .npy" in str(e.value)
+
+
+def test_error_bad_params_and_tables(small_folder):
+    (small_folder / "params.py").write_text("sample_rate = = 3\n")
+    with pytest.raises(KilosortError, match=r"params\.py: not a readable params\.py"):
+        read_kilosort(small_folder)
+    (small_folder / "params.py").write_text("sample_rate = 'fast'\n")
+    with pytest.raises(KilosortError, match=r"params\.py: sample_rate 'fast' is not a number"):
+        read_kilosort(small_folder)
+    (small_folder / "params.py").write_text("sample_rate = 30000.\n")
+    (small_folder / "cluster_group.tsv").write_text("cluster_id\tgroup\nabc\tgood\n")
+    with pytest.raises(KilosortError, match=r"cluster_group\.tsv: column 'cluster_id' holds non-integer"):
+        read_kilosort(small_folder)
+    (small_folder / "cluster_group.tsv").unlink()
+    np.save(small_folder / "channel_positions.npy", np.zeros((5, 2)))
+    with pytest.raises(KilosortError, match=r"channel_positions\.npy: 5 sites but channel_map\.npy has 63"):
+        read_kilosort(small_folder)

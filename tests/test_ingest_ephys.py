@@ -13,7 +13,7 @@ from pipeline.ingest.behavior import ingest_behavior
 from pipeline.ingest.ephys import ingest_ephys as ingest, segment_spikes
 from pipeline.ingest.insertion_location import load_insertion_locations
 from pipeline.synthetic.bpod_delay_response import write_session_file
-from pipeline.synthetic.sorting import write_jrclust_v4, write_kilosort
+from pipeline.synthetic.sorting import write_jrclust_v3, write_jrclust_v4, write_kilosort
 from pipeline.synthetic.spikeglx import write_bitcode_mat, write_meta
 
 WHEN = dt.datetime(2023, 5, 4, 10, 0, 0)
@@ -38,6 +38,8 @@ def _probe(root, folder, session, sorter="kilosort", probe="np1", **kw):
     bit = write_bitcode_mat(pdir / "dm5_g0_bitcode.mat", session["codes"], recorded=range(2, 38), seed=2)
     if sorter == "kilosort":
         sort = write_kilosort(pdir / "kilosort2", n_units=12, n_spikes=30_000, seed=3, **kw)
+    elif sorter == "jrclust_v3":
+        sort = write_jrclust_v3(pdir / "dm5_g0_t0.imec0.ap_imec3_opt3_jrc.mat", n_units=8, n_spikes=15_000, seed=5, **kw)
     else:
         sort = write_jrclust_v4(pdir / "dm5_g0_t0.imec0.ap_res.mat", n_units=10, n_spikes=20_000, seed=4, **kw)
     return pdir, meta, bit, sort
@@ -81,9 +83,37 @@ def test_kilosort_probe_with_ground_truth(session, tmp_path):
     assert len(ephys.Unit & ikey) == len(units)
 
 
+def _check_trains(ikey, sort, bit, first_trial=3):
+    """Every unit's spike times (s from the first recorded trial) and trials equal the generator's."""
+    t = sort.truth
+    fs = t.sample_rate
+    units = {u["unit"]: u for u in (ephys.Unit & ikey).to_dicts()}
+    assert sorted(units) == sorted(t.cluster_ids.tolist())
+    n = len(bit.trial_start)
+    spike_trial = segment_spikes(t.spike_times, bit.trial_start, np.arange(first_trial, first_trial + n))
+    for cid in t.cluster_ids:
+        mask = t.spike_clusters == cid
+        u = units[int(cid)]
+        np.testing.assert_allclose(np.asarray(u["spike_times"]), (t.spike_times[mask] - bit.trial_start[0]) / fs)
+        np.testing.assert_array_equal(np.asarray(u["spike_trials"]), spike_trial[mask])
+        assert u["unit_quality"] == t.cluster_quality[int(cid)]
+    return units
+
+
+def test_jrclust_v3_probe(session, tmp_path):
+    root = tmp_path / "ephys"
+    _, _, bit, sort = _probe(root, "1", session, sorter="jrclust_v3")
+    s = ingest([str(root)])
+    assert s.ok and len(s.loaded) == 1, s.report()
+    ikey = dict(session["key"], insertion_number=1)
+    assert (ephys.Clustering & ikey).fetch1("clustering_method") == "jrclust_v3"
+    units = _check_trains(ikey, sort, bit)
+    assert all(u["waveform"] is not None for u in units.values())
+
+
 def test_jrclust_probe_and_bad_sync(session, tmp_path):
     root = tmp_path / "ephys"
-    _, _, _, sort = _probe(root, "2", session, sorter="jrclust", probe="np2_4shank")
+    _, _, bit2, sort = _probe(root, "2", session, sorter="jrclust", probe="np2_4shank")
     pdir3, _, _, _ = _probe(root, "3", session)
     # probe 3's sync file disagrees with the behaviour (a corrupted bitcode in the middle)
     write_bitcode_mat(pdir3 / "dm5_g0_bitcode.mat", session["codes"], recorded=range(0, 30), seed=2,
@@ -94,7 +124,7 @@ def test_jrclust_probe_and_bad_sync(session, tmp_path):
     ikey = dict(session["key"], insertion_number=2)
     assert (ephys.Clustering & ikey).fetch1("clustering_method") == "jrclust_v4"
     assert (ephys.ProbeInsertion & ikey).fetch1("probe_type") == "neuropixels 2.0 - MS"
-    assert len(ephys.Unit & ikey) == len(sort.truth.cluster_ids)
+    _check_trains(ikey, sort, bit2)
     assert not (ephys.ProbeInsertion & dict(session["key"], insertion_number=3))  # nothing partial
     assert not (ingest_ephys.EphysIngest & dict(session["key"], insertion_number=3))
 

@@ -145,6 +145,28 @@ def action_ingest_tracking(args) -> int:
     return 0 if summary.ok else 1
 
 
+def action_ccfload(args) -> int:
+    """Load the Allen CCF region ontology and annotation volume named in ccf_data_paths."""
+    from . import config
+
+    ns = _connect_and_load(BANNER_MODULES + ("ccf",))
+    ccf = ns["ccf"]
+    paths = config.get("ccf_data_paths")
+    if not paths:
+        print("mapshell ccfload: set ccf_data_paths first (version_name, region_csv, hexcode_csv, annotation_nrrd)",
+              file=sys.stderr)
+        return 2
+    n = ccf.CCFBrainRegion.load_regions(paths)
+    print(f"regions: {n} added ({len(ccf.CCFBrainRegion & {'annotation_version': paths.get('version_name', 'CCF_2017')})}"
+          f" in {paths.get('version_name', 'CCF_2017')})")
+    if "annotation_nrrd" in paths:
+        loaded = ccf.CCFAnnotation.load_ccf_annotation(paths)
+        row = (ccf.CCFAnnotation & {"annotation_version": paths.get("version_name", "CCF_2017")}).fetch1()
+        print(f"annotation: {'loaded' if loaded else 'already loaded'}, {row['shape_ap']} x {row['shape_dv']} x "
+              f"{row['shape_ml']} voxels of {row['voxel_um']:g} um")
+    return 0
+
+
 def action_config(args) -> int:
     """Show, set (and save), unset or save the pipeline settings (the seed's ``custom`` section)."""
     from . import config
@@ -190,6 +212,7 @@ ACTIONS: dict[str, Callable] = {
     "ingest-foraging": action_ingest_foraging,
     "ingest-ephys": action_ingest_ephys,
     "ingest-tracking": action_ingest_tracking,
+    "ccfload": action_ccfload,
     "load-insertion-location": action_load_insertion_location,
     "config": action_config,
     "demo": action_demo,
@@ -237,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     action("ingest-foraging")
 
     action("ingest-tracking")
+    action("ccfload")
 
     s = action("ingest-ephys")
     s.add_argument("--path", help="an ephys root folder to load instead of the ephys_data_paths setting")

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["DLCError", "DLCTracking", "read_dlc", "FEATURES", "map_bodyparts"]
+__all__ = ["FEATURES", "DLCError", "DLCTracking", "map_bodyparts", "read_dlc"]
 
 
 class DLCError(ValueError):
@@ -158,19 +158,35 @@ def _read_csv(path: Path) -> DLCTracking:
     scorers = [c.strip() for c in rows[0][n_index:]]
     bodyparts = [c.strip() for c in rows[1][n_index:]]
     coords = [c.strip().lower() for c in rows[2][n_index:]]
+    columns = [f"{b}/{c}" for b, c in zip(bodyparts, coords)]
+    # fast path: pandas parses the values as floats (blank = NaN); on any failure the text path
+    # below finds the offending cell and says where it is
+    try:
+        data = pd.read_csv(path, header=None, skiprows=3, encoding="utf-8-sig", skip_blank_lines=True,
+                           dtype={**{i: str for i in range(n_index)},
+                                  **{i: np.float64 for i in range(n_index, width)}})
+        if data.shape[1] != width:
+            raise ValueError("column count")
+        index = data.iloc[:, :n_index].fillna("").to_numpy(dtype=object)
+        values = data.iloc[:, n_index:].to_numpy(dtype=np.float64)
+    except pd.errors.EmptyDataError:
+        index, values = np.empty((0, n_index), dtype=object), np.empty((0, width - n_index))
+    except (ValueError, TypeError, UnicodeDecodeError):
+        index, values = _read_values_as_text(path, width, n_index, columns)
+    return _assemble(path, scorers, bodyparts, coords, values, _index_from_cells(index))
+
+
+def _read_values_as_text(path: Path, width: int, n_index: int, columns: list[str]):
     try:
         data = pd.read_csv(path, header=None, skiprows=3, dtype=str, keep_default_na=False,
                            encoding="utf-8-sig", skip_blank_lines=True)
-    except pd.errors.EmptyDataError:
-        data = pd.DataFrame(np.empty((0, width), dtype=object))
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise DLCError(f"{path}: cannot parse the data rows ({e})") from None
     if data.shape[1] != width:
         raise DLCError(f"{path}: data rows have {data.shape[1]} columns, the header has {width}")
     index = data.iloc[:, :n_index].to_numpy(dtype=object)
-    raw = data.iloc[:, n_index:].to_numpy(dtype=object)
-    values = _to_float(path, raw, first_line=4, columns=[f"{b}/{c}" for b, c in zip(bodyparts, coords)])
-    return _assemble(path, scorers, bodyparts, coords, values, _index_from_cells(index))
+    values = _to_float(path, data.iloc[:, n_index:].to_numpy(dtype=object), first_line=4, columns=columns)
+    return index, values
 
 
 def _to_float(path: Path, raw: np.ndarray, first_line: int, columns: list[str]) -> np.ndarray:

@@ -16,7 +16,7 @@ warnings.filterwarnings("ignore", message="No datajoint.json found", category=Us
 __version__ = "0.1.0"
 
 try:
-    from . import config, log
+    from . import config, log  # noqa: F401  (config loads the settings file at import)
 
     log.setup()
 except errors.ConfigError:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import run_mapshell
-from pipeline import ephys, experiment, ingest_ephys, lab
+from pipeline import ephys, ingest_ephys, lab
 from pipeline.ingest.behavior import ingest_behavior
 from pipeline.ingest.ephys import ingest_ephys as ingest, segment_spikes
 from pipeline.ingest.insertion_location import load_insertion_locations

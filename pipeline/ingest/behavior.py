@@ -20,7 +20,7 @@ import pandas as pd
 from .. import config
 from ..io.bpod_delay_response import BehaviorData, BehaviorFileError, UnsupportedProtocol, parse_filename, \
     read_delay_response
-from .bulk import insert_frame
+from .bulk import insert_frame, with_key
 from .files import check_loaded, sha1
 from .progress import track
 from .summary import Summary
@@ -129,10 +129,7 @@ def _insert_session(files: list[RigFile], datas: list[BehaviorData], subject_id:
         n = len(trials)
 
         def frame(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
-            out = df[cols].copy()
-            out.insert(0, "session", session)
-            out.insert(0, "subject_id", subject_id)
-            return out
+            return with_key(df[cols], skey)
 
         insert_frame(experiment.SessionTrial, frame(trials, ["trial", "start_time", "stop_time"]))
         insert_frame(experiment.BehaviorTrial, frame(trials, ["trial", "task", "task_protocol", "trial_instruction",

@@ -35,6 +35,12 @@ def _column_values(s: pd.Series) -> list:
             (v.item() if isinstance(v, np.generic) else v) for v in s.tolist()]
 
 
+def with_key(df: pd.DataFrame, key: dict) -> pd.DataFrame:
+    """``df`` with the key's attributes as its first columns (the same value on every row)."""
+    keys = pd.DataFrame({k: [v] * len(df) for k, v in key.items()})
+    return pd.concat([keys, df.reset_index(drop=True)], axis=1)
+
+
 def insert_frame(table, df: pd.DataFrame) -> int:
     """Insert ``df`` (columns named as ``table``'s attributes) into ``table``; returns rows inserted."""
     if df.empty:

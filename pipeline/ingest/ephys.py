@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .. import config
-from .bulk import insert_frame
+from .bulk import insert_frame, with_key
 from .progress import track
 from .summary import Summary
 
@@ -288,9 +288,8 @@ def load_probe(session_key: dict, h2o: str, pf: ProbeFolder) -> dict:
             clustering_time=dt.datetime.fromtimestamp(int(sorting_path.stat().st_mtime)),
             quality_control=sorting.metrics is not None, manual_curation=manually_curated(sorting_path),
             sampling_rate=fs, clustering_note=f"loaded from {sorting_path.name}"[:2000]))
-        insert_frame(ephys.Clustering.Trial, pd.DataFrame(dict(
-            **{k: v for k, v in clustering_key.items()}, trial=trials,
-            trial_start=(starts - t0) / fs, go_time=(go - t0) / fs)))
+        insert_frame(ephys.Clustering.Trial, with_key(pd.DataFrame(dict(
+            trial=trials, trial_start=(starts - t0) / fs, go_time=(go - t0) / fs)), clustering_key))
         index = {c: k for k, c in enumerate(np.asarray(sorting.cluster_ids))}
         units = []
         for k, cid in enumerate(ids):
@@ -316,32 +315,23 @@ def load_probe(session_key: dict, h2o: str, pf: ProbeFolder) -> dict:
                 waveform=wf))
         ephys.Clustering.Unit.insert(units)
         unit_ids = [int(c) for c in ids]
-        if sorting.metrics is not None:
-            m = sorting.metrics.reindex(unit_ids)
-            cols = {c: a for c, a in METRIC_COLUMNS.items() if c in m.columns}
-            df = m[list(cols)].rename(columns=cols).reset_index(drop=True).astype(float)
-            df.insert(0, "unit", unit_ids)
-            for k_, v in reversed(list(clustering_key.items())):
-                df.insert(0, k_, v)
-            insert_frame(ephys.Clustering.ClusterMetric, df)
-        if sorting.waveform_metrics is not None:
-            m = sorting.waveform_metrics.reindex(unit_ids)
-            cols = {c: a for c, a in WAVEFORM_METRIC_COLUMNS.items() if c in m.columns}
-            df = m[list(cols)].rename(columns=cols).reset_index(drop=True).astype(float)
-            df = df.loc[:, ~df.columns.duplicated()]
-            df.insert(0, "unit", unit_ids)
-            for k_, v in reversed(list(clustering_key.items())):
-                df.insert(0, k_, v)
-            insert_frame(ephys.Clustering.WaveformMetric, df)
+        for table, frame, columns in ((ephys.Clustering.ClusterMetric, sorting.metrics, METRIC_COLUMNS),
+                                      (ephys.Clustering.WaveformMetric, sorting.waveform_metrics,
+                                       WAVEFORM_METRIC_COLUMNS)):
+            if frame is not None:
+                m = frame.reindex(unit_ids)
+                cols = {c: a for c, a in columns.items() if c in m.columns}
+                df = m[list(cols)].rename(columns=cols).reset_index(drop=True).astype(float)
+                df = df.loc[:, ~df.columns.duplicated()]  # e.g. PT_ratio and pt_ratio both present
+                df.insert(0, "unit", unit_ids)
+                insert_frame(table, with_key(df, clustering_key))
         labels = sorting.cluster_labels
         if labels is not None and len(labels.columns):
             long = labels.reindex(unit_ids).reset_index(names="unit").melt(
                 id_vars="unit", var_name="label_source", value_name="label").dropna()
             long["label"] = long["label"].astype(str).str[:64]
             long["label_source"] = long["label_source"].astype(str).str[:32]
-            for k_, v in reversed(list(clustering_key.items())):
-                long.insert(0, k_, v)
-            insert_frame(ephys.Clustering.UnitLabel, long)
+            insert_frame(ephys.Clustering.UnitLabel, with_key(long, clustering_key))
         ingest_ephys.EphysIngest.insert1(dict(clustering_key, probe_folder=str(pf.path), ephys_root=str(pf.root)))
         files = {"meta": meta_path, "sorting": sorting_path, "bitcode": bit_path}
         ingest_ephys.EphysIngest.EphysFile.insert(

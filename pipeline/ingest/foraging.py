@@ -21,7 +21,7 @@ import pandas as pd
 from .. import config
 from ..io.pybpod import ForagingSession, PybpodError, find_sessions, read_foraging_day, read_session_info, \
     read_subject_meta
-from .bulk import insert_frame
+from .bulk import insert_frame, with_key
 from .files import check_loaded, sha1
 from .progress import track
 from .summary import Summary
@@ -69,10 +69,7 @@ def _subject_names(text: str) -> list[str]:
 def _frames(s: ForagingSession, skey: dict) -> dict[str, pd.DataFrame]:
     """The session's rows per table, as DataFrames keyed like the tables."""
     def df(rows, cols):
-        out = pd.DataFrame(rows, columns=cols)
-        out.insert(0, "session", skey["session"])
-        out.insert(0, "subject_id", skey["subject_id"])
-        return out
+        return with_key(pd.DataFrame(rows, columns=cols), skey)
 
     t = s.trials
     trials = df([(x.trial, x.start_time, x.stop_time) for x in t], ["trial", "start_time", "stop_time"])

@@ -84,24 +84,30 @@ def _round_grid(values: np.ndarray, grid: float) -> np.ndarray:
     return (grid * np.around(np.asarray(values, dtype=np.float64) / grid))
 
 
+def _csv_rows(path: Path, ncols: int, expected: str):
+    """(line number, row) of a header-less CSV, blank lines skipped, each row checked for ``ncols``."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        for lineno, row in enumerate(csv.reader(f), start=1):
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != ncols:
+                raise HistologyError(f"{path}: line {lineno}: expected {expected}, found {len(row)}")
+            yield lineno, row
+
+
 # --------------------------------------------------------------------------------- track points
 def read_track_points(path) -> np.ndarray:
     """(N, 3) int64 points of a header-less 3-column CSV (``*_pts.csv``)."""
     path = _check_file(path)
     rows = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        for lineno, row in enumerate(csv.reader(f), start=1):
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != 3:
-                raise HistologyError(f"{path}: line {lineno}: expected 3 columns, found {len(row)}")
-            try:
-                vals = [float(c) for c in row]
-            except ValueError:
-                raise HistologyError(f"{path}: line {lineno}: not numbers: {row}") from None
-            if not all(math.isfinite(v) and v == round(v) for v in vals):
-                raise HistologyError(f"{path}: line {lineno}: expected integers, got {row}")
-            rows.append(vals)
+    for lineno, row in _csv_rows(path, 3, "3 columns"):
+        try:
+            vals = [float(c) for c in row]
+        except ValueError:
+            raise HistologyError(f"{path}: line {lineno}: not numbers: {row}") from None
+        if not all(math.isfinite(v) and v == round(v) for v in vals):
+            raise HistologyError(f"{path}: line {lineno}: expected integers, got {row}")
+        rows.append(vals)
     if not rows:
         raise HistologyError(f"{path}: no points")
     return np.array(rows, dtype=np.float64).astype(np.int64)
@@ -331,21 +337,15 @@ def read_landmarks_csv(path) -> pd.DataFrame:
     """Read a MAP landmark / track CSV (8 columns, no header) into LANDMARK_COLUMNS, file order."""
     path = _check_file(path)
     rows = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        for lineno, row in enumerate(csv.reader(f), start=1):
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != 8:
-                raise HistologyError(f"{path}: line {lineno}: expected 8 columns (name, warp, subj_x, subj_y, "
-                                     f"subj_z, ccf_x, ccf_y, ccf_z), found {len(row)}")
-            warp = row[1].strip().lower()
-            if warp not in ("true", "false"):
-                raise HistologyError(f"{path}: line {lineno}: warp flag must be true or false, got {row[1]!r}")
-            try:
-                nums = [float(c) for c in row[2:]]
-            except ValueError:
-                raise HistologyError(f"{path}: line {lineno}: coordinates are not numbers: {row[2:]}") from None
-            rows.append([row[0].strip(), warp == "true", *nums])
+    for lineno, row in _csv_rows(path, 8, "8 columns (name, warp, subj_x, subj_y, subj_z, ccf_x, ccf_y, ccf_z)"):
+        warp = row[1].strip().lower()
+        if warp not in ("true", "false"):
+            raise HistologyError(f"{path}: line {lineno}: warp flag must be true or false, got {row[1]!r}")
+        try:
+            nums = [float(c) for c in row[2:]]
+        except ValueError:
+            raise HistologyError(f"{path}: line {lineno}: coordinates are not numbers: {row[2:]}") from None
+        rows.append([row[0].strip(), warp == "true", *nums])
     if not rows:
         raise HistologyError(f"{path}: no landmarks")
     df = pd.DataFrame(rows, columns=list(LANDMARK_COLUMNS))

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 #: Import order of the schema modules (each after the ones it references).
 SCHEMA_MODULE_ORDER = ("lab", "experiment", "ingest_behavior", "ephys", "ingest_ephys", "tracking", "ccf",
-                       "histology")
+                       "histology", "ingest_histology")
 
 #: MariaDB's default max_allowed_packet (16 MB) breaks large blob inserts.
 MIN_ALLOWED_PACKET = 64 * 1024 * 1024

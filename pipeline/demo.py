@@ -62,7 +62,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     real = animals.iloc[[0]].assign(subject_id=1025, water_restriction_number="dl25")  # owner of the real file
     sheet = write_animals(folder / "animals.xlsx", pd.concat([animals, real], ignore_index=True))
     summaries = []
-    out(f"step 1/6  load-animal {sheet}")
+    out(f"step 1/8  load-animal {sheet}")
     summaries.append(load_animals(sheet))
     out("          " + summaries[-1].line())
 
@@ -74,7 +74,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
                 when = dt.datetime(2024, 6, 3 + day, 9 + 3 * f, 15 * k, 0)
                 if not (rig_dir / f"{h2o}_tw2_{when:%Y%m%d_%H%M%S}.mat").exists():
                     write_session_file(rig_dir, h2o=h2o, when=when, n_trials=60, seed=100 * k + 10 * day + f)
-    out(f"step 2/6  ingest-behavior {rig_dir} (generated rig files + the real dl25 file)")
+    out(f"step 2/8  ingest-behavior {rig_dir} (generated rig files + the real dl25 file)")
     summaries.append(ingest_behavior([["RRig", str(rig_dir), 0]]))
     out("          " + summaries[-1].line())
 
@@ -86,7 +86,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
             write_foraging_day(bpod / "Tower-2" / "Foraging", h2o=forager, date=day, n_sessions=1 + d % 2,
                                trials_per_session=80, three_lickports=d == 2, seed=d)
         write_subject_meta(bpod / "Metadata", forager, days)
-    out(f"step 3/6  ingest-foraging {bpod} (generated pybpod sessions)")
+    out(f"step 3/8  ingest-foraging {bpod} (generated pybpod sessions)")
     summaries.append(ingest_foraging(dict(meta_dir=str(bpod / "Metadata"),
                                           project_paths=[str(bpod / "Tower-2" / "Foraging")])))
     out("          " + summaries[-1].line())
@@ -106,7 +106,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
         write_meta(pdir / f"{h2o0}_g0_tcat.imec0.ap.meta", probe="np1", seed=1)
         write_bitcode_mat(pdir / f"{h2o0}_g0_bitcode.mat", list(notes["trial_note"]), seed=2)
         write_kilosort(pdir / "kilosort2", n_units=24, n_spikes=60_000, duration_s=900.0, seed=3)
-    out(f"step 4/6  ingest-ephys {ephys_root} (generated SpikeGLX meta, Kilosort output, bitcode sync)")
+    out(f"step 4/8  ingest-ephys {ephys_root} (generated SpikeGLX meta, Kilosort output, bitcode sync)")
     summaries.append(ingest_ephys([str(ephys_root)]))
     out("          " + summaries[-1].line())
     locations = folder / "recording_notes.csv"
@@ -114,15 +114,38 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
                        skull_reference="Bregma", ap_location=2500, ml_location=-1500, depth=2800, theta=15, phi=0,
                        brain_area="ALM", hemisphere="left", alignment_confidence="yes",
                        good_period="0-end")]).to_csv(locations, index=False)
-    out(f"step 5/6  load-insertion-location {locations}")
+    out(f"step 5/8  load-insertion-location {locations}")
     summaries.append(load_insertion_locations(locations))
     out("          " + summaries[-1].line())
     video = folder / "video"
     trials = sorted(int(t) for t in (experiment.SessionTrial & skey).to_arrays("trial"))
     if not (video / h2o0).exists():
         write_tracking_session(video, h2o0, sess["session_date"], trials, seed=4, frames_per_trial=(100, 150))
-    out(f"step 6/6  ingest-tracking {video} (generated DeepLabCut output, 2 cameras)")
+    out(f"step 6/8  ingest-tracking {video} (generated DeepLabCut output, 2 cameras)")
     summaries.append(ingest_tracking([["RRig", str(video)]]))
+    out("          " + summaries[-1].line())
+
+    # CCF: a generated Allen-shaped annotation (full extent at 100 um) and its ontology
+    from . import ccf, histology
+    from .ingest.histology import ingest_histology
+    from .synthetic.ccf import write_annotation_nrrd, write_ontology_csv
+    from .synthetic.histology import write_ibl_alignment
+
+    ccf_paths = dict(version_name="CCF_2017", region_csv=str(folder / "ccf" / "structure_tree.csv"),
+                     annotation_nrrd=str(folder / "ccf" / "annotation_100um.nrrd"))
+    if not Path(ccf_paths["annotation_nrrd"]).exists():
+        write_ontology_csv(ccf_paths["region_csv"])
+        write_annotation_nrrd(ccf_paths["annotation_nrrd"], shape=(132, 80, 114), voxel_um=100, seed=0)
+    out(f"step 7/8  ccfload {folder / 'ccf'} (generated ontology and annotation volume)")
+    n_regions = ccf.CCFBrainRegion.load_regions(ccf_paths)
+    fresh_volume = ccf.CCFAnnotation.load_ccf_annotation(ccf_paths)
+    out(f"          regions: {n_regions} added; annotation: {'loaded' if fresh_volume else 'already loaded'}")
+    if not any(pdir.glob("*channel_locations*.json")):
+        write_ibl_alignment(pdir, n_channels=384, seed=7)
+    histology_root = folder / "histology"
+    histology_root.mkdir(exist_ok=True)
+    out(f"step 8/8  ingest-histology {histology_root} (generated IBL alignment in the probe folder)")
+    summaries.append(ingest_histology([str(histology_root)]))
     out("          " + summaries[-1].line())
     for s_ in summaries:
         if not s_.ok:
@@ -147,10 +170,14 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
         "ephys.Unit": len(ephys.Unit()),
         "ephys.Clustering.Trial": len(ephys.Clustering.Trial()),
         "tracking.Tracking": len(tracking.Tracking()),
+        "ccf.CCFBrainRegion": len(ccf.CCFBrainRegion()),
+        "histology.ElectrodePosition": len(histology.ElectrodeCCFPosition.ElectrodePosition()),
+        "histology.LabeledProbeTrack.Point": len(histology.LabeledProbeTrack.Point()),
+        "histology.unit_ccf()": len(histology.unit_ccf()),
     }
     out("\nsummary (rows per table):")
     for k, v in counts.items():
-        out(f"  {k:<28} {v:>7}")
+        out(f"  {k:<34} {v:>7}")
     out(f"\ndemo finished in {time.perf_counter() - t0:.1f} s. Explore it with:\n"
         f"  MAP_SCHEMA_PREFIX={prefix} mapshell shell")
     if not all(s_.ok for s_ in summaries):

@@ -167,6 +167,16 @@ def action_ccfload(args) -> int:
     return 0
 
 
+def action_ingest_histology(args) -> int:
+    """Load electrode CCF positions, brain regions and probe tracks for insertions without histology."""
+    from .ingest.histology import ingest_histology
+
+    _connect_and_load(BANNER_MODULES + ("ephys", "ccf", "histology", "ingest_histology"))
+    summary = ingest_histology([args.path] if args.path else None)
+    print(summary.report())
+    return 0 if summary.ok else 1
+
+
 def action_config(args) -> int:
     """Show, set (and save), unset or save the pipeline settings (the seed's ``custom`` section)."""
     from . import config
@@ -213,6 +223,7 @@ ACTIONS: dict[str, Callable] = {
     "ingest-ephys": action_ingest_ephys,
     "ingest-tracking": action_ingest_tracking,
     "ccfload": action_ccfload,
+    "ingest-histology": action_ingest_histology,
     "load-insertion-location": action_load_insertion_location,
     "config": action_config,
     "demo": action_demo,
@@ -261,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     action("ingest-tracking")
     action("ccfload")
+    s = action("ingest-histology")
+    s.add_argument("--path", help="a histology root folder to load instead of the histology_data_paths setting")
 
     s = action("ingest-ephys")
     s.add_argument("--path", help="an ephys root folder to load instead of the ephys_data_paths setting")

@@ -21,6 +21,7 @@ def test_demo_runs_twice_and_reports(backend):
         assert "foraging sessions: 3 found, 3 loaded, 0 skipped, 0 failed" in r.stdout
         assert "probes: 1 found, 1 loaded, 0 skipped, 0 failed" in r.stdout
         assert "tracking sessions: 1 found, 1 loaded, 0 skipped, 0 failed" in r.stdout
+        assert "probe insertions: 1 found, 1 loaded, 0 skipped, 0 failed" in r.stdout
         counts = {k: int(v) for k, v in re.findall(r"^\s+(\S+)\s+(\d+)$", r.stdout, flags=re.M)}
         assert counts["lab.Subject"] == 5 and counts["lab.WaterRestriction"] == 5
         from pipeline import probes
@@ -36,6 +37,10 @@ def test_demo_runs_twice_and_reports(backend):
         ephys_v = dj.VirtualModule("demo_ephys", f"{prefix}ephys", connection=backend.conn)
         assert len(ephys_v.Clustering.Unit()) == counts["ephys.Unit"] == 24
         assert len(ephys_v.ProbeInsertion.InsertionLocation()) == 1
+        hist_v = dj.VirtualModule("demo_hist", f"{prefix}histology", connection=backend.conn)
+        assert len(hist_v.ElectrodeCCFPosition.ElectrodePosition()) == counts["histology.ElectrodePosition"] == 384
+        assert counts["histology.LabeledProbeTrack.Point"] == 12
+        assert 0 < counts["histology.unit_ccf()"] <= 24
         assert len(exp_v.SessionTrial()) == counts["experiment.SessionTrial"] > 11
         dl25 = exp_v.SessionTrial & (lab_v.WaterRestriction & "water_restriction_number = 'dl25'").proj()
         assert len(dl25) == 11
@@ -43,6 +48,7 @@ def test_demo_runs_twice_and_reports(backend):
         assert r.returncode == 0 and "5 found, 0 loaded, 5 skipped, 0 failed" in r.stdout
         assert "7 found, 0 loaded, 7 skipped, 0 failed" in r.stdout
         assert "3 found, 0 loaded, 3 skipped, 0 failed" in r.stdout
+        assert "probe insertions: 1 found, 0 loaded, 1 skipped, 0 failed" in r.stdout
         r = run_mapshell(["demo", "--prefix", prefix, "--fresh"], env)
         assert r.returncode == 0 and "5 found, 5 loaded" in r.stdout and "7 found, 7 loaded" in r.stdout
     finally:

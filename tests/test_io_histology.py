@@ -19,7 +19,9 @@ from pipeline.io.histology import (
     HistologyError,
     ibl_to_ccf,
     ibl_xyz_to_ccf,
+    match_ibl_channels,
     parse_histology_filename,
+    parse_track_points_filename,
     read_channel_locations,
     read_landmarks_csv,
     read_site_info,
@@ -29,6 +31,7 @@ from pipeline.io.histology import (
 from pipeline.synthetic.histology import (
     IBL_BREGMA_MLAPDV_UM,
     histology_filename,
+    ibl_np1_layout,
     write_ibl_alignment,
     write_landmarks_csv,
     write_site_info,
@@ -268,3 +271,64 @@ def test_filename_round_trip():
             got = parse_histology_filename(name)
             assert got == {"h2o": "dl25", "date": dt.date(2018, 2, 25), "time": kw.get("time"), "probe": 1,
                            "shank": kw.get("shank"), "kind": kind}
+
+
+# ------------------------------------------------------------------- IBL channel -> electrode
+def _electrodes(probe_type, n=384, shank=None):
+    from pipeline import probes
+
+    t = probes.electrode_table(probe_type)
+    keep = np.ones(len(t["electrode"]), dtype=bool) if shank is None else t["shank"] == shank
+    return t["electrode"][keep][:n], t["x_coord"][keep][:n], t["y_coord"][keep][:n]
+
+
+def test_match_np1_bank0_channel_i_is_electrode_i_plus_1():
+    electrode, x, y = _electrodes("neuropixels 1.0 - 3B")
+    lateral, axial = ibl_np1_layout(384)          # ibllib's NP1 formula: x 43, 11, 59, 27; y from 20
+    idx = match_ibl_channels(lateral, axial, x, y)
+    np.testing.assert_array_equal(electrode[idx], np.arange(1, 385))
+    # the channels in any order still land on their electrodes
+    perm = np.random.default_rng(0).permutation(384)
+    np.testing.assert_array_equal(electrode[match_ibl_channels(lateral[perm], axial[perm], x, y)], perm + 1)
+
+
+@pytest.mark.parametrize("x0", [0.0, 27.0])       # ibllib's NP2 x: col*32 (older) or 27 + col*32 (newer)
+def test_match_np2_both_ibllib_conventions(x0):
+    electrode, x, y = _electrodes("neuropixels 2.0 - SS")
+    ch = np.arange(384)
+    idx = match_ibl_channels(x0 + 32.0 * (ch % 2), 20.0 + 15.0 * (ch // 2), x, y)
+    np.testing.assert_array_equal(electrode[idx], ch + 1)
+
+
+def test_match_one_shank_of_a_four_shank_probe():
+    electrode, x, y = _electrodes("neuropixels 2.0 - MS", n=96, shank=3)
+    ch = np.arange(96)
+    idx = match_ibl_channels(27.0 + 32.0 * (ch % 2), 20.0 + 15.0 * (ch // 2), x, y)
+    np.testing.assert_array_equal(electrode[idx], electrode[:96])
+    assert electrode.min() == 2 * 1280 + 1
+
+
+def test_match_refuses_what_does_not_fit():
+    _, x, y = _electrodes("neuropixels 1.0 - 3B")
+    lateral, axial = ibl_np1_layout(384)
+    with pytest.raises(HistologyError, match="383 channels but 384"):
+        match_ibl_channels(lateral[:383], axial[:383], x, y)
+    moved = lateral.copy()
+    moved[100] += 5.0
+    with pytest.raises(HistologyError, match="do not match"):
+        match_ibl_channels(moved, axial, x, y)
+    # a channel on the next bank (y beyond the recorded electrodes) does not fit either
+    with pytest.raises(HistologyError, match="do not match"):
+        match_ibl_channels(lateral, axial + 20.0 * (np.arange(384) == 383) * 2, x, y)
+
+
+@pytest.mark.parametrize("name, want", [
+    ("2019-12-04_KS014_001_probe00_pts.csv", {"insertion_number": 1, "shank": None}),
+    ("2019-12-04_KS014_001_probe01_shank2_pts.csv", {"insertion_number": 2, "shank": 2}),
+    ("dl25_20240603_2_pts.csv", {"insertion_number": 2, "shank": None}),
+    ("dl25_20240603_2_3_pts.csv", {"insertion_number": 2, "shank": 3}),
+    ("dl25_20240603_pts_transformed.csv", None),
+    ("track_pts.csv", None),
+])
+def test_track_points_names(name, want):
+    assert parse_track_points_filename(name) == want

@@ -9,7 +9,7 @@ from pipeline import lab
 from pipeline.shell import ACTIONS, build_parser
 
 EXPECTED_ACTIONS = {"shell", "erd", "load-animal", "config", "demo", "ingest-behavior", "ingest-foraging",
-                    "ingest-ephys", "load-insertion-location", "ingest-tracking", "ccfload"}
+                    "ingest-ephys", "load-insertion-location", "ingest-tracking", "ccfload", "ingest-histology"}
 
 
 def test_help_lists_exactly_the_actions(tmp_path):

@@ -29,7 +29,18 @@ Format 2 (IBL's ephys alignment GUI):
   hand-traced track in the same bregma-relative um.
 * CCF: ccf_x = o0 + x, ccf_y = o2 - z, ccf_z = o1 - y, rounded to 20 um.
 
-``*_pts.csv`` (Lasagna / brainreg track points): no header, three integer columns.
+``*_pts.csv`` (Lasagna track points, as IBL traced them): no header, three integer columns, voxel
+indices of the 25 um Allen atlas in the order (AP counted from the posterior end, ML, DV). ibllib
+reads them the same way (``load_track_csv``: AP index = 527 - column 0).
+
+Matching IBL channels to electrodes: IBL's probe coordinates are the probe's own up to a mirror
+and an offset. For Neuropixels 1.0 IBL puts channel 0 at lateral 43 um, axial 20 um where
+SpikeGLX (and the pipeline) put electrode 1 at 27 um (16 um from the lowest-left site), 0 um:
+the layout is mirrored across the shank. For 2.0 probes ibllib's offsets changed between
+versions (x 0/32 or 27/59). :func:`match_ibl_channels` therefore finds the mirror and offset
+that put every channel exactly on a distinct configured electrode, and when both orientations
+fit, keeps the one under which channel order follows electrode order (channel i is the i-th
+recorded site, as in SpikeGLX).
 """
 
 from __future__ import annotations
@@ -54,6 +65,9 @@ __all__ = [
     "SiteInfo",
     "ibl_to_ccf",
     "ibl_xyz_to_ccf",
+    "lasagna_to_ccf",
+    "match_ibl_channels",
+    "parse_track_points_filename",
     "parse_histology_filename",
     "read_channel_locations",
     "read_landmarks_csv",
@@ -63,6 +77,9 @@ __all__ = [
 ]
 
 CCF_GRID_UM = 20
+#: the Lasagna track points' atlas: Allen 25 um, 528 planes along AP
+LASAGNA_VOXEL_UM = 25.0
+LASAGNA_AP_PLANES = 528
 LANDMARK_COLUMNS = ("landmark_name", "warp", "subj_x", "subj_y", "subj_z", "ccf_x", "ccf_y", "ccf_z")
 CHANNEL_COLUMNS = ("channel", "x", "y", "z", "axial", "lateral", "brain_region_id", "brain_region")
 
@@ -111,6 +128,68 @@ def read_track_points(path) -> np.ndarray:
     if not rows:
         raise HistologyError(f"{path}: no points")
     return np.array(rows, dtype=np.float64).astype(np.int64)
+
+
+def lasagna_to_ccf(points) -> np.ndarray:
+    """(N, 3) float64 CCF um (ML, DV, AP) of Lasagna track points (25 um voxels: AP from the
+    posterior end, ML, DV), sorted from the brain surface down (by DV), as ibllib orders them."""
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 3:
+        raise HistologyError(f"track points must be (N, 3), got shape {p.shape}")
+    ccf = np.column_stack([p[:, 1], p[:, 2], (LASAGNA_AP_PLANES - 1) - p[:, 0]]) * LASAGNA_VOXEL_UM
+    return ccf[np.argsort(ccf[:, 1], kind="stable")]
+
+
+_PTS_NAME = re.compile(
+    r"(?:probe(?P<probe0>\d+)(?:_shank(?P<shank0>\d+))?"
+    r"|(?:\d{8}|\d{4}-\d{2}-\d{2})(?:_\d{6})?_(?P<probe>\d+)(?:_(?P<shank>\d+))?)_pts\.csv$", re.IGNORECASE)
+
+
+def parse_track_points_filename(name) -> dict | None:
+    """Insertion and shank of a ``*_pts.csv``: ``..._probe{NN}[_shank{s}]_pts.csv`` (IBL's 0-based
+    probe names: probe00 is insertion 1) or ``..._{YYYYMMDD}[_{HHMMSS}]_{insertion}[_{shank}]_pts.csv``
+    (MAP's 1-based numbers after the date, as in the landmark files). Returns {'insertion_number', 'shank' (None if not given)}
+    or None. The session date is matched by the caller (YYYY-MM-DD or YYYYMMDD in the name)."""
+    m = _PTS_NAME.search(Path(str(name)).name)
+    if not m:
+        return None
+    number = int(m["probe0"]) + 1 if m["probe0"] is not None else int(m["probe"])
+    shank = m["shank0"] if m["probe0"] is not None else m["shank"]
+    return {"insertion_number": number, "shank": int(shank) if shank else None}
+
+
+def match_ibl_channels(lateral, axial, x, y, tol_um: float = 0.5) -> np.ndarray:
+    """Index into the electrodes (``x``, ``y``: um, in electrode order) of each IBL channel.
+
+    Tries IBL's layout as is and mirrored, each shifted so the lowest-left points coincide; a
+    fit puts every channel on a distinct electrode within ``tol_um``. Raises HistologyError when
+    the counts differ or neither orientation fits. See the module docstring for why."""
+    lateral, axial = (np.asarray(v, dtype=np.float64) for v in (lateral, axial))
+    x, y = (np.asarray(v, dtype=np.float64) for v in (x, y))
+    if len(lateral) != len(x):
+        raise HistologyError(f"{len(lateral)} channels but {len(x)} recorded electrodes")
+    n = len(x)
+    scale = 1.0 / tol_um
+
+    def keys(px, py):
+        return np.round(px * scale).astype(np.int64) * (1 << 32) + np.round(py * scale).astype(np.int64)
+
+    ekeys = keys(x - x.min(), y - y.min())
+    order = np.argsort(ekeys, kind="stable")
+    sorted_keys = ekeys[order]
+    fits = []
+    for mirror in (False, True):
+        lat = -lateral if mirror else lateral
+        ck = keys(lat - lat.min(), axial - axial.min())
+        pos = np.clip(np.searchsorted(sorted_keys, ck), 0, n - 1)
+        hit = sorted_keys[pos] == ck
+        if hit.all() and len(np.unique(pos)) == n:
+            idx = order[pos]
+            fits.append((int((idx == np.arange(n)).sum()), not mirror, idx))
+    if not fits:
+        raise HistologyError("the channels' (lateral, axial) positions do not match the recorded electrodes' "
+                             "layout, as given or mirrored")
+    return max(fits, key=lambda f: (f[0], f[1]))[2]
 
 
 # ------------------------------------------------------------------------------------- IBL json

@@ -24,6 +24,7 @@ __all__ = [
     "REGIONS",
     "annotation_labels",
     "write_annotation_nrrd",
+    "write_ontology_csv",
     "write_large_annotation_nrrd",
 ]
 
@@ -75,6 +76,22 @@ def annotation_labels(shape, ap, dv, ml, seed: int = 0) -> np.ndarray:
         lab = np.where(d2 <= r * r, rid, lab)
     lab = np.where(inside, lab, 0)
     return np.broadcast_to(lab, np.broadcast_shapes(ap.shape, dv.shape, ml.shape)).astype(np.uint32)
+
+
+def write_ontology_csv(path) -> Path:
+    """An Allen structure-tree CSV (header id, acronym, name, parent_structure_id,
+    color_hex_triplet) of the root and every region the generator writes, for demos of the
+    generated volumes (the real ontology files stay in the test data)."""
+    import pandas as pd
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [dict(id=997, acronym="root", name="root", parent_structure_id="", color_hex_triplet="FFFFFF")]
+    for i, (rid, (acronym, name)) in enumerate(sorted(REGIONS.items())):
+        rows.append(dict(id=rid, acronym=acronym, name=name, parent_structure_id=997,
+                         color_hex_triplet=f"{(0x3060A0 + 0x151515 * i) & 0xFFFFFF:06X}"))
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
 
 
 def _header(shape, voxel_um, encoding) -> bytes:

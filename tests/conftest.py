@@ -98,17 +98,26 @@ def backend(request):
 
 
 def _clear_tables() -> None:
-    """Delete the rows of every table that has no fixed contents (cascading to dependents)."""
-    import inspect
-    import importlib
+    """Delete the rows of every table that has no fixed contents, and of everything below them.
 
+    Plain DELETEs, children first: DataJoint's cascading ``delete`` took 7-11 s per test."""
+    import importlib
+    import inspect
+
+    import networkx as nx
+
+    conn = db.connect()
+    conn.dependencies.load()
+    targets: set[str] = set()
     for m in reversed(db.SCHEMA_MODULE_ORDER):
         mod = importlib.import_module(f"pipeline.{m}")
         for cls in vars(mod).values():
             if (inspect.isclass(cls) and issubclass(cls, dj.Table) and not issubclass(cls, dj.Part)
                     and cls.__module__ == mod.__name__ and not getattr(cls, "contents", None)):
-                if len(cls()):
-                    cls().delete(prompt=False)
+                targets.update(conn.dependencies.descendants(cls.full_table_name))
+    for name in reversed(list(nx.topological_sort(conn.dependencies))):
+        if name in targets and not name.isdigit():
+            conn.query(f"DELETE FROM {name}")
 
 
 @pytest.fixture

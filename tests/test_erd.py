@@ -24,6 +24,11 @@ def test_write_erd_files_are_valid_images(database, tmp_path):
     whole = (tmp_path / "erd" / "pipeline.svg").read_text()
     for table in ("lab.Subject", "experiment.Session", "lab.ProbeType.Electrode"):
         assert table in whole
+    dot = (tmp_path / "erd" / "pipeline.dot").read_text()
+    assert dot.startswith("digraph") and dot.rstrip().endswith("}")
+    edges = [ln for ln in dot.splitlines() if " -> " in ln]
+    assert len(edges) > 50 and any("subject" in e and "water_restriction" in e for e in edges)
+    assert '"lab.Subject"' in dot
     lab_svg = (tmp_path / "erd" / "lab.svg").read_text()
     assert "WaterRestriction" in lab_svg and "Session" not in lab_svg
 

@@ -300,8 +300,9 @@ def ingest_histology(paths: list | None = None, progress: bool | None = None) ->
             continue
         claimed |= {p.resolve() for p in found.files()}
         if found.format is None:
-            summary.skip(item, "no histology files" + (f" (track points only: {', '.join(p.name for p in found.track_points.values())})"
-                                                       if found.track_points else ""))
+            others = sorted(p.name for p in found.files())
+            summary.skip(item, "no electrode positions (siteInfo .mat or channel_locations .json)" +
+                         (f"; not loaded without them: {', '.join(others)}" if others else ""))
             continue
         try:
             n = _load(ikey, ins, found, version)

@@ -161,8 +161,14 @@ def test_real_lasagna_track_points(annotation, np1_probe, tmp_path, real_data):
     folder = tmp_path / "histology" / "dm6" / "histology"
     folder.mkdir(parents=True)
     shutil.copy(src, folder / f"{WHEN:%Y-%m-%d}_dm6_001_probe00_pts.csv")
+    # warp landmarks only (no track rows) next to an IBL alignment: loaded, and no second track
+    lm = write_landmarks_csv(folder / histology_filename("dm6", WHEN.date(), 1, "landmarks"), n_warp=8, n_track=0,
+                             seed=3)
     s = ingest([str(tmp_path / "histology")])
     assert s.ok and len(s.loaded) == 1, s.report()
+    marks = (histology.SubjectToCCFTransformation.Landmark & {"subject_id": 56}).to_pandas().reset_index()
+    np.testing.assert_allclose(marks.sort_values("landmark_name")[["subj_x", "ccf_z"]].to_numpy(),
+                               lm.sort_values("landmark_name")[["subj_x", "ccf_z"]].to_numpy())
     pts = (histology.LabeledProbeTrack.Point & IKEY).to_pandas().reset_index().sort_values("point_order")
     raw = np.loadtxt(src, delimiter=",")
     assert len(pts) == len(raw) == 82

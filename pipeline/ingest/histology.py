@@ -33,6 +33,7 @@ import pandas as pd
 
 from .. import config
 from ..io import histology as hio
+from ..io.ccf import CCFError
 from .files import sha1
 from .progress import track
 from .summary import Summary
@@ -192,14 +193,7 @@ def read_insertion(found: Found, electrodes: pd.DataFrame, configured: pd.DataFr
             shank = _shank_of(key, zero_based, configured, path)
             positions.append(site_info_positions(path, shank, electrodes[electrodes.shank == shank],
                                                  configured[configured.shank == shank]))
-        for key, path in found.landmarks.items():
-            shank = _shank_of(key, zero_based, configured, path)
-            lm = hio.read_landmarks_csv(path)
-            landmarks.append(lm[lm.warp])
-            trk = lm[~lm.warp][["ccf_x", "ccf_y", "ccf_z"]].to_numpy(dtype=np.float64)
-            points.append((shank, trk, path))
     else:
-        origin = None
         for key, path in found.channel_locations.items():
             shank = _shank_of(key, zero_based, configured, path)
             df, origin = ibl_positions(path, shank, configured[configured.shank == shank])
@@ -207,6 +201,13 @@ def read_insertion(found: Found, electrodes: pd.DataFrame, configured: pd.DataFr
             if key in found.xyz_picks:
                 picks = hio.read_xyz_picks(found.xyz_picks[key])
                 points.append((shank, hio.ibl_xyz_to_ccf(picks, origin, round_to=None), found.xyz_picks[key]))
+    for key, path in found.landmarks.items():  # BigWarp landmarks can come with either format
+        shank = _shank_of(key, zero_based, configured, path)
+        lm = hio.read_landmarks_csv(path)
+        landmarks.append(lm[lm.warp])
+        trk = lm[~lm.warp][["ccf_x", "ccf_y", "ccf_z"]].to_numpy(dtype=np.float64)
+        if len(trk):
+            points.append((shank, trk, path))
     for key, path in found.track_points.items():
         shank = _shank_of(key, zero_based, configured, path)
         points.append((shank, hio.lasagna_to_ccf(hio.read_track_points(path)), path))
@@ -353,7 +354,7 @@ def _load(ikey: dict, ins: dict, found: Found, version: str) -> dict:
         xyz = pos.loc[rows_of, ["ccf_x", "ccf_y", "ccf_z"]].to_numpy(dtype=np.float64)
         try:
             region[np.asarray(rows_of)] = ccf.region_at(xyz, version)
-        except Exception as e:  # CCFError names the first bad coordinates
+        except CCFError as e:  # names the first bad coordinates
             raise HistologyIngestError(f"{source}: {e}") from None
     for shank, trk, path in points:
         if not np.isfinite(trk).all():
@@ -368,9 +369,12 @@ def _load(ikey: dict, ins: dict, found: Found, version: str) -> dict:
     subject = {"subject_id": ikey["subject_id"]}
     new_landmarks = []
     if landmarks is not None and len(landmarks):
+        cols = ["subj_x", "subj_y", "subj_z", "ccf_x", "ccf_y", "ccf_z"]
+        landmarks = landmarks[np.isfinite(landmarks[cols].to_numpy(dtype=np.float64)).all(axis=1)]  # BigWarp: unmatched
+        if (landmarks.groupby("landmark_name")[cols].nunique() > 1).any(axis=None):
+            raise HistologyIngestError("the insertion's landmark files give one landmark name different coordinates")
         landmarks = landmarks.drop_duplicates("landmark_name", keep="first")
         stored = {r["landmark_name"]: r for r in (histology.SubjectToCCFTransformation.Landmark & subject).to_dicts()}
-        cols = ("subj_x", "subj_y", "subj_z", "ccf_x", "ccf_y", "ccf_z")
         for r in landmarks.to_dict("records"):
             old = stored.get(r["landmark_name"])
             if old is None:

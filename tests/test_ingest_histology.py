@@ -181,6 +181,9 @@ def test_real_lasagna_track_points(annotation, np1_probe, tmp_path, real_data):
 
 def test_failures_leave_nothing(annotation, np1_probe, tmp_path):
     root = str(tmp_path / "histology")
+    # a root that does not exist is a failure, not 'nothing found'
+    s = ingest([str(tmp_path / "no-such-folder")])
+    assert not s.ok and "histology folder does not exist" in s.report()
     # a channel count that disagrees with the probe
     t = write_ibl_alignment(np1_probe, n_channels=380, seed=5)
     s = ingest([root])

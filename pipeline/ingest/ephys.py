@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import config
 from .bulk import insert_frame, with_key
+from .files import readable_roots
 from .progress import track
 from .summary import Summary
 
@@ -362,12 +362,7 @@ def ingest_ephys(paths: list | None = None, progress: bool | None = None) -> Sum
     from .. import ephys, experiment, lab
 
     summary = Summary(what="probes")
-    roots = [Path(p).expanduser() for p in config.validate(
-        "ephys_data_paths", paths if paths is not None else config.get("ephys_data_paths", []))]
-    for r in roots:
-        if not r.is_dir():
-            summary.fail(str(r), "ephys folder does not exist or is not readable")
-    roots = [r for r in roots if r.is_dir()]
+    roots = readable_roots("ephys_data_paths", paths, summary, "ephys")
     sessions = (experiment.Session * lab.WaterRestriction).proj("session_date", "water_restriction_number").to_dicts()
     work: list[tuple[dict, str, ProbeFolder]] = []
     for s in sessions:

@@ -15,6 +15,19 @@ def sha1(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def readable_roots(setting: str, paths: list | None, summary, what: str) -> list[Path]:
+    """The folders of a path-list setting (or ``paths`` given instead), validated; each missing one
+    is a failure in ``summary`` (so a typo in the settings is not a silent 'nothing found')."""
+    from .. import config
+
+    roots = [Path(p).expanduser() for p in config.validate(
+        setting, paths if paths is not None else config.get(setting, []))]
+    for r in roots:
+        if not r.is_dir():
+            summary.fail(str(r), f"{what} folder does not exist or is not readable")
+    return [r for r in roots if r.is_dir()]
+
+
 def check_loaded(file_part, files: dict[str, Path]) -> tuple[str, str] | None:
     """Whether these files (name -> path) of one day are already in the database.
 

@@ -34,7 +34,7 @@ import pandas as pd
 from .. import config
 from ..io import histology as hio
 from ..io.ccf import CCFError
-from .files import sha1
+from .files import readable_roots, sha1
 from .progress import track
 from .summary import Summary
 
@@ -249,12 +249,7 @@ def ingest_histology(paths: list | None = None, progress: bool | None = None) ->
     from .. import ccf, ephys, experiment, ingest_ephys, ingest_histology, lab
 
     summary = Summary(what="probe insertions")
-    roots = [Path(p).expanduser() for p in config.validate(
-        "histology_data_paths", paths if paths is not None else config.get("histology_data_paths", []))]
-    for r in roots:
-        if not r.is_dir():
-            summary.fail(str(r), "histology folder does not exist or is not readable")
-    roots = [r for r in roots if r.is_dir()]
+    roots = readable_roots("histology_data_paths", paths, summary, "histology")
     version = _annotation_version()
     if not (ccf.CCFAnnotation & {"annotation_version": version}):
         summary.fail(f"ccf annotation {version}", "not loaded: run `mapshell ccfload` (ccf_data_paths) first; "

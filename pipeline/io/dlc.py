@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .files import existing_file
+
 __all__ = ["FEATURES", "DLCError", "DLCTracking", "map_bodyparts", "read_dlc"]
 
 
@@ -110,11 +112,7 @@ def map_bodyparts(bodyparts) -> tuple[dict[str, str], list[str]]:
 # ----------------------------------------------------------------------------------------------
 def read_dlc(path) -> DLCTracking:
     """Read a DeepLabCut .csv or .h5 file (see the module docstring for the accepted layouts)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DLCError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise DLCError(f"{path}: empty file")
+    path = existing_file(path, DLCError)
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5", ".hdf"):
         return _read_h5(path)

@@ -56,6 +56,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .files import existing_file
+
 __all__ = [
     "CCF_GRID_UM",
     "CHANNEL_COLUMNS",
@@ -89,12 +91,7 @@ class HistologyError(ValueError):
 
 
 def _check_file(path) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise HistologyError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise HistologyError(f"{path}: empty file")
-    return path
+    return existing_file(path, HistologyError)
 
 
 def _round_grid(values: np.ndarray, grid: float) -> np.ndarray:

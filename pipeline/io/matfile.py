@@ -13,6 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .files import existing_file
+
 
 class MatFileError(ValueError):
     """The file is not a readable MATLAB file; the message names it."""
@@ -28,11 +30,7 @@ def mat_version(path: str | Path) -> str:
 
 
 def read_mat(path: str | Path, variable_names: list[str] | None = None) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise MatFileError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise MatFileError(f"{path}: empty file")
+    path = existing_file(path, MatFileError)
     version = mat_version(path)
     try:
         with warnings.catch_warnings():

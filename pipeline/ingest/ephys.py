@@ -378,12 +378,7 @@ def ingest_ephys(paths: list | None = None, progress: bool | None = None) -> Sum
         item = f"{h2o} session {key['session']} probe {pf.insertion_number} ({pf.path})"
         ikey = dict(key, insertion_number=pf.insertion_number)
         if ephys.ProbeInsertion & ikey:
-            changed = _changed(ikey, pf)
-            if changed:
-                summary.fail(item, f"already loaded, but these files changed since: {', '.join(changed)}; "
-                                   f"delete the insertion to load it again")
-            else:
-                summary.skip(item, "already loaded")
+            summary.already_loaded(item, _changed(ikey, pf), "delete the insertion to load it again")
             continue
         try:
             result = load_probe(key, h2o, pf)

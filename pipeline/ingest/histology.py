@@ -274,15 +274,10 @@ def ingest_histology(paths: list | None = None, progress: bool | None = None) ->
         s = sessions.loc[(ins["subject_id"], ins["session"])]
         item = f"{s.water_restriction_number} session {ins['session']} probe {ins['insertion_number']}"
         if tuple(ikey.values()) in loaded:
-            changed = _changed(ikey)
-            if changed:
-                summary.fail(item, f"already loaded, but these files changed since: {', '.join(changed)}; "
-                                   f"delete the insertion's histology to load it again")
-            else:
-                summary.skip(item, "already loaded")
+            summary.already_loaded(item, _changed(ikey), "delete the insertion's histology to load it again")
             continue
         work.append((ikey, ins, s, item))
-    summary.found = len(work) + len(summary.skipped) + len(summary.failed)
+    summary.found = len(inserts)  # every insertion looked at, not the folder failures above
     claimed = {Path(p).resolve() for p in (ingest_histology.HistologyIngest.HistologyFile.to_arrays("file_path")
                                  if len(ingest_histology.HistologyIngest.HistologyFile()) else [])}
     for ikey, ins, s, item in track(work, "ingest-histology", total=len(work), enabled=progress):

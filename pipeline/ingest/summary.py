@@ -30,6 +30,14 @@ class Summary:
         self.failed.append((item, reason))
         log.warning("failed %s: %s", item, reason)
 
+    def already_loaded(self, item: str, changed: list[str], remedy: str) -> None:
+        """A re-run met a loaded item: skip it, unless files it came from changed since (then
+        fail, saying which and how to reload: the loaders never alter what is stored)."""
+        if changed:
+            self.fail(item, f"already loaded, but these files changed since: {', '.join(changed)}; {remedy}")
+        else:
+            self.skip(item, "already loaded")
+
     @property
     def ok(self) -> bool:
         return not self.failed

@@ -34,9 +34,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rig = Path(tmp) / "rig"
         t = time.perf_counter()
-        files = [write_session_file(rig, h2o=f"bm{i % 8}", when=dt.datetime(2023, 1, 1 + i // 8, 10, 0, 0),
-                                    n_trials=args.trials, seed=i).path
-                 for i in range(args.sessions)]
+        files = [
+            write_session_file(
+                rig, h2o=f"bm{i % 8}", when=dt.datetime(2023, 1, 1 + i // 8, 10, 0, 0), n_trials=args.trials, seed=i
+            ).path
+            for i in range(args.sessions)
+        ]
         gen = time.perf_counter() - t
         size = sum(f.stat().st_size for f in files) / 2**20
         print(f"generated {len(files)} files x {args.trials} trials ({size:.1f} MiB) in {gen:.1f} s")
@@ -60,8 +63,17 @@ def main() -> int:
             from pipeline.ingest.behavior import ingest_behavior
 
             lab.Subject.insert([dict(subject_id=900 + i, sex="M") for i in range(8)])
-            lab.WaterRestriction.insert([dict(subject_id=900 + i, water_restriction_number=f"bm{i}",
-                                              wr_start_date="2022-12-01", wr_start_weight=25) for i in range(8)])
+            lab.WaterRestriction.insert(
+                [
+                    dict(
+                        subject_id=900 + i,
+                        water_restriction_number=f"bm{i}",
+                        wr_start_date="2022-12-01",
+                        wr_start_weight=25,
+                    )
+                    for i in range(8)
+                ]
+            )
             t = time.perf_counter()
             summary = ingest_behavior([["BenchRig", str(rig), 0]], progress=False)
             t_ingest = time.perf_counter() - t

@@ -41,7 +41,7 @@ def _maxrss_mb() -> float:
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
 def _data_start(path: Path) -> int:
@@ -70,11 +70,11 @@ def worker(kind: str, path: Path, shape, n_lookups: int, seed: int) -> dict:
         out["out_mb"] = vol.nbytes / 2**20
         rng = np.random.default_rng(seed)
         ext = (np.array([vol.shape[2], vol.shape[1], vol.shape[0]]) - 1) * vox
-        xyz = np.round(rng.uniform(0, ext, (n_lookups, 3)) / 20) * 20        # (ML, DV, AP) on the 20 um grid
+        xyz = np.round(rng.uniform(0, ext, (n_lookups, 3)) / 20) * 20  # (ML, DV, AP) on the 20 um grid
         t = time.perf_counter()
         ids = region_lookup(vol, vox, xyz)
         out["lookup_s"] = time.perf_counter() - t
-        i = np.rint(xyz / vox).astype(int) * 2                               # 10 um voxel indices
+        i = np.rint(xyz / vox).astype(int) * 2  # 10 um voxel indices
         truth = annotation_labels(shape, i[:, 2], i[:, 1], i[:, 0], seed=seed)
         out["lookup_correct"] = bool(np.array_equal(ids, truth))
         out["lookup_in_brain"] = int((ids > 0).sum())
@@ -112,8 +112,20 @@ def worker(kind: str, path: Path, shape, n_lookups: int, seed: int) -> dict:
 
 
 def run_worker(kind, path, shape, args) -> dict:
-    cmd = [sys.executable, __file__, "--worker", kind, "--path", str(path), "--shape", *map(str, shape),
-           "--lookups", str(args.lookups), "--seed", str(args.seed)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        kind,
+        "--path",
+        str(path),
+        "--shape",
+        *map(str, shape),
+        "--lookups",
+        str(args.lookups),
+        "--seed",
+        str(args.seed),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -141,46 +153,59 @@ def main() -> int:
     try:
         free = shutil.disk_usage(tmp).free
         need = full_bytes * (1.1 if args.raw else 0.1) + 1e9
-        print(f"volume {shape[0]} x {shape[1]} x {shape[2]} uint32 = {full_bytes / 2**30:.2f} GiB; "
-              f"disk free {free / 2**30:.0f} GiB in {tmp}")
+        print(
+            f"volume {shape[0]} x {shape[1]} x {shape[2]} uint32 = {full_bytes / 2**30:.2f} GiB; "
+            f"disk free {free / 2**30:.0f} GiB in {tmp}"
+        )
         if free < max(need, 10 * 2**30):
             print("less than 10 GB free: use a smaller --shape (and no --raw)")
             return 1
         t = time.perf_counter()
-        gz = write_large_annotation_nrrd(tmp / "annotation_10.nrrd", shape=shape, seed=args.seed,
-                                         compresslevel=args.level, planes_per_chunk=8)
-        print(f"wrote gzip (level {args.level}) in {time.perf_counter() - t:.1f} s: "
-              f"{gz.stat().st_size / 2**20:.1f} MiB")
+        gz = write_large_annotation_nrrd(
+            tmp / "annotation_10.nrrd", shape=shape, seed=args.seed, compresslevel=args.level, planes_per_chunk=8
+        )
+        print(
+            f"wrote gzip (level {args.level}) in {time.perf_counter() - t:.1f} s: {gz.stat().st_size / 2**20:.1f} MiB"
+        )
         raw = None
         if args.raw:
             t = time.perf_counter()
-            raw = write_large_annotation_nrrd(tmp / "annotation_10_raw.nrrd", shape=shape, seed=args.seed,
-                                              encoding="raw", planes_per_chunk=8)
+            raw = write_large_annotation_nrrd(
+                tmp / "annotation_10_raw.nrrd", shape=shape, seed=args.seed, encoding="raw", planes_per_chunk=8
+            )
             print(f"wrote raw in {time.perf_counter() - t:.1f} s: {raw.stat().st_size / 2**30:.2f} GiB")
 
         idle = run_worker("idle", gz, shape, args)
         print(f"\ninterpreter with numpy/pandas/pynrrd imported: peak RSS {idle['maxrss_mb']:.0f} MiB")
-        rows = [("read_annotation(step=2), gzip", run_worker("read", gz, shape, args)),
-                ("baseline: zlib decompress of the data, gzip", run_worker("gunzip", gz, shape, args))]
+        rows = [
+            ("read_annotation(step=2), gzip", run_worker("read", gz, shape, args)),
+            ("baseline: zlib decompress of the data, gzip", run_worker("gunzip", gz, shape, args)),
+        ]
         if raw is not None:
-            rows += [("read_annotation(step=2), raw", run_worker("read", raw, shape, args)),
-                     ("baseline: np.fromfile + [::2,::2,::2], raw", run_worker("fromfile", raw, shape, args))]
+            rows += [
+                ("read_annotation(step=2), raw", run_worker("read", raw, shape, args)),
+                ("baseline: np.fromfile + [::2,::2,::2], raw", run_worker("fromfile", raw, shape, args)),
+            ]
         print(f"\n{'step':48s} {'time s':>8s} {'peak RSS MiB':>13s} {'minus idle':>11s}")
         for name, r in rows:
             print(f"{name:48s} {r['read_s']:8.2f} {r['maxrss_mb']:13.0f} {r['maxrss_mb'] - idle['maxrss_mb']:11.0f}")
         for name, r in rows:
             if "lookup_s" in r:
-                print(f"\n{name}: output {r['shape']} at {r['voxel_um']:g} um = {r['out_mb']:.0f} MiB; "
-                      f"region_lookup of {args.lookups:,} coordinates: {r['lookup_s'] * 1000:.1f} ms "
-                      f"({args.lookups / r['lookup_s'] / 1e6:.1f} M/s), {r['lookup_in_brain']:,} in the brain, "
-                      f"{'all correct' if r['lookup_correct'] else 'MISMATCH against truth'}")
+                print(
+                    f"\n{name}: output {r['shape']} at {r['voxel_um']:g} um = {r['out_mb']:.0f} MiB; "
+                    f"region_lookup of {args.lookups:,} coordinates: {r['lookup_s'] * 1000:.1f} ms "
+                    f"({args.lookups / r['lookup_s'] / 1e6:.1f} M/s), {r['lookup_in_brain']:,} in the brain, "
+                    f"{'all correct' if r['lookup_correct'] else 'MISMATCH against truth'}"
+                )
         g = dict(rows)
         a, b = g["read_annotation(step=2), gzip"], g["baseline: zlib decompress of the data, gzip"]
         print(f"\ngzip: read_annotation / plain decompression = {a['read_s'] / b['read_s']:.2f}x time")
         if raw is not None:
             a, b = g["read_annotation(step=2), raw"], g["baseline: np.fromfile + [::2,::2,::2], raw"]
-            print(f"raw: read_annotation / np.fromfile = {a['read_s'] / b['read_s']:.2f}x time, "
-                  f"{(a['maxrss_mb'] - idle['maxrss_mb']) / (b['maxrss_mb'] - idle['maxrss_mb']):.2f}x peak RSS")
+            print(
+                f"raw: read_annotation / np.fromfile = {a['read_s'] / b['read_s']:.2f}x time, "
+                f"{(a['maxrss_mb'] - idle['maxrss_mb']) / (b['maxrss_mb'] - idle['maxrss_mb']):.2f}x peak RSS"
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

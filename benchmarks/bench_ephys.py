@@ -52,8 +52,10 @@ def main() -> int:
         write_meta(pdir / "bx1_g0_tcat.imec0.ap.meta", probe="np1")
         write_bitcode_mat(pdir / "bx1_g0_bitcode.mat", codes)
         write_large_kilosort(pdir / "kilosort2", n_units=args.units, n_spikes=args.spikes)
-        print(f"generated {args.spikes:,} spikes / {args.units} units / {args.trials} trials in "
-              f"{time.perf_counter() - t:.1f} s")
+        print(
+            f"generated {args.spikes:,} spikes / {args.units} units / {args.trials} trials in "
+            f"{time.perf_counter() - t:.1f} s"
+        )
         base_rss = rss_mb()
 
         t = time.perf_counter()
@@ -72,11 +74,13 @@ def main() -> int:
             # plain DB-API bulk write of the same bytes: one row per unit
             raw = conn._conn
             cur = raw.cursor()
-            table = f"{names['lab']}.bench_blob" if conn.adapter.backend == "postgresql" else f"`{names['lab']}`.bench_blob"
+            table = (
+                f"{names['lab']}.bench_blob" if conn.adapter.backend == "postgresql" else f"`{names['lab']}`.bench_blob"
+            )
             blob = "bytea" if conn.adapter.backend == "postgresql" else "longblob"
             cur.execute(f"CREATE TABLE {table} (unit int primary key, spikes {blob})")
             t = time.perf_counter()
-            rows = [(int(u), grouped[offsets[k]:offsets[k + 1]].tobytes()) for k, u in enumerate(ids)]
+            rows = [(int(u), grouped[offsets[k] : offsets[k + 1]].tobytes()) for k, u in enumerate(ids)]
             cur.executemany(f"INSERT INTO {table} VALUES (%s, %s)", rows)
             raw.commit()
             t_bulk = time.perf_counter() - t
@@ -87,8 +91,9 @@ def main() -> int:
             from pipeline.ingest.ephys import ingest_ephys
 
             lab.Subject.insert1(dict(subject_id=777, sex="M"))
-            lab.WaterRestriction.insert1(dict(subject_id=777, water_restriction_number="bx1",
-                                              wr_start_date="2023-01-01", wr_start_weight=25))
+            lab.WaterRestriction.insert1(
+                dict(subject_id=777, water_restriction_number="bx1", wr_start_date="2023-01-01", wr_start_weight=25)
+            )
             assert ingest_behavior([["BenchRig", str(tmp / "rig"), 0]], progress=False).ok
             t = time.perf_counter()
             summary = ingest_ephys([str(tmp / "ephys")], progress=False)

@@ -60,11 +60,14 @@ def main() -> int:
         write_large_kilosort(folder, n_units=args.units, n_spikes=args.spikes)
         print(f"generated {args.spikes:,} spikes x {args.units} units in {time.perf_counter() - t0:.1f} s: {folder}")
     try:
-        def load():
-            return (np.load(folder / "spike_times.npy").ravel().astype(np.int64),
-                    np.load(folder / "spike_clusters.npy").ravel())
 
-        load()                                         # warm the page cache
+        def load():
+            return (
+                np.load(folder / "spike_times.npy").ravel().astype(np.int64),
+                np.load(folder / "spike_clusters.npy").ravel(),
+            )
+
+        load()  # warm the page cache
         t_load, (times, clusters) = _best(load, args.repeat)
         n = times.size
         print(f"{n:,} spikes, {np.unique(clusters).size} clusters")
@@ -77,6 +80,7 @@ def main() -> int:
             def run():
                 order = np.argsort(clusters, kind=kind)
                 return np.split(times[order], np.flatnonzero(np.diff(clusters[order])) + 1)
+
             return run
 
         t, trains = _best(naive("stable"), args.repeat)
@@ -97,6 +101,7 @@ def main() -> int:
         except ImportError:
             rows.append(("spikeinterface: not importable, skipped", float("nan")))
         else:
+
             def si():
                 sorting = se.read_kilosort(folder)
                 return {u: sorting.get_unit_spike_train(u) for u in sorting.unit_ids}

@@ -59,14 +59,21 @@ class CCFBrainRegion(dj.Lookup):
         for r in ont.to_dict("records"):
             if int(r["region_id"]) in have:
                 continue
-            rows.append(dict(annotation_version=version, region_id=int(r["region_id"]),
-                             region_name=str(r["region_name"])[:255],
-                             acronym=None if r.get("acronym") in (None, "") or r.get("acronym") != r.get("acronym")
-                             else str(r["acronym"])[:32],
-                             parent_id=None if r.get("parent_id") is None or r.get("parent_id") != r.get("parent_id")
-                             else int(r["parent_id"]),
-                             color_code=str(r.get("color_code") or "")[:6],
-                             structure_id_path=str(r.get("structure_id_path") or "")[:255]))
+            rows.append(
+                dict(
+                    annotation_version=version,
+                    region_id=int(r["region_id"]),
+                    region_name=str(r["region_name"])[:255],
+                    acronym=None
+                    if r.get("acronym") in (None, "") or r.get("acronym") != r.get("acronym")
+                    else str(r["acronym"])[:32],
+                    parent_id=None
+                    if r.get("parent_id") is None or r.get("parent_id") != r.get("parent_id")
+                    else int(r["parent_id"]),
+                    color_code=str(r.get("color_code") or "")[:6],
+                    structure_id_path=str(r.get("structure_id_path") or "")[:255],
+                )
+            )
         with cls.connection.transaction:
             cls.insert(rows)
         return len(rows)
@@ -100,9 +107,17 @@ class CCFAnnotation(dj.Manual):
             return False
         volume, voxel = read_annotation(paths["annotation_nrrd"], step=step)
         AnnotationVersion.insert1(dict(annotation_version=version), skip_duplicates=True)
-        cls.insert1(dict(annotation_version=version, voxel_um=float(voxel), shape_ap=volume.shape[0],
-                         shape_dv=volume.shape[1], shape_ml=volume.shape[2], annotation=volume,
-                         source_file=str(paths["annotation_nrrd"])[:1024]))
+        cls.insert1(
+            dict(
+                annotation_version=version,
+                voxel_um=float(voxel),
+                shape_ap=volume.shape[0],
+                shape_dv=volume.shape[1],
+                shape_ml=volume.shape[2],
+                annotation=volume,
+                source_file=str(paths["annotation_nrrd"])[:1024],
+            )
+        )
         return True
 
 

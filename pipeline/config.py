@@ -17,23 +17,34 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 CONFIG_FILENAME = "dj_local_conf.json"
 
 #: Schema modules whose database name can be overridden with ``<module>.database``.
 SCHEMA_MODULES = (
-    "lab", "experiment", "ephys", "histology", "ccf", "tracking", "psth",
-    "ingest_behavior", "ingest_ephys", "ingest_tracking", "ingest_histology", "report",
+    "lab",
+    "experiment",
+    "ephys",
+    "histology",
+    "ccf",
+    "tracking",
+    "psth",
+    "ingest_behavior",
+    "ingest_ephys",
+    "ingest_tracking",
+    "ingest_histology",
+    "report",
 )
 DEFAULT_SCHEMA_PREFIX = "map_v2_"
 
 
 from .errors import ConfigError  # noqa: E402  (re-exported: config.ConfigError)
 
-
 # --- validators: each returns the (normalised) value or raises ConfigError -------------------
+
 
 def _str(key: str, value: Any, what: str = "a string") -> str:
     if not isinstance(value, str) or not value:
@@ -51,16 +62,21 @@ def _rig_paths(with_priority: bool) -> Callable[[str, Any], list]:
         out = []
         for i, entry in enumerate(value):
             n = 3 if with_priority else 2
-            ok = (isinstance(entry, (list, tuple)) and len(entry) == n
-                  and isinstance(entry[0], str) and entry[0]
-                  and isinstance(entry[1], str) and entry[1])
+            ok = (
+                isinstance(entry, (list, tuple))
+                and len(entry) == n
+                and isinstance(entry[0], str)
+                and entry[0]
+                and isinstance(entry[1], str)
+                and entry[1]
+            )
             if ok and with_priority:
                 ok = isinstance(entry[2], int) and not isinstance(entry[2], bool)
             if not ok:
-                raise ConfigError(
-                    f"{key}: entry {i} is {entry!r}; expected {shape}, e.g. {example}")
+                raise ConfigError(f"{key}: entry {i} is {entry!r}; expected {shape}, e.g. {example}")
             out.append(list(entry))
         return out
+
     return check
 
 
@@ -124,12 +140,23 @@ VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
 
 #: Keys the original pipeline used that this one does not act on. They are kept when the
 #: file is read and saved (a lab's existing file must load), but setting them does nothing.
-LEGACY_KEYS = frozenset({
-    "ccf.r3_20um_path", "single_unit_classification_dir", "allow_external_cleanup",
-    "globus.token", "globus.storage_locations", "globus.local_endpoints",
-    "oralfacial_analysis.database", "foraging_analysis.database", "foraging_model.database",
-    "psth_foraging.database", "publication.database", "fixes.database", "mtl_analysis.database",
-})
+LEGACY_KEYS = frozenset(
+    {
+        "ccf.r3_20um_path",
+        "single_unit_classification_dir",
+        "allow_external_cleanup",
+        "globus.token",
+        "globus.storage_locations",
+        "globus.local_endpoints",
+        "oralfacial_analysis.database",
+        "foraging_analysis.database",
+        "foraging_model.database",
+        "psth_foraging.database",
+        "publication.database",
+        "fixes.database",
+        "mtl_analysis.database",
+    }
+)
 
 
 def validate(key: str, value: Any) -> Any:

@@ -18,9 +18,9 @@ import os
 import shutil
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import datajoint as dj
 
@@ -29,8 +29,17 @@ from . import config, embedded
 log = logging.getLogger(__name__)
 
 #: Import order of the schema modules (each after the ones it references).
-SCHEMA_MODULE_ORDER = ("lab", "experiment", "ingest_behavior", "ephys", "ingest_ephys", "tracking", "ccf",
-                       "histology", "ingest_histology")
+SCHEMA_MODULE_ORDER = (
+    "lab",
+    "experiment",
+    "ingest_behavior",
+    "ephys",
+    "ingest_ephys",
+    "tracking",
+    "ccf",
+    "histology",
+    "ingest_histology",
+)
 
 #: MariaDB's default max_allowed_packet (16 MB) breaks large blob inserts.
 MIN_ALLOWED_PACKET = 64 * 1024 * 1024
@@ -154,15 +163,19 @@ def connect(reset: bool = False) -> dj.Connection:
                 raise ConnectionProblem(
                     f"no database {missing} for {db.backend} server {db.host}:{db.port} "
                     f"(configured by {t.source}); set DJ_USER/DJ_PASS or datajoint.json + .secrets/, "
-                    f"or unset DJ_HOST and remove datajoint.json to use the embedded database")
+                    f"or unset DJ_HOST and remove datajoint.json to use the embedded database"
+                )
         t = target()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             conn = dj.conn(reset=True)
     except Exception as e:
-        hint = ("is the server running and reachable, and are user/password right?"
-                if not t.embedded else "see the server log in the data folder")
+        hint = (
+            "is the server running and reachable, and are user/password right?"
+            if not t.embedded
+            else "see the server log in the data folder"
+        )
         raise ConnectionProblem(f"cannot connect to {t}: {_short(e)}; {hint}") from e
     if conn.adapter.backend == "mysql":
         check_packet_size(conn)
@@ -193,9 +206,12 @@ def ensure_store() -> None:
     stores[STORE] = {"protocol": "file", "location": str(location)}
     dj.config.stores = stores
     if not uses_embedded() and not config.get("store_location"):
-        log.warning("large arrays (spike times, waveforms) are stored under %s, which only this machine can "
-                    "read; configure stores.%s in datajoint.json (a shared folder or s3) for a lab server",
-                    location, STORE)
+        log.warning(
+            "large arrays (spike times, waveforms) are stored under %s, which only this machine can "
+            "read; configure stores.%s in datajoint.json (a shared folder or s3) for a lab server",
+            location,
+            STORE,
+        )
 
 
 def check_packet_size(conn: dj.Connection) -> int:
@@ -206,11 +222,15 @@ def check_packet_size(conn: dj.Connection) -> int:
             "max_allowed_packet on this MySQL/MariaDB server is %d MB; inserting spike arrays needs at "
             "least %d MB or the server drops the connection ('server has gone away'). As root run: %s "
             "(and set max_allowed_packet=1G in the server config to keep it).",
-            size // 2**20, MIN_ALLOWED_PACKET // 2**20, RAISE_PACKET_SQL)
+            size // 2**20,
+            MIN_ALLOWED_PACKET // 2**20,
+            RAISE_PACKET_SQL,
+        )
     return size
 
 
 # --- schema modules --------------------------------------------------------------------------
+
 
 def schema_name(module: str, prefix: str | None = None) -> str:
     """``<module>.database`` from the settings, else ``<prefix><module>`` (prefix ``map_v2_``)."""
@@ -240,8 +260,9 @@ def _activate(reg: _Registered, name: str, conn: dj.Connection) -> None:
         reg.after_activate()
 
 
-def activate_all(prefix: str | None = None, conn: dj.Connection | None = None,
-                 modules: tuple[str, ...] = SCHEMA_MODULE_ORDER) -> dict[str, str]:
+def activate_all(
+    prefix: str | None = None, conn: dj.Connection | None = None, modules: tuple[str, ...] = SCHEMA_MODULE_ORDER
+) -> dict[str, str]:
     """Import every schema module and (re)bind it to ``prefix`` on ``conn``; returns module -> schema."""
     conn = conn or connect()
     for m in modules:

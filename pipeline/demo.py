@@ -32,14 +32,14 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
 
     from .ingest.animals import load_animals
     from .ingest.behavior import ingest_behavior
-    from .synthetic.animals import make_animals, write_animals
-    from .ingest.foraging import ingest_foraging
-    from .synthetic.bpod_delay_response import write_session_file
-    from .synthetic.pybpod import write_foraging_day, write_subject_meta
     from .ingest.ephys import ingest_ephys
+    from .ingest.foraging import ingest_foraging
     from .ingest.insertion_location import load_insertion_locations
     from .ingest.tracking import ingest_tracking
+    from .synthetic.animals import make_animals, write_animals
+    from .synthetic.bpod_delay_response import write_session_file
     from .synthetic.dlc import write_tracking_session
+    from .synthetic.pybpod import write_foraging_day, write_subject_meta
     from .synthetic.sorting import write_kilosort
     from .synthetic.spikeglx import write_bitcode_mat, write_meta
 
@@ -55,9 +55,12 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     folder = demo_folder()
     lab.Person.insert1(dict(username="demo", fullname="MAP demo user"), skip_duplicates=True)
     lab.Rig.insert(
-        [dict(rig=r, room="demo", rig_description=d) for r, d in
-         (("RRig", "delay-response ephys rig"), ("Tower-2", "foraging training tower"))],
-        skip_duplicates=True)
+        [
+            dict(rig=r, room="demo", rig_description=d)
+            for r, d in (("RRig", "delay-response ephys rig"), ("Tower-2", "foraging training tower"))
+        ],
+        skip_duplicates=True,
+    )
     animals = make_animals(n=4, seed=1)
     real = animals.iloc[[0]].assign(subject_id=1025, water_restriction_number="dl25")  # owner of the real file
     sheet = write_animals(folder / "animals.xlsx", pd.concat([animals, real], ignore_index=True))
@@ -83,12 +86,20 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     days = [dt.date(2024, 6, 10 + d) for d in range(3)]
     if not (bpod / "Metadata" / f"{forager}.csv").exists():
         for d, day in enumerate(days):
-            write_foraging_day(bpod / "Tower-2" / "Foraging", h2o=forager, date=day, n_sessions=1 + d % 2,
-                               trials_per_session=80, three_lickports=d == 2, seed=d)
+            write_foraging_day(
+                bpod / "Tower-2" / "Foraging",
+                h2o=forager,
+                date=day,
+                n_sessions=1 + d % 2,
+                trials_per_session=80,
+                three_lickports=d == 2,
+                seed=d,
+            )
         write_subject_meta(bpod / "Metadata", forager, days)
     out(f"step 3/8  ingest-foraging {bpod} (generated pybpod sessions)")
-    summaries.append(ingest_foraging(dict(meta_dir=str(bpod / "Metadata"),
-                                          project_paths=[str(bpod / "Tower-2" / "Foraging")])))
+    summaries.append(
+        ingest_foraging(dict(meta_dir=str(bpod / "Metadata"), project_paths=[str(bpod / "Tower-2" / "Foraging")]))
+    )
     out("          " + summaries[-1].line())
 
     # ephys: a Neuropixels 1.0 probe with a Kilosort sorting for the first generated session
@@ -96,7 +107,8 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
 
     h2o0 = str(animals["water_restriction_number"][0])
     sess = (experiment.Session * lab.WaterRestriction & {"water_restriction_number": h2o0}).to_dicts(
-        order_by="session")[0]
+        order_by="session"
+    )[0]
     skey = dict(subject_id=sess["subject_id"], session=sess["session"])
     notes = (experiment.TrialNote & skey & {"trial_note_type": "bitcode"}).to_pandas().reset_index()
     notes = notes.sort_values("trial")
@@ -110,10 +122,25 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     summaries.append(ingest_ephys([str(ephys_root)]))
     out("          " + summaries[-1].line())
     locations = folder / "recording_notes.csv"
-    pd.DataFrame([dict(water_restriction_number=h2o0, session_date=sess["session_date"], insertion_number=1,
-                       skull_reference="Bregma", ap_location=2500, ml_location=-1500, depth=2800, theta=15, phi=0,
-                       brain_area="ALM", hemisphere="left", alignment_confidence="yes",
-                       good_period="0-end")]).to_csv(locations, index=False)
+    pd.DataFrame(
+        [
+            dict(
+                water_restriction_number=h2o0,
+                session_date=sess["session_date"],
+                insertion_number=1,
+                skull_reference="Bregma",
+                ap_location=2500,
+                ml_location=-1500,
+                depth=2800,
+                theta=15,
+                phi=0,
+                brain_area="ALM",
+                hemisphere="left",
+                alignment_confidence="yes",
+                good_period="0-end",
+            )
+        ]
+    ).to_csv(locations, index=False)
     out(f"step 5/8  load-insertion-location {locations}")
     summaries.append(load_insertion_locations(locations))
     out("          " + summaries[-1].line())
@@ -131,8 +158,11 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     from .synthetic.ccf import write_annotation_nrrd, write_ontology_csv
     from .synthetic.histology import write_ibl_alignment
 
-    ccf_paths = dict(version_name="CCF_2017", region_csv=str(folder / "ccf" / "structure_tree.csv"),
-                     annotation_nrrd=str(folder / "ccf" / "annotation_100um.nrrd"))
+    ccf_paths = dict(
+        version_name="CCF_2017",
+        region_csv=str(folder / "ccf" / "structure_tree.csv"),
+        annotation_nrrd=str(folder / "ccf" / "annotation_100um.nrrd"),
+    )
     if not Path(ccf_paths["annotation_nrrd"]).exists():
         write_ontology_csv(ccf_paths["region_csv"])
         write_annotation_nrrd(ccf_paths["annotation_nrrd"], shape=(132, 80, 114), voxel_um=100, seed=0)
@@ -178,8 +208,10 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     out("\nsummary (rows per table):")
     for k, v in counts.items():
         out(f"  {k:<34} {v:>7}")
-    out(f"\ndemo finished in {time.perf_counter() - t0:.1f} s. Explore it with:\n"
-        f"  MAP_SCHEMA_PREFIX={prefix} mapshell shell")
+    out(
+        f"\ndemo finished in {time.perf_counter() - t0:.1f} s. Explore it with:\n"
+        f"  MAP_SCHEMA_PREFIX={prefix} mapshell shell"
+    )
     if not all(s_.ok for s_ in summaries):
         raise RuntimeError("demo: a step failed (see above)")
     return counts

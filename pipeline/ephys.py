@@ -31,8 +31,12 @@ class UnitQualityType(dj.Lookup):
     ---
     unit_quality_description : varchar(4000)
     """
-    contents = [("good", "single unit"), ("ok", "probably a single unit, but could be contaminated"),
-                ("multi", "multi-unit activity"), ("all", "all units (unlabelled or noise)")]
+    contents = [
+        ("good", "single unit"),
+        ("ok", "probably a single unit, but could be contaminated"),
+        ("multi", "multi-unit activity"),
+        ("all", "all units (unlabelled or noise)"),
+    ]
 
 
 @schema
@@ -44,8 +48,12 @@ class CellType(dj.Lookup):
     ---
     cell_type_description : varchar(4000)
     """
-    contents = [("Pyr", "putative pyramidal"), ("FS", "fast spiking"), ("not classified", "intermediate"),
-                ("all", "all types")]
+    contents = [
+        ("Pyr", "putative pyramidal"),
+        ("FS", "fast spiking"),
+        ("not classified", "intermediate"),
+        ("all", "all types"),
+    ]
 
 
 @schema

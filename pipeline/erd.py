@@ -68,6 +68,7 @@ def _graph(diagram: dj.Diagram) -> nx.DiGraph:
 def _dot(g: nx.DiGraph, labels: dict[str, str]) -> str:
     """The graph as graphviz DOT text, written here: DataJoint's ``make_dot`` looks every node's
     class up by scanning the loaded modules, which took ~15 s per diagram at 100 tables."""
+
     def q(text: str) -> str:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -82,8 +83,13 @@ def _dot(g: nx.DiGraph, labels: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def draw(diagram: dj.Diagram, path_stem: Path, schema_to_module: dict[str, str], home: str | None,
-         formats: tuple[str, ...] = ("svg", "png")) -> list[Path]:
+def draw(
+    diagram: dj.Diagram,
+    path_stem: Path,
+    schema_to_module: dict[str, str],
+    home: str | None,
+    formats: tuple[str, ...] = ("svg", "png"),
+) -> list[Path]:
     """Draw ``diagram`` to ``path_stem.<fmt>`` files; returns the files written."""
     import matplotlib
 
@@ -101,9 +107,10 @@ def draw(diagram: dj.Diagram, path_stem: Path, schema_to_module: dict[str, str],
         def bary(n):
             xs = [pos[p][0] for p in g.predecessors(n) if p in pos]
             return (sum(xs) / len(xs) if xs else -1.0, n)
+
         ordered = sorted(layer, key=bary)
         for start in range(0, len(ordered), max_per_row):
-            row = ordered[start:start + max_per_row]
+            row = ordered[start : start + max_per_row]
             for i, n in enumerate(row):
                 pos[n] = ((i + 0.5) * max_per_row / len(row), y)
             y -= 1.0
@@ -111,18 +118,38 @@ def draw(diagram: dj.Diagram, path_stem: Path, schema_to_module: dict[str, str],
     fig, ax = plt.subplots(figsize=(2.6 * width, max(4.0, 0.9 * n_rows)))
     for u, v, data in g.edges(data=True):
         (x0, y0), (x1, y1) = pos[u], pos[v]
-        ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                    arrowprops=dict(arrowstyle="-", lw=1.2 if data["primary"] else 0.8,
-                                    ls="-" if data["primary"] else "--", color="#555555",
-                                    shrinkA=8, shrinkB=8))
+        ax.annotate(
+            "",
+            xy=(x1, y1),
+            xytext=(x0, y0),
+            arrowprops=dict(
+                arrowstyle="-",
+                lw=1.2 if data["primary"] else 0.8,
+                ls="-" if data["primary"] else "--",
+                color="#555555",
+                shrinkA=8,
+                shrinkB=8,
+            ),
+        )
     for n, (x, y) in pos.items():
         schema, table = _split(n)
         tier = _tier(table)
         fill, text, size = TIER_STYLE[tier]
-        ax.text(x, y, _label(schema, table, schema_to_module, home), ha="center", va="center",
-                fontsize=size, color=text,
-                bbox=dict(boxstyle="round,pad=0.3" if tier != "Lookup" else "square,pad=0.3",
-                          fc=fill, alpha=0.35 if tier != "Part" else 1.0, ec=fill if tier != "Part" else "#999999"))
+        ax.text(
+            x,
+            y,
+            _label(schema, table, schema_to_module, home),
+            ha="center",
+            va="center",
+            fontsize=size,
+            color=text,
+            bbox=dict(
+                boxstyle="round,pad=0.3" if tier != "Lookup" else "square,pad=0.3",
+                fc=fill,
+                alpha=0.35 if tier != "Part" else 1.0,
+                ec=fill if tier != "Part" else "#999999",
+            ),
+        )
     ax.set_xlim(-0.2, width + 0.2)
     ax.set_ylim(-n_rows + 0.4, 0.6)
     ax.axis("off")

@@ -92,8 +92,12 @@ class TrialInstruction(dj.Lookup):
     ---
     instruction_description : varchar(255)
     """
-    contents = [("left", "left lick"), ("right", "right lick"), ("middle", "middle lick"),
-                ("none", "no instruction (free choice)")]
+    contents = [
+        ("left", "left lick"),
+        ("right", "right lick"),
+        ("middle", "middle lick"),
+        ("none", "no instruction (free choice)"),
+    ]
 
 
 @schema
@@ -117,8 +121,10 @@ class EarlyLick(dj.Lookup):
     """
     contents = [
         ("early", "early lick during sample and/or delay"),
-        ("early, presample only", "early lick in the presample period, after the onset of the scheduled "
-                                  "wave but before the sample period"),
+        (
+            "early, presample only",
+            "early lick in the presample period, after the onset of the scheduled wave but before the sample period",
+        ),
         ("no early", ""),
     ]
 
@@ -140,9 +146,25 @@ class TrialEventType(dj.Lookup):
     definition = """
     trial_event_type : varchar(12)
     """
-    contents = [(t,) for t in ("delay", "go", "sample", "presample", "trialend", "videostart", "videoend",
-                               "bitcodestart", "choice", "reward", "doubledip", "bpodstart", "zaberstep",
-                               "zaberready")]
+    contents = [
+        (t,)
+        for t in (
+            "delay",
+            "go",
+            "sample",
+            "presample",
+            "trialend",
+            "videostart",
+            "videoend",
+            "bitcodestart",
+            "choice",
+            "reward",
+            "doubledip",
+            "bpodstart",
+            "zaberstep",
+            "zaberready",
+        )
+    ]
 
 
 @schema
@@ -216,9 +238,20 @@ class PhotostimProtocol(dj.Lookup):
     @classmethod
     def fill_locations(cls) -> int:
         """Insert the ALM locations of protocols 4-6 (Bregma, AP 2.5 mm, ML +-1.5 mm, 15 deg)."""
-        rows = [dict(photostim_protocol=p, skull_reference="Bregma", ap_location=2500, ml_location=ml,
-                     depth=0, theta=15, phi=15, brain_area="ALM")
-                for p, mls in cls.LOCATIONS.items() for ml in mls]
+        rows = [
+            dict(
+                photostim_protocol=p,
+                skull_reference="Bregma",
+                ap_location=2500,
+                ml_location=ml,
+                depth=0,
+                theta=15,
+                phi=15,
+                brain_area="ALM",
+            )
+            for p, mls in cls.LOCATIONS.items()
+            for ml in mls
+        ]
         cls.Location.insert(rows, skip_duplicates=True)
         return len(rows)
 
@@ -262,9 +295,10 @@ class Project(dj.Lookup):
     project_desc = '' : varchar(1000)
     publication = '' : varchar(256)
     """
-    contents = [("MAP", "Mesoscale Activity Map project", ""),
-                ("Brain-wide neural activity underlying memory-guided movement", "",
-                 "doi:10.1101/2023.03.01.530520")]
+    contents = [
+        ("MAP", "Mesoscale Activity Map project", ""),
+        ("Brain-wide neural activity underlying memory-guided movement", "", "doi:10.1101/2023.03.01.530520"),
+    ]
 
 
 @schema

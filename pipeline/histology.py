@@ -86,8 +86,16 @@ def unit_ccf():
     electrode or without histology are not in it."""
     from . import ccf as ccf_module
 
-    units = ephys.Unit.proj("unit_quality", "unit_posx", "unit_posy", "n_spikes", "probe_type",
-                            "electrode_config_name", "electrode_group", "electrode")
+    units = ephys.Unit.proj(
+        "unit_quality",
+        "unit_posx",
+        "unit_posy",
+        "n_spikes",
+        "probe_type",
+        "electrode_config_name",
+        "electrode_group",
+        "electrode",
+    )
     regions = ccf_module.CCFBrainRegion.proj("acronym", "region_name")
     placed = units * ElectrodeCCFPosition.ElectrodePosition * ElectrodeCCFPosition.proj("annotation_version")
     # region_id is a plain attribute here (0 = outside the brain is no region), so match it by name

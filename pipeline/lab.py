@@ -47,8 +47,9 @@ class AnimalSource(dj.Lookup):
     definition = """
     animal_source : varchar(30)
     """
-    contents = [(s,) for s in ("Jackson Labs", "Allen Institute", "Charles River", "MMRRC", "Taconic",
-                               "Janelia", "Other")]
+    contents = [
+        (s,) for s in ("Jackson Labs", "Allen Institute", "Charles River", "MMRRC", "Taconic", "Janelia", "Other")
+    ]
 
 
 @schema
@@ -170,10 +171,17 @@ class BrainArea(dj.Lookup):
     description = '' : varchar(1024)
     """
     contents = [
-        ("ALM", "anterior lateral motor cortex"), ("vS1", "vibrissal primary somatosensory cortex"),
-        ("Thalamus", "thalamus"), ("Medulla", "medulla"), ("Striatum", "striatum"),
-        ("Midbrain", "midbrain"), ("vM1", "vibrissal motor cortex"), ("PL", "prelimbic cortex"),
-        ("IL", "infralimbic cortex"), ("ACA", "anterior cingulate area"), ("MOB", "main olfactory bulb"),
+        ("ALM", "anterior lateral motor cortex"),
+        ("vS1", "vibrissal primary somatosensory cortex"),
+        ("Thalamus", "thalamus"),
+        ("Medulla", "medulla"),
+        ("Striatum", "striatum"),
+        ("Midbrain", "midbrain"),
+        ("vM1", "vibrissal motor cortex"),
+        ("PL", "prelimbic cortex"),
+        ("IL", "infralimbic cortex"),
+        ("ACA", "anterior cingulate area"),
+        ("MOB", "main olfactory bulb"),
         ("RSP", "retrosplenial cortex"),
     ]
 

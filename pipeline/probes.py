@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
 
 @dataclass(frozen=True)
 class ProbeTypeInfo:
-    probe_type: str           #: the name used in lab.ProbeType
-    part_number: str | None   #: probeinterface / manufacturer part number, None for no geometry
+    probe_type: str  #: the name used in lab.ProbeType
+    part_number: str | None  #: probeinterface / manufacturer part number, None for no geometry
     description: str
 
 
@@ -31,12 +31,21 @@ PROBE_TYPES: tuple[ProbeTypeInfo, ...] = (
     ProbeTypeInfo("neuropixels 1.0 - 3B", "NP1000", "Neuropixels 1.0, phase 3B / commercial (960 sites, 1 shank)"),
     ProbeTypeInfo("neuropixels 2.0 - SS", "NP2000", "Neuropixels 2.0 single shank (1280 sites)"),
     ProbeTypeInfo("neuropixels 2.0 - MS", "NP2010", "Neuropixels 2.0 four shanks (4 x 1280 sites)"),
-    ProbeTypeInfo("neuropixels 1.0 - NHP long", "NP1030",
-                  "Neuropixels 1.0 NHP long (SOI90; 4416 sites, 1 shank, 2 columns 87 um apart, 20 um rows)"),
-    ProbeTypeInfo("neuropixels 1.0 - ultra", "NP1100",
-                  "Neuropixels Ultra (NP1.0 UHD1 passive; 384 sites, 8 columns x 48 rows, 6 um pitch)"),
-    ProbeTypeInfo("neuropixels 2.0 - quad base", "NP2020",
-                  "Neuropixels 2.0 quad base (4 x 1280 sites, 4 x 384 channels recorded at once)"),
+    ProbeTypeInfo(
+        "neuropixels 1.0 - NHP long",
+        "NP1030",
+        "Neuropixels 1.0 NHP long (SOI90; 4416 sites, 1 shank, 2 columns 87 um apart, 20 um rows)",
+    ),
+    ProbeTypeInfo(
+        "neuropixels 1.0 - ultra",
+        "NP1100",
+        "Neuropixels Ultra (NP1.0 UHD1 passive; 384 sites, 8 columns x 48 rows, 6 um pitch)",
+    ),
+    ProbeTypeInfo(
+        "neuropixels 2.0 - quad base",
+        "NP2020",
+        "Neuropixels 2.0 quad base (4 x 1280 sites, 4 x 384 channels recorded at once)",
+    ),
 )
 
 ELECTRODE_COLUMNS = ("electrode", "shank", "shank_col", "shank_row", "x_coord", "y_coord", "z_coord")
@@ -49,7 +58,7 @@ def info(probe_type: str) -> ProbeTypeInfo:
     raise KeyError(f"unknown probe type {probe_type!r}; known: {', '.join(p.probe_type for p in PROBE_TYPES)}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _catalogue_probe(part_number: str):
     from probeinterface.neuropixels_tools import build_neuropixels_probe
 
@@ -102,7 +111,6 @@ def electrode_rows(probe_type: str) -> list[dict]:
     n = len(t["electrode"])
     ints = ("electrode", "shank", "shank_col", "shank_row")
     return [
-        {"probe_type": probe_type,
-         **{c: (int(t[c][i]) if c in ints else float(t[c][i])) for c in ELECTRODE_COLUMNS}}
+        {"probe_type": probe_type, **{c: (int(t[c][i]) if c in ints else float(t[c][i])) for c in ELECTRODE_COLUMNS}}
         for i in range(n)
     ]

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 log = logging.getLogger("pipeline.shell")
 
@@ -33,6 +33,7 @@ def _connect_and_load(modules=BANNER_MODULES) -> dict:
 
 
 # --- actions -----------------------------------------------------------------------------
+
 
 def action_shell(args) -> int:
     """Interactive Python with the schema modules loaded (or run -c CODE / a script on stdin)."""
@@ -129,8 +130,9 @@ def action_load_insertion_location(args) -> int:
     if not path:
         print("give the sheet, or set recording_notes_spreadsheet", file=sys.stderr)
         return 2
-    summary = load_insertion_locations(path, args.sheet or config.get("recording_notes_sheet_name"),
-                                       replace=args.replace)
+    summary = load_insertion_locations(
+        path, args.sheet or config.get("recording_notes_sheet_name"), replace=args.replace
+    )
     print(summary.report())
     return 0 if summary.ok else 1
 
@@ -153,17 +155,23 @@ def action_ccfload(args) -> int:
     ccf = ns["ccf"]
     paths = config.get("ccf_data_paths")
     if not paths:
-        print("mapshell ccfload: set ccf_data_paths first (version_name, region_csv, hexcode_csv, annotation_nrrd)",
-              file=sys.stderr)
+        print(
+            "mapshell ccfload: set ccf_data_paths first (version_name, region_csv, hexcode_csv, annotation_nrrd)",
+            file=sys.stderr,
+        )
         return 2
     n = ccf.CCFBrainRegion.load_regions(paths)
-    print(f"regions: {n} added ({len(ccf.CCFBrainRegion & {'annotation_version': paths.get('version_name', 'CCF_2017')})}"
-          f" in {paths.get('version_name', 'CCF_2017')})")
+    print(
+        f"regions: {n} added ({len(ccf.CCFBrainRegion & {'annotation_version': paths.get('version_name', 'CCF_2017')})}"
+        f" in {paths.get('version_name', 'CCF_2017')})"
+    )
     if "annotation_nrrd" in paths:
         loaded = ccf.CCFAnnotation.load_ccf_annotation(paths)
         row = (ccf.CCFAnnotation & {"annotation_version": paths.get("version_name", "CCF_2017")}).fetch1()
-        print(f"annotation: {'loaded' if loaded else 'already loaded'}, {row['shape_ap']} x {row['shape_dv']} x "
-              f"{row['shape_ml']} voxels of {row['voxel_um']:g} um")
+        print(
+            f"annotation: {'loaded' if loaded else 'already loaded'}, {row['shape_ap']} x {row['shape_dv']} x "
+            f"{row['shape_ml']} voxels of {row['voxel_um']:g} um"
+        )
     return 0
 
 
@@ -236,12 +244,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mapshell",
         description="MAP pipeline command line. The database is the embedded PostgreSQL unless "
-                    "DataJoint is configured (datajoint.json or DJ_HOST); see README.")
+        "DataJoint is configured (datajoint.json or DJ_HOST); see README.",
+    )
+
     def common(parser, default):
-        parser.add_argument("--prefix", default=default,
-                            help="schema name prefix (default map_v2_, or MAP_SCHEMA_PREFIX)")
-        parser.add_argument("--loglevel", default=default, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                            help="log level (default MAP_LOGLEVEL or INFO)")
+        parser.add_argument(
+            "--prefix", default=default, help="schema name prefix (default map_v2_, or MAP_SCHEMA_PREFIX)"
+        )
+        parser.add_argument(
+            "--loglevel",
+            default=default,
+            choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+            help="log level (default MAP_LOGLEVEL or INFO)",
+        )
 
     common(p, None)
     shared = argparse.ArgumentParser(add_help=False)
@@ -258,9 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = action("erd")
     s.add_argument("folder", nargs="?", default="erd", help="output folder (default ./erd)")
 
-    s = action("load-animal", action_load_animal.__doc__ + " Columns: subject_id, water_restriction_number, "
-               "wr_start_date, wr_start_weight, sex; optional username, fullname, cage_number, date_of_birth, "
-               "animal_source, animal_strain (see README).")
+    s = action(
+        "load-animal",
+        action_load_animal.__doc__ + " Columns: subject_id, water_restriction_number, "
+        "wr_start_date, wr_start_weight, sex; optional username, fullname, cage_number, date_of_birth, "
+        "animal_source, animal_strain (see README).",
+    )
     s.add_argument("file", help="the .xlsx or .csv file")
     s.add_argument("sheet", nargs="?", help="sheet name (xlsx; default the first sheet)")
 

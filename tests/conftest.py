@@ -55,9 +55,15 @@ def backend_env(name: str) -> dict[str, str]:
         env["MAP_EMBEDDED"] = "1"
         return env
     url = urlparse(dict(_server_backends())[name])
-    env.update(MAP_EMBEDDED="0", DJ_HOST=url.hostname or "127.0.0.1", DJ_USER=url.username or "root",
-               DJ_PASS=url.password or "", DJ_PORT=str(url.port or (3306 if name == "mysql" else 5432)),
-               DJ_BACKEND="mysql" if name == "mysql" else "postgresql", DJ_USE_TLS="false")
+    env.update(
+        MAP_EMBEDDED="0",
+        DJ_HOST=url.hostname or "127.0.0.1",
+        DJ_USER=url.username or "root",
+        DJ_PASS=url.password or "",
+        DJ_PORT=str(url.port or (3306 if name == "mysql" else 5432)),
+        DJ_BACKEND="mysql" if name == "mysql" else "postgresql",
+        DJ_USE_TLS="false",
+    )
     return env
 
 
@@ -112,8 +118,13 @@ def _clear_tables() -> None:
     for m in reversed(db.SCHEMA_MODULE_ORDER):
         mod = importlib.import_module(f"pipeline.{m}")
         for cls in vars(mod).values():
-            if (inspect.isclass(cls) and issubclass(cls, dj.Table) and not issubclass(cls, dj.Part)
-                    and cls.__module__ == mod.__name__ and not getattr(cls, "contents", None)):
+            if (
+                inspect.isclass(cls)
+                and issubclass(cls, dj.Table)
+                and not issubclass(cls, dj.Part)
+                and cls.__module__ == mod.__name__
+                and not getattr(cls, "contents", None)
+            ):
                 targets.update(conn.dependencies.descendants(cls.full_table_name))
     for name in reversed(list(nx.topological_sort(conn.dependencies))):
         if name in targets and not name.isdigit():
@@ -135,9 +146,17 @@ def real_data() -> Path:
     return REAL_DATA
 
 
-def run_mapshell(args: list[str], env: dict[str, str], cwd: Path | None = None, input: str | None = None,
-                 timeout: float = 300):
+def run_mapshell(
+    args: list[str], env: dict[str, str], cwd: Path | None = None, input: str | None = None, timeout: float = 300
+):
     import subprocess
 
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], env=env, cwd=cwd, input=input,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        env=env,
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_mapshell
+
 from pipeline import ccf
 from pipeline.synthetic.ccf import write_annotation_nrrd
 
@@ -16,8 +16,12 @@ def ccf_paths(real_data, tmp_path):
     ont = real_data / "allen_ccf_ontology"
     nrrd = tmp_path / "annotation_10.nrrd"
     truth = write_annotation_nrrd(nrrd, shape=(66, 40, 58), seed=2)
-    return dict(version_name="CCF_2017", region_csv=str(ont / "mousebrainontology_2.csv"),
-                hexcode_csv=str(ont / "hexcode.csv"), annotation_nrrd=str(nrrd)), truth
+    return dict(
+        version_name="CCF_2017",
+        region_csv=str(ont / "mousebrainontology_2.csv"),
+        hexcode_csv=str(ont / "hexcode.csv"),
+        annotation_nrrd=str(nrrd),
+    ), truth
 
 
 def test_load_regions_and_annotation(database, ccf_paths):
@@ -48,7 +52,9 @@ def test_allen_tree_and_descendants(database, real_data):
     ids = ccf.descendants_of("MOs", version="allen_2017_tree")
     mos = (ccf.CCFBrainRegion & {"annotation_version": "allen_2017_tree", "acronym": "MOs"}).fetch1("region_id")
     assert mos in ids and len(ids) > 5
-    layers = (ccf.CCFBrainRegion & {"annotation_version": "allen_2017_tree"} & "acronym LIKE 'MOs%%'").to_arrays("region_id")
+    layers = (ccf.CCFBrainRegion & {"annotation_version": "allen_2017_tree"} & "acronym LIKE 'MOs%%'").to_arrays(
+        "region_id"
+    )
     assert set(layers) <= set(ids)
 
 

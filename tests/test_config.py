@@ -5,8 +5,8 @@ import os
 import sys
 
 import pytest
-
 from conftest import run_mapshell
+
 from pipeline import config
 
 # The seed's dj_local_conf.json fragments, verbatim (including the trailing comma after
@@ -41,8 +41,11 @@ def test_seed_file_reads_unchanged(tmp_path, restore_config):
     f.write_text(SEED_FILE)
     assert config.load(f) == f
     c = config.custom
-    assert c["behavior_data_paths"] == [["Rig1", "/data/rig1", 0], ["RRig2", "/data/rig2", 1],
-                                        ["Tower-3", "/data/tower3", 2]]
+    assert c["behavior_data_paths"] == [
+        ["Rig1", "/data/rig1", 0],
+        ["RRig2", "/data/rig2", 1],
+        ["Tower-3", "/data/tower3", 2],
+    ]
     assert c["behavior_bpod"]["meta_dir"] == "path/to/Metadata"
     assert len(c["behavior_bpod"]["project_paths"]) == 3
     assert c["tracking_data_paths"] == [["RRig1", "/data/rig1"], ["RRig2", "/data/rig2"]]
@@ -93,17 +96,20 @@ def test_show_hides_password(tmp_path, restore_config):
     assert "s3cret-pw" not in text and '"database.password": "***"' in text
 
 
-@pytest.mark.parametrize("key,value,expect", [
-    ("behavior_data_paths", [["Rig1", "/data/rig1"]], "expected [rig name, path, priority]"),
-    ("behavior_data_paths", [["Rig1", "/data/rig1", "0"]], "entry 0"),
-    ("tracking_data_paths", [["Rig1", "/data/rig1", 0]], "expected [rig name, path]"),
-    ("behavior_bpod", {"meta_dir": "/m"}, "needs both meta_dir and project_paths"),
-    ("behavior_bpod", {"meta_dir": "/m", "project_paths": [], "x": 1}, "unknown field"),
-    ("ccf_data_paths", {"annotation": "/a"}, "unknown field"),
-    ("ephys_data_paths", [3], "expected a list of folder paths"),
-    ("behaviour_data_paths", [], "unknown setting 'behaviour_data_paths'"),
-    ("schema_prefix", "1bad-", "must be letters"),
-])
+@pytest.mark.parametrize(
+    "key,value,expect",
+    [
+        ("behavior_data_paths", [["Rig1", "/data/rig1"]], "expected [rig name, path, priority]"),
+        ("behavior_data_paths", [["Rig1", "/data/rig1", "0"]], "entry 0"),
+        ("tracking_data_paths", [["Rig1", "/data/rig1", 0]], "expected [rig name, path]"),
+        ("behavior_bpod", {"meta_dir": "/m"}, "needs both meta_dir and project_paths"),
+        ("behavior_bpod", {"meta_dir": "/m", "project_paths": [], "x": 1}, "unknown field"),
+        ("ccf_data_paths", {"annotation": "/a"}, "unknown field"),
+        ("ephys_data_paths", [3], "expected a list of folder paths"),
+        ("behaviour_data_paths", [], "unknown setting 'behaviour_data_paths'"),
+        ("schema_prefix", "1bad-", "must be letters"),
+    ],
+)
 def test_bad_values_are_rejected_with_key_and_shape(key, value, expect, restore_config):
     before = dict(config.custom)
     with pytest.raises(config.ConfigError) as e:
@@ -170,18 +176,22 @@ def test_loglevel_and_logfile_with_redaction(tmp_path):
     logfile = tmp_path / "map.log"
     (tmp_path / "c.json").write_text(json.dumps({"custom": {"logfile": str(logfile)}}))
     env = {**os.environ, "MAP_CONFIG": str(tmp_path / "c.json"), "MAP_LOGLEVEL": "DEBUG"}
-    code = ("import logging; lg = logging.getLogger('pipeline.test'); "
-            "lg.debug('debug line'); lg.info('connecting with password=hunter2 to mysql://u:pw123@h:3306')")
-    r = __import__("subprocess").run([sys.executable, "-c", "import pipeline; " + code], env=env,
-                                     capture_output=True, text=True, cwd=tmp_path)
+    code = (
+        "import logging; lg = logging.getLogger('pipeline.test'); "
+        "lg.debug('debug line'); lg.info('connecting with password=hunter2 to mysql://u:pw123@h:3306')"
+    )
+    r = __import__("subprocess").run(
+        [sys.executable, "-c", "import pipeline; " + code], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
     assert r.returncode == 0, r.stderr
     text = logfile.read_text()
     assert "debug line" in text and ":DEBUG:" in text
     assert "hunter2" not in text and "pw123" not in text and "password=***" in text
     env["MAP_LOGLEVEL"] = "WARNING"
     logfile.unlink()
-    r = __import__("subprocess").run([sys.executable, "-c", "import pipeline; " + code], env=env,
-                                     capture_output=True, text=True, cwd=tmp_path)
+    r = __import__("subprocess").run(
+        [sys.executable, "-c", "import pipeline; " + code], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
     assert not logfile.exists() or "debug line" not in logfile.read_text()
     env["MAP_LOGLEVEL"] = "LOUD"
     r = run_mapshell(["config", "show"], env, cwd=tmp_path)

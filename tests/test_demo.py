@@ -4,8 +4,8 @@ import re
 import uuid
 
 import datajoint as dj
-
 from conftest import run_mapshell
+
 from pipeline import db
 
 
@@ -26,8 +26,11 @@ def test_demo_runs_twice_and_reports(backend):
         assert counts["lab.Subject"] == 5 and counts["lab.WaterRestriction"] == 5
         from pipeline import probes
 
-        assert counts["lab.ProbeType.Electrode"] == sum(len(probes.electrode_table(p.probe_type)["electrode"])
-                                                        for p in probes.PROBE_TYPES) > 960 * 2 + 1280 + 5120
+        assert (
+            counts["lab.ProbeType.Electrode"]
+            == sum(len(probes.electrode_table(p.probe_type)["electrode"]) for p in probes.PROBE_TYPES)
+            > 960 * 2 + 1280 + 5120
+        )
         # the rows really are in the demo's schemas, and the real dl25 file is among them
         lab_v = dj.VirtualModule("demo_lab", f"{prefix}lab", connection=backend.conn)
         exp_v = dj.VirtualModule("demo_exp", f"{prefix}experiment", connection=backend.conn)

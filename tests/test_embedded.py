@@ -22,8 +22,15 @@ def _env(data_dir: Path) -> dict[str, str]:
 
 
 def _shell(code: str, env, cwd, **kw):
-    return subprocess.run([sys.executable, "-m", "pipeline", "shell", "-c", code], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=120, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "shell", "-c", code],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kw,
+    )
 
 
 def _postmaster_pid(data_dir: Path) -> int | None:
@@ -57,9 +64,21 @@ def test_fresh_start_persists_and_stops(tmp_path):
 
 def _start_holder(env, cwd, seconds=60):
     """A mapshell process that connects, says so, and stays connected."""
-    p = subprocess.Popen([sys.executable, "-m", "pipeline", "shell", "-c",
-                          f"import time; print('ready', len(lab.Person()), flush=True); time.sleep({seconds})"],
-                         env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "shell",
+            "-c",
+            f"import time; print('ready', len(lab.Person()), flush=True); time.sleep({seconds})",
+        ],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in p.stdout:
         if line.startswith("ready"):
             return p

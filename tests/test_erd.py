@@ -3,8 +3,8 @@
 import xml.etree.ElementTree as ET
 
 import matplotlib.image as mpimg
-
 from conftest import run_mapshell
+
 from pipeline.erd import write_erd
 
 

@@ -6,10 +6,11 @@ import shutil
 
 import numpy as np
 import pandas as pd
-
 from conftest import run_mapshell
+
 from pipeline import experiment, ingest_behavior, lab
-from pipeline.ingest import behavior as behavior_ingest_module, bulk
+from pipeline.ingest import behavior as behavior_ingest_module
+from pipeline.ingest import bulk
 from pipeline.ingest.behavior import ingest_behavior as ingest
 from pipeline.synthetic.bpod_delay_response import write_session_file
 
@@ -18,8 +19,9 @@ REAL = "map_rig_behavior_mat/dl25_tw2_20180225_102508.mat"
 
 def _animal(subject_id, h2o):
     lab.Subject.insert1(dict(subject_id=subject_id, sex="F"))
-    lab.WaterRestriction.insert1(dict(subject_id=subject_id, water_restriction_number=h2o,
-                                      wr_start_date="2018-01-01", wr_start_weight=22))
+    lab.WaterRestriction.insert1(
+        dict(subject_id=subject_id, water_restriction_number=h2o, wr_start_date="2018-01-01", wr_start_weight=22)
+    )
 
 
 def _session_frames(subject_id, session=1):
@@ -51,8 +53,9 @@ def test_real_file_loads_with_checked_values(database, real_data, tmp_path):
     assert list(actions.sort_values("action_event_id")["action_event_type"]) == list(ref.actions["action_event_type"])
     f = ingest_behavior.BehaviorIngest.BehaviorFile.fetch1()
     assert f["behavior_file"] == "dl25_tw2_20180225_102508.mat" and f["n_trials_in_file"] == 11
-    assert (experiment.TrialNote & {"trial": 4, "trial_note_type": "bitcode"}).fetch1("trial_note") == \
-        ref.notes.query("trial == 4 and trial_note_type == 'bitcode'").trial_note.item()
+    assert (experiment.TrialNote & {"trial": 4, "trial_note_type": "bitcode"}).fetch1("trial_note") == ref.notes.query(
+        "trial == 4 and trial_note_type == 'bitcode'"
+    ).trial_note.item()
 
 
 def test_generated_day_with_two_files_is_one_session(database, tmp_path):
@@ -75,8 +78,9 @@ def test_generated_day_with_two_files_is_one_session(database, tmp_path):
     assert len(actions) == len(a.actions) + len(b.actions)
     ps = (experiment.PhotostimEvent & {"session": 1}).to_pandas()
     assert len(ps) == len(a.photostim_events) + len(b.photostim_events)
-    assert set((experiment.Photostim & {"session": 1}).to_arrays("photo_stim")) == \
-        set(a.photostim_events.photostim_protocol) | set(b.photostim_events.photostim_protocol)
+    assert set((experiment.Photostim & {"session": 1}).to_arrays("photo_stim")) == set(
+        a.photostim_events.photostim_protocol
+    ) | set(b.photostim_events.photostim_protocol)
     files = ingest_behavior.BehaviorIngest.BehaviorFile & {"session": 1}
     assert sorted(files.to_arrays("first_trial")) == [1, n_a + 1]
     # day 2 is session 2, with its own numbering
@@ -87,8 +91,9 @@ def test_generated_day_with_two_files_is_one_session(database, tmp_path):
     counts = {t.__name__: len(t()) for t in (experiment.SessionTrial, experiment.TrialEvent, experiment.ActionEvent)}
     again = ingest([["RRig", str(rig), 0]])
     assert again.ok and not again.loaded and len(again.skipped) == 2
-    assert counts == {t.__name__: len(t()) for t in (experiment.SessionTrial, experiment.TrialEvent,
-                                                     experiment.ActionEvent)}
+    assert counts == {
+        t.__name__: len(t()) for t in (experiment.SessionTrial, experiment.TrialEvent, experiment.ActionEvent)
+    }
 
     # a changed file, or a new file on a loaded day, is reported and nothing is altered
     write_session_file(rig, h2o="dm7", when=dt.datetime(2022, 1, 6, 9, 0, 0), n_trials=21, seed=4)
@@ -98,8 +103,9 @@ def test_generated_day_with_two_files_is_one_session(database, tmp_path):
     assert len(third.failed) == 2 and not third.loaded
     assert any("changed since loading: dm7_tw2_20220106_090000.mat" in r for r in reasons.values())
     assert any("not in the loaded session: dm7_tw2_20220105_150000.mat" in r for r in reasons.values())
-    assert counts == {t.__name__: len(t()) for t in (experiment.SessionTrial, experiment.TrialEvent,
-                                                     experiment.ActionEvent)}
+    assert counts == {
+        t.__name__: len(t()) for t in (experiment.SessionTrial, experiment.TrialEvent, experiment.ActionEvent)
+    }
 
 
 def test_bad_input_is_reported_and_the_rest_load(database, tmp_path, real_data):
@@ -124,8 +130,10 @@ def test_bad_input_is_reported_and_the_rest_load(database, tmp_path, real_data):
 def test_crash_mid_session_leaves_nothing_and_rerun_finishes(database, tmp_path, monkeypatch):
     _animal(2, "dm2")
     rig = tmp_path / "rig"
-    truths = [write_session_file(rig, h2o="dm2", when=dt.datetime(2022, 3, 1 + d, 9, 0, 0), n_trials=15, seed=d)
-              for d in range(3)]
+    truths = [
+        write_session_file(rig, h2o="dm2", when=dt.datetime(2022, 3, 1 + d, 9, 0, 0), n_trials=15, seed=d)
+        for d in range(3)
+    ]
     real_insert = bulk.insert_frame
     calls = {"n": 0}
 
@@ -150,8 +158,11 @@ def test_crash_mid_session_leaves_nothing_and_rerun_finishes(database, tmp_path,
     assert len(experiment.Session()) == 3
     assert len(experiment.SessionTrial()) == sum(len(t.trials) for t in truths)
     assert len(experiment.ActionEvent()) == sum(len(t.actions) for t in truths)
-    assert sorted(pd.Series(experiment.Session().to_arrays("session_date")).astype(str)) == \
-        ["2022-03-01", "2022-03-02", "2022-03-03"]
+    assert sorted(pd.Series(experiment.Session().to_arrays("session_date")).astype(str)) == [
+        "2022-03-01",
+        "2022-03-02",
+        "2022-03-03",
+    ]
 
 
 def test_cli_uses_setting_and_exit_status(database, tmp_path):

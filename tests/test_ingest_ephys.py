@@ -6,11 +6,12 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_mapshell
+
 from pipeline import ephys, ingest_ephys, lab
 from pipeline.ingest.behavior import ingest_behavior
-from pipeline.ingest.ephys import ingest_ephys as ingest, segment_spikes
+from pipeline.ingest.ephys import ingest_ephys as ingest
+from pipeline.ingest.ephys import segment_spikes
 from pipeline.ingest.insertion_location import load_insertion_locations
 from pipeline.synthetic.bpod_delay_response import write_session_file
 from pipeline.synthetic.sorting import write_jrclust_v3, write_jrclust_v4, write_kilosort
@@ -23,8 +24,9 @@ WHEN = dt.datetime(2023, 5, 4, 10, 0, 0)
 def session(database, tmp_path):
     """A loaded behaviour session (dm5, 40 trials) and its trial bitcodes."""
     lab.Subject.insert1(dict(subject_id=55, sex="F"))
-    lab.WaterRestriction.insert1(dict(subject_id=55, water_restriction_number="dm5", wr_start_date="2023-01-01",
-                                      wr_start_weight=21))
+    lab.WaterRestriction.insert1(
+        dict(subject_id=55, water_restriction_number="dm5", wr_start_date="2023-01-01", wr_start_weight=21)
+    )
     truth = write_session_file(tmp_path / "rig", h2o="dm5", when=WHEN, n_trials=40, seed=8)
     assert ingest_behavior([["RRig", str(tmp_path / "rig"), 0]]).ok
     codes = truth.notes[truth.notes.trial_note_type == "bitcode"].sort_values("trial")
@@ -39,7 +41,9 @@ def _probe(root, folder, session, sorter="kilosort", probe="np1", **kw):
     if sorter == "kilosort":
         sort = write_kilosort(pdir / "kilosort2", n_units=12, n_spikes=30_000, seed=3, **kw)
     elif sorter == "jrclust_v3":
-        sort = write_jrclust_v3(pdir / "dm5_g0_t0.imec0.ap_imec3_opt3_jrc.mat", n_units=8, n_spikes=15_000, seed=5, **kw)
+        sort = write_jrclust_v3(
+            pdir / "dm5_g0_t0.imec0.ap_imec3_opt3_jrc.mat", n_units=8, n_spikes=15_000, seed=5, **kw
+        )
     else:
         sort = write_jrclust_v4(pdir / "dm5_g0_t0.imec0.ap_res.mat", n_units=10, n_spikes=20_000, seed=4, **kw)
     return pdir, meta, bit, sort
@@ -116,8 +120,14 @@ def test_jrclust_probe_and_bad_sync(session, tmp_path):
     _, _, bit2, sort = _probe(root, "2", session, sorter="jrclust", probe="np2_4shank")
     pdir3, _, _, _ = _probe(root, "3", session)
     # probe 3's sync file disagrees with the behaviour (a corrupted bitcode in the middle)
-    write_bitcode_mat(pdir3 / "dm5_g0_bitcode.mat", session["codes"], recorded=range(0, 30), seed=2,
-                      corrupt={10: "1" * 16}, trial_num=False)
+    write_bitcode_mat(
+        pdir3 / "dm5_g0_bitcode.mat",
+        session["codes"],
+        recorded=range(0, 30),
+        seed=2,
+        corrupt={10: "1" * 16},
+        trial_num=False,
+    )
     s = ingest([str(root)])
     assert len(s.loaded) == 1 and len(s.failed) == 1, s.report()
     assert "bitcode.mat" in s.failed[0][1]
@@ -134,10 +144,27 @@ def test_load_insertion_location(session, database, tmp_path):
     _probe(root, "1", session)
     assert ingest([str(root)]).ok
     sheet = tmp_path / "notes.csv"
-    pd.DataFrame([dict(water_restriction_number="dm5", session_date=WHEN.date(), insertion_number=1,
-                       skull_reference="Bregma", ap_location=2500, ml_location=-1500, depth=3000, theta=15, phi=0,
-                       beta=None, brain_area="ALM", hemisphere="left", drift_presence="no",
-                       alignment_confidence="yes", good_period="0-20;30-end")]).to_csv(sheet, index=False)
+    pd.DataFrame(
+        [
+            dict(
+                water_restriction_number="dm5",
+                session_date=WHEN.date(),
+                insertion_number=1,
+                skull_reference="Bregma",
+                ap_location=2500,
+                ml_location=-1500,
+                depth=3000,
+                theta=15,
+                phi=0,
+                beta=None,
+                brain_area="ALM",
+                hemisphere="left",
+                drift_presence="no",
+                alignment_confidence="yes",
+                good_period="0-20;30-end",
+            )
+        ]
+    ).to_csv(sheet, index=False)
     s = load_insertion_locations(sheet)
     assert s.ok and len(s.loaded) == 1, s.report()
     ikey = dict(session["key"], insertion_number=1)

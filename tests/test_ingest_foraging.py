@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import run_mapshell
+
 from pipeline import experiment, ingest_behavior, lab
 from pipeline.ingest.foraging import ingest_foraging
 from pipeline.synthetic.pybpod import write_foraging_day, write_subject_meta
@@ -17,17 +17,22 @@ DAYS = [dt.date(2021, 3, 1), dt.date(2021, 3, 2)]
 
 def _animal(subject_id, h2o):
     lab.Subject.insert1(dict(subject_id=subject_id, sex="M"))
-    lab.WaterRestriction.insert1(dict(subject_id=subject_id, water_restriction_number=h2o,
-                                      wr_start_date="2021-01-01", wr_start_weight=24))
+    lab.WaterRestriction.insert1(
+        dict(subject_id=subject_id, water_restriction_number=h2o, wr_start_date="2021-01-01", wr_start_weight=24)
+    )
 
 
 @pytest.fixture
 def project(tmp_path):
     proj, meta = tmp_path / "Tower-2" / "Foraging", tmp_path / "Metadata"
-    days = [write_foraging_day(proj, h2o="FOR01", date=DAYS[0], n_sessions=2, trials_per_session=30, seed=1,
-                               skip_gocue_every=7),
-            write_foraging_day(proj, h2o="FOR01", date=DAYS[1], n_sessions=1, trials_per_session=40, seed=2,
-                               three_lickports=True)]
+    days = [
+        write_foraging_day(
+            proj, h2o="FOR01", date=DAYS[0], n_sessions=2, trials_per_session=30, seed=1, skip_gocue_every=7
+        ),
+        write_foraging_day(
+            proj, h2o="FOR01", date=DAYS[1], n_sessions=1, trials_per_session=40, seed=2, three_lickports=True
+        ),
+    ]
     write_subject_meta(meta, "FOR01", DAYS)
     return dict(meta_dir=str(meta), project_paths=[str(proj)]), days
 
@@ -43,13 +48,18 @@ def test_generated_days_load_with_ground_truth(database, project):
         key = dict(subject_id=11, session=session)
         sess = (experiment.Session & key).fetch1()
         assert sess["session_date"] == truth.session_datetime.date() and sess["rig"] == truth.rig
-        bt = (experiment.SessionTrial * experiment.BehaviorTrial * experiment.WaterPortChoice & key) \
-            .to_pandas().reset_index().sort_values("trial")
+        bt = (
+            (experiment.SessionTrial * experiment.BehaviorTrial * experiment.WaterPortChoice & key)
+            .to_pandas()
+            .reset_index()
+            .sort_values("trial")
+        )
         assert list(bt.trial) == [t.trial for t in truth.trials]
         assert list(bt.outcome) == [t.outcome for t in truth.trials]
         assert list(bt.early_lick) == [t.early_lick for t in truth.trials]
-        assert [None if w is None or (isinstance(w, float) and np.isnan(w)) else w for w in bt.water_port] == \
-            [t.choice for t in truth.trials]
+        assert [None if w is None or (isinstance(w, float) and np.isnan(w)) else w for w in bt.water_port] == [
+            t.choice for t in truth.trials
+        ]
         assert list(bt.task_protocol) == [t.task_protocol for t in truth.trials]
         np.testing.assert_allclose(bt.start_time, [t.start_time for t in truth.trials])
         assert list(bt.auto_water.astype(bool)) == [t.auto_water for t in truth.trials]
@@ -61,15 +71,22 @@ def test_generated_days_load_with_ground_truth(database, project):
         blocks = (experiment.SessionBlock & key).to_pandas().reset_index().sort_values("block")
         assert list(blocks.block) == [b.block for b in truth.blocks]
         probs = (experiment.SessionBlock.WaterPortRewardProbability & key).to_dicts()
-        assert {(p["block"], p["water_port"]): pytest.approx(p["reward_probability"]) for p in probs} == \
-            {(b.block, port): pr for b in truth.blocks for port, pr in b.reward_probability.items()}
+        assert {(p["block"], p["water_port"]): pytest.approx(p["reward_probability"]) for p in probs} == {
+            (b.block, port): pr for b in truth.blocks for port, pr in b.reward_probability.items()
+        }
         assert len(experiment.SessionBlock.BlockTrial & key) == len(truth.trials)
-        avail = {(r["trial"], r["water_port"]): bool(r["reward_available"])
-                 for r in (experiment.TrialAvailableReward & key).to_dicts()}
+        avail = {
+            (r["trial"], r["water_port"]): bool(r["reward_available"])
+            for r in (experiment.TrialAvailableReward & key).to_dicts()
+        }
         assert avail == {(t.trial, p): v for t in truth.trials for p, v in t.available_reward.items()}
-        valves = {(r["trial"], r["water_port"]): r["open_duration"]
-                  for r in (experiment.WaterPortSetting.OpenDuration & key).to_dicts()}
-        assert valves == pytest.approx({(t.trial, p): v for t in truth.trials for p, v in t.valve_open_duration.items()})
+        valves = {
+            (r["trial"], r["water_port"]): r["open_duration"]
+            for r in (experiment.WaterPortSetting.OpenDuration & key).to_dicts()
+        }
+        assert valves == pytest.approx(
+            {(t.trial, p): v for t in truth.trials for p, v in t.valve_open_duration.items()}
+        )
         files = (ingest_behavior.BehaviorBpodIngest.BehaviorFile & key).to_arrays("behavior_file")
         assert sorted(files) == sorted(p.stem for p in day.files)
     assert set(experiment.BehaviorTrial().to_arrays("task")) == {"foraging", "foraging 3lp"}
@@ -88,9 +105,9 @@ def test_metadata_rules_and_bad_input(database, project, tmp_path):
     bpod, days = project
     _animal(12, "FOR01")
     proj = bpod["project_paths"][0]
-    write_foraging_day(proj, h2o="FOR01", date=dt.date(2021, 3, 5), seed=3)            # no metadata row
-    write_foraging_day(proj, h2o="FOR77", date=dt.date(2021, 3, 1), seed=4)            # unknown animal
-    broken = write_foraging_day(proj, h2o="FOR01", date=dt.date(2021, 3, 3), seed=5)   # truncated log
+    write_foraging_day(proj, h2o="FOR01", date=dt.date(2021, 3, 5), seed=3)  # no metadata row
+    write_foraging_day(proj, h2o="FOR77", date=dt.date(2021, 3, 1), seed=4)  # unknown animal
+    broken = write_foraging_day(proj, h2o="FOR01", date=dt.date(2021, 3, 3), seed=5)  # truncated log
     write_subject_meta(bpod["meta_dir"], "FOR01", DAYS + [dt.date(2021, 3, 3), dt.date(2021, 3, 4)])
     text = broken.files[0].read_text()
     broken.files[0].write_text(text[: len(text) // 2])

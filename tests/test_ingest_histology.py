@@ -9,8 +9,8 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_mapshell
+
 from pipeline import ccf, ephys, histology, ingest_histology, lab
 from pipeline.ingest.behavior import ingest_behavior
 from pipeline.ingest.ephys import ingest_ephys
@@ -18,13 +18,12 @@ from pipeline.ingest.histology import ingest_histology as ingest
 from pipeline.io.histology import lasagna_to_ccf, read_track_points
 from pipeline.synthetic.bpod_delay_response import write_session_file
 from pipeline.synthetic.ccf import REGIONS, write_annotation_nrrd, write_ontology_csv
-from pipeline.synthetic.histology import (histology_filename, write_ibl_alignment, write_landmarks_csv,
-                                          write_site_info)
+from pipeline.synthetic.histology import histology_filename, write_ibl_alignment, write_landmarks_csv, write_site_info
 from pipeline.synthetic.sorting import write_kilosort
 from pipeline.synthetic.spikeglx import write_bitcode_mat, write_meta
 
 WHEN = dt.datetime(2023, 5, 4, 10, 0, 0)
-VOXEL_NRRD = 100   # um; a full-extent Allen-shaped volume at 100 um, stored at 200 um
+VOXEL_NRRD = 100  # um; a full-extent Allen-shaped volume at 100 um, stored at 200 um
 SHAPE = (132, 80, 114)
 IKEY = dict(subject_id=56, session=1, insertion_number=1)
 
@@ -34,8 +33,9 @@ def annotation(database, tmp_path):
     """The generated ontology and annotation loaded; returns the stored (AP, DV, ML) truth volume."""
     nrrd = tmp_path / "annotation.nrrd"
     truth = write_annotation_nrrd(nrrd, shape=SHAPE, voxel_um=VOXEL_NRRD, seed=0)
-    paths = dict(version_name="CCF_2017", region_csv=str(write_ontology_csv(tmp_path / "tree.csv")),
-                 annotation_nrrd=str(nrrd))
+    paths = dict(
+        version_name="CCF_2017", region_csv=str(write_ontology_csv(tmp_path / "tree.csv")), annotation_nrrd=str(nrrd)
+    )
     ccf.CCFBrainRegion.load_regions(paths)
     ccf.CCFAnnotation.load_ccf_annotation(paths)
     ccf._volume_cache.clear()
@@ -50,8 +50,10 @@ def expected_regions(volume, xyz):
 def _probe(tmp_path, probe="np1", **meta_kw):
     """Behaviour session dm6 and one ingested probe; returns its probe folder."""
     lab.Subject.insert1(dict(subject_id=56, sex="M"), skip_duplicates=True)
-    lab.WaterRestriction.insert1(dict(subject_id=56, water_restriction_number="dm6", wr_start_date="2023-01-01",
-                                      wr_start_weight=22), skip_duplicates=True)
+    lab.WaterRestriction.insert1(
+        dict(subject_id=56, water_restriction_number="dm6", wr_start_date="2023-01-01", wr_start_weight=22),
+        skip_duplicates=True,
+    )
     truth = write_session_file(tmp_path / "rig", h2o="dm6", when=WHEN, n_trials=20, seed=8)
     assert ingest_behavior([["RRig", str(tmp_path / "rig"), 0]]).ok
     codes = truth.notes[truth.notes.trial_note_type == "bitcode"].sort_values("trial")
@@ -71,8 +73,12 @@ def np1_probe(database, tmp_path):
 
 
 def _counts():
-    return (len(histology.ElectrodeCCFPosition()), len(histology.ElectrodeCCFPosition.ElectrodePosition()),
-            len(histology.LabeledProbeTrack.Point()), len(ingest_histology.HistologyIngest()))
+    return (
+        len(histology.ElectrodeCCFPosition()),
+        len(histology.ElectrodeCCFPosition.ElectrodePosition()),
+        len(histology.LabeledProbeTrack.Point()),
+        len(ingest_histology.HistologyIngest()),
+    )
 
 
 def test_ibl_alignment_np1(annotation, np1_probe, tmp_path):
@@ -117,9 +123,14 @@ def test_site_info_four_shanks_with_landmarks(annotation, database, tmp_path):
     _probe(tmp_path, probe="np2_4shank", layout="stripe")
     ikey = IKEY
     ins = (ephys.ProbeInsertion & ikey).fetch1()
-    configured = (lab.ElectrodeConfig.Electrode * lab.ProbeType.Electrode
-                  & {"probe_type": ins["probe_type"], "electrode_config_name": ins["electrode_config_name"]}
-                  ).to_pandas().reset_index()
+    configured = (
+        (
+            lab.ElectrodeConfig.Electrode * lab.ProbeType.Electrode
+            & {"probe_type": ins["probe_type"], "electrode_config_name": ins["electrode_config_name"]}
+        )
+        .to_pandas()
+        .reset_index()
+    )
     allsites = (lab.ProbeType.Electrode & {"probe_type": ins["probe_type"]}).to_pandas().reset_index()
     folder = tmp_path / "histology" / "dm6" / "histology"
     expected, tracks = [], {}
@@ -128,12 +139,17 @@ def test_site_info_four_shanks_with_landmarks(annotation, database, tmp_path):
         name = histology_filename("dm6", WHEN.date(), 1, "siteInfo", shank=shank)
         t = write_site_info(folder / name, n_sites=len(sites), site_pitch_um=2.5, seed=10 + shank)
         keep = t.ont_id > 0
-        rows = pd.DataFrame({"electrode": sites.electrode.to_numpy(), "x": t.ccf[:, 0], "y": t.ccf[:, 1],
-                             "z": t.ccf[:, 2]})[keep]
+        rows = pd.DataFrame(
+            {"electrode": sites.electrode.to_numpy(), "x": t.ccf[:, 0], "y": t.ccf[:, 1], "z": t.ccf[:, 2]}
+        )[keep]
         expected.append(rows[rows.electrode.isin(configured.electrode)])
-        lm = write_landmarks_csv(folder / histology_filename("dm6", WHEN.date(), 1, "landmarks", shank=shank),
-                                 n_warp=12 if shank == 1 else 0, n_track=10 + shank, seed=20 + shank,
-                                 quoted=shank == 2)
+        lm = write_landmarks_csv(
+            folder / histology_filename("dm6", WHEN.date(), 1, "landmarks", shank=shank),
+            n_warp=12 if shank == 1 else 0,
+            n_track=10 + shank,
+            seed=20 + shank,
+            quoted=shank == 2,
+        )
         tracks[shank] = lm
     expected = pd.concat(expected).sort_values("electrode")
     s = ingest([str(tmp_path / "histology")])
@@ -162,13 +178,16 @@ def test_real_lasagna_track_points(annotation, np1_probe, tmp_path, real_data):
     folder.mkdir(parents=True)
     shutil.copy(src, folder / f"{WHEN:%Y-%m-%d}_dm6_001_probe00_pts.csv")
     # warp landmarks only (no track rows) next to an IBL alignment: loaded, and no second track
-    lm = write_landmarks_csv(folder / histology_filename("dm6", WHEN.date(), 1, "landmarks"), n_warp=8, n_track=0,
-                             seed=3)
+    lm = write_landmarks_csv(
+        folder / histology_filename("dm6", WHEN.date(), 1, "landmarks"), n_warp=8, n_track=0, seed=3
+    )
     s = ingest([str(tmp_path / "histology")])
     assert s.ok and len(s.loaded) == 1, s.report()
     marks = (histology.SubjectToCCFTransformation.Landmark & {"subject_id": 56}).to_pandas().reset_index()
-    np.testing.assert_allclose(marks.sort_values("landmark_name")[["subj_x", "ccf_z"]].to_numpy(),
-                               lm.sort_values("landmark_name")[["subj_x", "ccf_z"]].to_numpy())
+    np.testing.assert_allclose(
+        marks.sort_values("landmark_name")[["subj_x", "ccf_z"]].to_numpy(),
+        lm.sort_values("landmark_name")[["subj_x", "ccf_z"]].to_numpy(),
+    )
     pts = (histology.LabeledProbeTrack.Point & IKEY).to_pandas().reset_index().sort_values("point_order")
     raw = np.loadtxt(src, delimiter=",")
     assert len(pts) == len(raw) == 82
@@ -192,7 +211,7 @@ def test_failures_leave_nothing(annotation, np1_probe, tmp_path):
     # coordinates outside the annotation volume
     t = write_ibl_alignment(np1_probe, n_channels=384, seed=5)
     doc = json.loads(t.channel_locations_path.read_text())
-    doc["origin"]["bregma"][2] = -6000.0   # the channels end up 6.3 mm above the volume
+    doc["origin"]["bregma"][2] = -6000.0  # the channels end up 6.3 mm above the volume
     t.channel_locations_path.write_text(json.dumps(doc))
     s = ingest([root])
     assert not s.ok and "outside the annotation volume" in s.report() and t.channel_locations_path.name in s.report()
@@ -212,8 +231,12 @@ def test_one_bad_shank_fails_the_whole_insertion(annotation, database, tmp_path)
     folder = tmp_path / "histology" / "dm6" / "histology"
     for shank in (1, 2, 3, 4):
         n = int((allsites.shank == shank).sum()) - (7 if shank == 3 else 0)
-        write_site_info(folder / histology_filename("dm6", WHEN.date(), 1, "siteInfo", shank=shank), n_sites=n,
-                        site_pitch_um=2.5, seed=shank)
+        write_site_info(
+            folder / histology_filename("dm6", WHEN.date(), 1, "siteInfo", shank=shank),
+            n_sites=n,
+            site_pitch_um=2.5,
+            seed=shank,
+        )
     s = ingest([str(tmp_path / "histology")])
     bad = histology_filename("dm6", WHEN.date(), 1, "siteInfo", shank=3)
     assert not s.ok and bad in s.report() and "1273 sites" in s.report(), s.report()

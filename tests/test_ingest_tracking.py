@@ -14,23 +14,31 @@ DAY = dt.date(2022, 4, 5)
 def _session(subject_id, h2o, n_trials, rig="RRig", hour=10):
     if not (lab.Subject & {"subject_id": subject_id}):
         lab.Subject.insert1(dict(subject_id=subject_id, sex="M"))
-        lab.WaterRestriction.insert1(dict(subject_id=subject_id, water_restriction_number=h2o,
-                                          wr_start_date="2022-01-01", wr_start_weight=22))
+        lab.WaterRestriction.insert1(
+            dict(subject_id=subject_id, water_restriction_number=h2o, wr_start_date="2022-01-01", wr_start_weight=22)
+        )
     lab.Person.insert1(("tester", "Test Er"), skip_duplicates=True)
     lab.Rig.insert1(dict(rig=rig), skip_duplicates=True)
     session = len(experiment.Session & {"subject_id": subject_id}) + 1
     when = dt.datetime.combine(DAY, dt.time(hour))
     key = dict(subject_id=subject_id, session=session)
     experiment.Session.insert1(dict(key, session_date=DAY, session_datetime=when, username="tester", rig=rig))
-    experiment.SessionTrial.insert([dict(key, trial=t, start_time=10.0 * t, stop_time=10.0 * t + 8)
-                                    for t in range(1, n_trials + 1)])
+    experiment.SessionTrial.insert(
+        [dict(key, trial=t, start_time=10.0 * t, stop_time=10.0 * t + 8) for t in range(1, n_trials + 1)]
+    )
     return key
 
 
 def test_tracking_loads_with_values(database, tmp_path):
     key = _session(31, "tr1", 6)
-    gen = write_tracking_session(tmp_path / "video", "tr1", DAY, trials=list(range(1, 7)),
-                                 bodyparts=("nose", "tongue", "paw_left", "objectA"), seed=3)
+    gen = write_tracking_session(
+        tmp_path / "video",
+        "tr1",
+        DAY,
+        trials=list(range(1, 7)),
+        bodyparts=("nose", "tongue", "paw_left", "objectA"),
+        seed=3,
+    )
     s = ingest_tracking([["RRig", str(tmp_path / "video")]])
     assert s.ok and len(s.loaded) == 1, s.report()
     assert "objectA" in s.loaded[0]
@@ -53,8 +61,9 @@ def test_trial_map_second_session_and_mismatch(database, tmp_path):
     k2 = _session(32, "tr2", 5, hour=14)
     write_tracking_session(tmp_path / "v", "tr2", DAY, trials=[1, 2, 3, 4], positions=("side",), seed=1)
     # the day's second session: its folder has the _2 suffix and a trial map (video started at trial 2)
-    write_tracking_session(tmp_path / "v", "tr2", DAY, trials=[2, 3, 5], n=2, positions=("side",), seed=2,
-                           trial_map={1: 2, 2: 3, 3: 5})
+    write_tracking_session(
+        tmp_path / "v", "tr2", DAY, trials=[2, 3, 5], n=2, positions=("side",), seed=2, trial_map={1: 2, 2: 3, 3: 5}
+    )
     s = ingest_tracking([["RRig", str(tmp_path / "v")]])
     assert s.ok and len(s.loaded) == 2, s.report()
     assert sorted((tracking.Tracking & k2).to_arrays("trial")) == [2, 3, 5]

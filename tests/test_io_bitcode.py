@@ -58,9 +58,12 @@ def test_real_dl25_alignment(real_data, dl25_behavior_codes):
     assert a.messages == ["1 of 11 behaviour trials have no ephys trial"]
     # the last ephys code swapped for behaviour trial 11's: a clear error, not a shift
     bad = bf.bitcodes[:9] + [dl25_behavior_codes[10]]
-    with pytest.raises(BitcodeError, match=r"dl25_bitcode.mat: .*disagree at 1 of 10.*ephys trial 9 \(0-based\) "
-                                           rf"has '{dl25_behavior_codes[10]}', behaviour trial 10 has "
-                                           rf"'{dl25_behavior_codes[9]}'"):
+    with pytest.raises(
+        BitcodeError,
+        match=r"dl25_bitcode.mat: .*disagree at 1 of 10.*ephys trial 9 \(0-based\) "
+        rf"has '{dl25_behavior_codes[10]}', behaviour trial 10 has "
+        rf"'{dl25_behavior_codes[9]}'",
+    ):
         align_trials(bad, dl25_behavior_codes, path=bf.path)
 
 
@@ -70,8 +73,9 @@ def test_real_dl25_with_bpod_reader(real_data):
 
     s = read_mat(DL25_BEHAVIOR)["SessionData"]
     settings = s["TrialSettings"]
-    codes = ([t["GUI"]["randomID"] for t in settings] if isinstance(settings, list)
-             else list(settings["GUI"]["randomID"]))
+    codes = (
+        [t["GUI"]["randomID"] for t in settings] if isinstance(settings, list) else list(settings["GUI"]["randomID"])
+    )
     a = align_trials(read_bitcode(DL25_BITCODE).bitcodes, codes)
     np.testing.assert_array_equal(a.behavior_trials, np.arange(1, 11))
 
@@ -85,8 +89,16 @@ def test_real_dl25_with_bpod_reader(real_data):
 def test_generated_roundtrip(tmp_path, version, fmt):
     behavior = random_bitcodes(30, seed=3)
     fw = np.arange(30) % 7 == 3
-    truth = write_bitcode_mat(tmp_path / f"tw5_{version}_{fmt}_bitcode.mat", behavior, recorded=np.arange(4, 25),
-                              free_water=fw, version=version, fmt=fmt, foraging_extras=True, seed=1)
+    truth = write_bitcode_mat(
+        tmp_path / f"tw5_{version}_{fmt}_bitcode.mat",
+        behavior,
+        recorded=np.arange(4, 25),
+        free_water=fw,
+        version=version,
+        fmt=fmt,
+        foraging_extras=True,
+        seed=1,
+    )
     bf = read_bitcode(truth.path)
     assert bf.bitcodes == truth.bitcodes
     a = align_trials(bf.bitcodes, behavior, path=bf.path)
@@ -101,8 +113,14 @@ def test_generated_roundtrip(tmp_path, version, fmt):
     np.testing.assert_array_equal(bf.go_cue, truth.go_cue)
     assert np.isnan(bf.go_cue).sum() == fw[4:25].sum()
     np.testing.assert_array_equal(bf.trial_numbers, truth.trial_numbers)
-    assert sorted(bf.extras) == ["cameraPerTrial", "digMarkerPerTrial", "headings", "lickLPerTrial",
-                                 "lickRPerTrial", "zaberPerTrial"]
+    assert sorted(bf.extras) == [
+        "cameraPerTrial",
+        "digMarkerPerTrial",
+        "headings",
+        "lickLPerTrial",
+        "lickRPerTrial",
+        "zaberPerTrial",
+    ]
     assert [str(h) for h in bf.extras["headings"]] == truth.extras["headings"]
     np.testing.assert_allclose(bf.extras["digMarkerPerTrial"], truth.extras["digMarkerPerTrial"])
     for got, want in zip(bf.extras["lickLPerTrial"], truth.extras["lickLPerTrial"]):
@@ -114,8 +132,9 @@ def test_go_cue_listed_for_go_trials_only(tmp_path, version):
     behavior = random_bitcodes(12, seed=4)
     fw = np.zeros(12, bool)
     fw[[2, 5]] = True
-    truth = write_bitcode_mat(tmp_path / "a_bitcode.mat", behavior, free_water=fw, go_cue_layout="short",
-                              version=version)
+    truth = write_bitcode_mat(
+        tmp_path / "a_bitcode.mat", behavior, free_water=fw, go_cue_layout="short", version=version
+    )
     bf = read_bitcode(truth.path)
     assert not bf.go_cue_complete and len(bf.go_cue) == 10
     np.testing.assert_array_equal(bf.pad_go_cue(fw), truth.go_cue)
@@ -183,8 +202,9 @@ def test_behavior_trial_numbers_with_gaps():
 def test_mismatch_in_the_middle_is_an_error_naming_trials_and_codes(tmp_path):
     behavior = random_bitcodes(20, seed=8)
     wrong = "0" * 16 if "0" * 16 not in behavior else "1" * 16
-    truth = write_bitcode_mat(tmp_path / "d_bitcode.mat", behavior, recorded=np.arange(2, 20),
-                              corrupt={5: wrong}, trial_num=False)
+    truth = write_bitcode_mat(
+        tmp_path / "d_bitcode.mat", behavior, recorded=np.arange(2, 20), corrupt={5: wrong}, trial_num=False
+    )
     bf = read_bitcode(truth.path)
     with pytest.raises(BitcodeError) as e:
         align_trials(bf.bitcodes, behavior, path=bf.path)
@@ -196,8 +216,9 @@ def test_mismatch_in_the_middle_is_an_error_naming_trials_and_codes(tmp_path):
 
 def test_trial_num_takes_precedence_over_codes(tmp_path):
     behavior = random_bitcodes(20, seed=9)
-    truth = write_bitcode_mat(tmp_path / "e_bitcode.mat", behavior, recorded=np.arange(2, 20),
-                              corrupt={0: "1" * 16, 5: "0" * 16})
+    truth = write_bitcode_mat(
+        tmp_path / "e_bitcode.mat", behavior, recorded=np.arange(2, 20), corrupt={0: "1" * 16, 5: "0" * 16}
+    )
     bf = read_bitcode(truth.path)
     a = align_trials(bf.bitcodes, behavior, bf.trial_numbers, path=bf.path)
     np.testing.assert_array_equal(a.behavior_trials, np.arange(3, 21))
@@ -212,16 +233,19 @@ def test_unknown_first_code_is_reported_not_skipped():
         align_trials(ephys, behavior)
 
 
-@pytest.mark.parametrize("ephys,behavior,kw,match", [
-    (["0101"], ["1111", "0000"], {}, "none of the 1 ephys bitcodes occurs among the 2 behaviour"),
-    (["0101"], ["0101", "0101"], {}, "ambiguous alignment"),
-    (["0101", "1100"], ["0101", "1100"], {"trial_numbers": [1]}, "trialNum has 1 entries but there are 2"),
-    (["0101", "1100"], ["0101", "1100"], {"trial_numbers": [1, 1]}, r"behaviour trial\(s\) \[1\] to more than one"),
-    (["0101", "1100"], ["0101", "1100"], {"trial_numbers": [1, 7], "allow_partial": False}, "trialNum 7"),
-    ([], ["0101"], {}, "no ephys bitcodes"),
-    (["0101"], [], {}, "no behaviour bitcodes"),
-    (["0101000000"], ["0101"], {}, r"ephys codes have \[10\] characters, behaviour codes \[4\]"),
-])
+@pytest.mark.parametrize(
+    "ephys,behavior,kw,match",
+    [
+        (["0101"], ["1111", "0000"], {}, "none of the 1 ephys bitcodes occurs among the 2 behaviour"),
+        (["0101"], ["0101", "0101"], {}, "ambiguous alignment"),
+        (["0101", "1100"], ["0101", "1100"], {"trial_numbers": [1]}, "trialNum has 1 entries but there are 2"),
+        (["0101", "1100"], ["0101", "1100"], {"trial_numbers": [1, 1]}, r"behaviour trial\(s\) \[1\] to more than one"),
+        (["0101", "1100"], ["0101", "1100"], {"trial_numbers": [1, 7], "allow_partial": False}, "trialNum 7"),
+        ([], ["0101"], {}, "no ephys bitcodes"),
+        (["0101"], [], {}, "no behaviour bitcodes"),
+        (["0101000000"], ["0101"], {}, r"ephys codes have \[10\] characters, behaviour codes \[4\]"),
+    ],
+)
 def test_alignment_errors(ephys, behavior, kw, match):
     with pytest.raises(BitcodeError, match=match):
         align_trials(ephys, behavior, path="probe1/x_bitcode.mat", **kw)

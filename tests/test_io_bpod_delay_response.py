@@ -25,17 +25,28 @@ def _independent(path):
         st, ev = S.RawEvents.Trial[i].States, S.RawEvents.Trial[i].Events
         gui = S.TrialSettings[i].GUI
         visited = lambda name: not np.isnan(np.atleast_2d(getattr(st, name))[0, 0])  # noqa: E731
-        rows.append(dict(
-            trial=i + 1, start_time=ts[i] - ts[0], stop_time=ts[i] - ts[0] + np.atleast_2d(st.TrialEnd)[0, 0],
-            trial_instruction="left" if S.TrialTypes[i] == 1 else "right",
-            outcome="hit" if visited("Reward") else "miss" if visited("TimeOut") else "ignore",
-            early_lick="early" if gui.ProtocolType >= 5 and (visited("EarlyLickSample") or visited("EarlyLickDelay"))
-            else "no early"))
+        rows.append(
+            dict(
+                trial=i + 1,
+                start_time=ts[i] - ts[0],
+                stop_time=ts[i] - ts[0] + np.atleast_2d(st.TrialEnd)[0, 0],
+                trial_instruction="left" if S.TrialTypes[i] == 1 else "right",
+                outcome="hit" if visited("Reward") else "miss" if visited("TimeOut") else "ignore",
+                early_lick="early"
+                if gui.ProtocolType >= 5 and (visited("EarlyLickSample") or visited("EarlyLickDelay"))
+                else "no early",
+            )
+        )
         for port, side in (("Port1In", "left lick"), ("Port2In", "right lick")):
             for t in np.atleast_1d(getattr(ev, port, [])):
                 licks.append((i + 1, side, float(t)))
-        for state, et in (("PreSamplePeriod", "presample"), ("SamplePeriod", "sample"), ("DelayPeriod", "delay"),
-                          ("ResponseCue", "go"), ("TrialEnd", "trialend")):
+        for state, et in (
+            ("PreSamplePeriod", "presample"),
+            ("SamplePeriod", "sample"),
+            ("DelayPeriod", "delay"),
+            ("ResponseCue", "go"),
+            ("TrialEnd", "trialend"),
+        ):
             for a, b in np.atleast_2d(getattr(st, state)):
                 events.append((i + 1, et, float(a), float(b - a)))
     return S, pd.DataFrame(rows), licks, events
@@ -66,8 +77,9 @@ def test_real_file_as_v73_reads_the_same(real_data, tmp_path):
     hdf5storage = pytest.importorskip("hdf5storage")
     src = real_data / REAL
     dst = tmp_path / src.name
-    hdf5storage.savemat(str(dst), {"SessionData": sio.loadmat(src)["SessionData"]}, format="7.3",
-                        matlab_compatible=True)
+    hdf5storage.savemat(
+        str(dst), {"SessionData": sio.loadmat(src)["SessionData"]}, format="7.3", matlab_compatible=True
+    )
     assert mat_version(dst) == "7.3" and mat_version(src) == "5"
     a, b = read_delay_response(src), read_delay_response(dst)
     for name in ("trials", "notes", "events", "actions"):
@@ -76,8 +88,9 @@ def test_real_file_as_v73_reads_the_same(real_data, tmp_path):
 
 @pytest.mark.parametrize("version", ["5", "7.3"])
 def test_generated_files_match_ground_truth(tmp_path, version):
-    truth = write_session_file(tmp_path, h2o="dm7", when=dt.datetime(2022, 5, 6, 7, 8, 9), version=version,
-                               n_trials=40, seed=11, abort_every=9)
+    truth = write_session_file(
+        tmp_path, h2o="dm7", when=dt.datetime(2022, 5, 6, 7, 8, 9), version=version, n_trials=40, seed=11, abort_every=9
+    )
     d = read_delay_response(truth.path)
     assert d.session_datetime == truth.session_datetime and d.h2o == "dm7"
     for name in ("trials", "notes", "events", "actions", "photostim_events"):

@@ -82,9 +82,14 @@ def test_allen_tree_real(allen_tree):
     np.testing.assert_array_equal(t["region_id"].to_numpy(), raw["id"].to_numpy())
     assert t["acronym"].tolist() == raw["acronym"].tolist()
     mos = t[t.region_id == 993].iloc[0]
-    assert (mos.region_name, mos.acronym, mos.parent_id, mos.color_code) == ("Secondary motor area", "MOs", 500, "1F9D5A")
+    assert (mos.region_name, mos.acronym, mos.parent_id, mos.color_code) == (
+        "Secondary motor area",
+        "MOs",
+        500,
+        "1F9D5A",
+    )
     assert mos.structure_id_path == "/997/8/567/688/695/315/500/993/"
-    assert pd.isna(t.loc[t.region_id == 997, "parent_id"].item())       # root
+    assert pd.isna(t.loc[t.region_id == 997, "parent_id"].item())  # root
     assert t["parent_id"].dtype == "Int64"
     assert (t["parent_id"].dropna().astype(int).isin(set(t["region_id"]))).all()
 
@@ -106,7 +111,9 @@ def _children_closure(t: pd.DataFrame, rid: int) -> set[int]:
 @pytest.mark.parametrize("key", ["MOs", "Isocortex", 549, "993", "mos", "root"])
 def test_descendants_against_parent_closure(allen_tree, key):
     d = descendants(allen_tree, key)
-    rid = {"MOs": 993, "Isocortex": 315, "mos": 993, "root": 997}.get(key, int(key) if not isinstance(key, str) or key.isdigit() else None)
+    rid = {"MOs": 993, "Isocortex": 315, "mos": 993, "root": 997}.get(
+        key, int(key) if not isinstance(key, str) or key.isdigit() else None
+    )
     assert set(d.tolist()) == _children_closure(allen_tree, rid)
     assert rid in d and np.all(np.diff(d) > 0)
 
@@ -153,14 +160,17 @@ def test_generated_region_ids_are_real(allen_tree):
         assert t.loc[rid, "region_name"] == name
 
 
-@pytest.mark.parametrize("region_text, hex_text, pattern", [
-    ('1,"a"\n1,"b"\n', None, "structure id 1 appears more than once"),
-    ('1,"a"\nx2,"b"\n', None, r"line 2: structure id 'x2' is not an integer"),
-    ('1,a,b\n', None, "unknown ontology layout"),
-    ('1,"a"\n2,"b"\n', "1,FF0000\n2,GG0000\n", r"hexcode\.csv: line 2: colour 'GG0000'"),
-    ('1,"a"\n2,"b"\n', "id,hex\n1,FF0000\n", "expected header-less 'id,RRGGBB'"),
-    ('id,name,acronym\n1,a,A\nzz,b,B\n', None, r"line 3: id 'zz' is not an integer"),
-])
+@pytest.mark.parametrize(
+    "region_text, hex_text, pattern",
+    [
+        ('1,"a"\n1,"b"\n', None, "structure id 1 appears more than once"),
+        ('1,"a"\nx2,"b"\n', None, r"line 2: structure id 'x2' is not an integer"),
+        ("1,a,b\n", None, "unknown ontology layout"),
+        ('1,"a"\n2,"b"\n', "1,FF0000\n2,GG0000\n", r"hexcode\.csv: line 2: colour 'GG0000'"),
+        ('1,"a"\n2,"b"\n', "id,hex\n1,FF0000\n", "expected header-less 'id,RRGGBB'"),
+        ("id,name,acronym\n1,a,A\nzz,b,B\n", None, r"line 3: id 'zz' is not an integer"),
+    ],
+)
 def test_bad_ontology(tmp_path, region_text, hex_text, pattern):
     r = tmp_path / "regions.csv"
     r.write_text(region_text)
@@ -214,8 +224,8 @@ def test_truth_layout_and_pynrrd(small):
     path, truth = small["gzip"]
     assert truth.shape == (132, 80, 114)
     ids = set(np.unique(truth).tolist())
-    assert ids == {0, *REGIONS}                      # every labelled block/sphere present
-    data, header = nrrd.read(str(path))              # independent reader
+    assert ids == {0, *REGIONS}  # every labelled block/sphere present
+    data, header = nrrd.read(str(path))  # independent reader
     np.testing.assert_array_equal(data, truth)
     assert list(header["sizes"]) == [132, 80, 114]
     # (AP, DV, ML): anterior-dorsal is motor cortex, the CP/ACB split is along ML
@@ -228,8 +238,9 @@ def test_slab_writer_matches_pynrrd(tmp_path):
     p = write_large_annotation_nrrd(tmp_path / "big.nrrd", shape=shape, seed=2, planes_per_chunk=3)
     data, header = nrrd.read(str(p))
     A, D, M = shape
-    truth = annotation_labels(shape, np.arange(A)[:, None, None], np.arange(D)[None, :, None],
-                              np.arange(M)[None, None, :], seed=2)
+    truth = annotation_labels(
+        shape, np.arange(A)[:, None, None], np.arange(D)[None, :, None], np.arange(M)[None, None, :], seed=2
+    )
     np.testing.assert_array_equal(data, truth)
     vol, vox = read_annotation(p, step=2)
     np.testing.assert_array_equal(vol, truth[::2, ::2, ::2])
@@ -242,8 +253,8 @@ def test_streaming_memory_is_bounded(tmp_path):
     output size, far below the full-resolution volume."""
     shape = (264, 160, 228)
     p = write_large_annotation_nrrd(tmp_path / "mid.nrrd", shape=shape, seed=1)
-    full_bytes = np.prod(shape) * 4                        # 38.5 MB
-    out_bytes = np.prod([-(-s // 2) for s in shape]) * 4   # 4.8 MB
+    full_bytes = np.prod(shape) * 4  # 38.5 MB
+    out_bytes = np.prod([-(-s // 2) for s in shape]) * 4  # 4.8 MB
     tracemalloc.start()
     try:
         vol, vox = read_annotation(p, step=2)
@@ -251,7 +262,7 @@ def test_streaming_memory_is_bounded(tmp_path):
     finally:
         tracemalloc.stop()
     assert vol.nbytes == out_bytes
-    assert peak < out_bytes + 8 * 160 * 264 * 4 + 2_000_000, peak     # output + a few planes
+    assert peak < out_bytes + 8 * 160 * 264 * 4 + 2_000_000, peak  # output + a few planes
     assert peak < full_bytes / 4
     # and the values: spot-check against the closed-form truth
     rng = np.random.default_rng(0)
@@ -310,8 +321,9 @@ def test_broken_annotation_files(tmp_path, small):
     nrrd.write(str(tmp_path / "2d.nrrd"), truth[:, :, 0], {"encoding": "raw"})
     with pytest.raises(CCFError, match="3-D"):
         read_annotation(tmp_path / "2d.nrrd")
-    nrrd.write(str(tmp_path / "neg.nrrd"), -np.ones((4, 4, 4), dtype=np.int32),
-               {"encoding": "raw", "spacings": [10.0] * 3})
+    nrrd.write(
+        str(tmp_path / "neg.nrrd"), -np.ones((4, 4, 4), dtype=np.int32), {"encoding": "raw", "spacings": [10.0] * 3}
+    )
     with pytest.raises(CCFError, match="negative region id"):
         read_annotation(tmp_path / "neg.nrrd")
     # a gzip header claiming data that is not gzip
@@ -333,8 +345,11 @@ def test_gzip_multi_member(tmp_path, small):
     h_end = data.index(b"\n\n") + 2
     body = data[h_end:]
     half = len(body) // 2
-    p.write_bytes(data[:h_end].replace(b"encoding: raw", b"encoding: gzip")
-                  + gzip.compress(body[:half]) + gzip.compress(body[half:]))
+    p.write_bytes(
+        data[:h_end].replace(b"encoding: raw", b"encoding: gzip")
+        + gzip.compress(body[:half])
+        + gzip.compress(body[half:])
+    )
     np.testing.assert_array_equal(read_annotation(p, step=2)[0], truth[::2, ::2, ::2])
     # trailing bytes after the data (a newline, padding) are never read
     p.write_bytes(p.read_bytes() + b"\n\0\0")
@@ -348,11 +363,11 @@ def test_region_lookup_grid_and_jitter(small):
     rng = np.random.default_rng(7)
     n = 20000
     ap, dv, ml = (rng.integers(0, s, n) for s in vol.shape)
-    xyz = np.column_stack([ml, dv, ap]) * vox                    # (x=ML, y=DV, z=AP) um
+    xyz = np.column_stack([ml, dv, ap]) * vox  # (x=ML, y=DV, z=AP) um
     np.testing.assert_array_equal(region_lookup(vol, vox, xyz), truth[2 * ap, 2 * dv, 2 * ml])
-    jitter = rng.uniform(-0.49, 0.49, xyz.shape) * vox            # nearest voxel
+    jitter = rng.uniform(-0.49, 0.49, xyz.shape) * vox  # nearest voxel
     np.testing.assert_array_equal(region_lookup(vol, vox, xyz + jitter), truth[2 * ap, 2 * dv, 2 * ml])
-    one = region_lookup(vol, vox, np.array([28 * 20, 15 * 20, 10 * 20]))    # a single (3,) point
+    one = region_lookup(vol, vox, np.array([28 * 20, 15 * 20, 10 * 20]))  # a single (3,) point
     assert one.shape == (1,) and one[0] == vol[10, 15, 28] == truth[20, 30, 56]
     assert region_lookup(vol, vox, np.zeros((0, 3))).shape == (0,)
 
@@ -361,7 +376,7 @@ def test_region_lookup_axes(small):
     """x is ML, z is AP: the ML-split CP/ACB block and an AP-only block tell the axes apart."""
     path, truth = small["raw"]
     vol, vox = read_annotation(path, step=2)
-    cp = [30 * 10, 40 * 10, 40 * 10]       # ML 30 (left), DV 40, AP 40 at 10 um -> step-2 grid
+    cp = [30 * 10, 40 * 10, 40 * 10]  # ML 30 (left), DV 40, AP 40 at 10 um -> step-2 grid
     acb = [84 * 10, 40 * 10, 40 * 10]
     res = region_lookup(vol, vox, np.array([cp, acb], dtype=float))
     assert res.tolist() == [truth[40, 40, 30], truth[40, 40, 84]] == [672, 56]
@@ -370,8 +385,9 @@ def test_region_lookup_axes(small):
 def test_region_lookup_outside(small):
     path, _ = small["gzip"]
     vol, vox = read_annotation(path, step=2)
-    xyz = np.array([[100.0, 100.0, 100.0], [-30.0, 0.0, 0.0], [0.0, 0.0, 1400.0],
-                    [0.0, np.nan, 0.0], [200.0, 200.0, 200.0]])
+    xyz = np.array(
+        [[100.0, 100.0, 100.0], [-30.0, 0.0, 0.0], [0.0, 0.0, 1400.0], [0.0, np.nan, 0.0], [200.0, 200.0, 200.0]]
+    )
     with pytest.raises(CCFError) as e:
         region_lookup(vol, vox, xyz)
     msg = str(e.value)

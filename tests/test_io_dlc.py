@@ -83,7 +83,7 @@ def test_real_values_spot_checks():
     np.testing.assert_array_equal(t.frame_index, np.arange(12))
     m = read_dlc(real("CollectedData_Mackenzie.csv"))
     assert m.image_paths[0] == "labeled-data/reachingvideo1/img005.png"
-    assert np.isnan(m.x[0, 2]) and np.isnan(m.y[0, 2])            # Tongue not labelled in img005
+    assert np.isnan(m.x[0, 2]) and np.isnan(m.y[0, 2])  # Tongue not labelled in img005
     assert m.x[1, 2] == pytest.approx(586.5966351829987)
     assert m.bodypart("Tongue")["x"][1] == pytest.approx(586.5966351829987)
     with pytest.raises(KeyError):
@@ -113,7 +113,7 @@ def test_h5_other_key_and_fixed_format(tmp_path):
     pytest.importorskip("tables")
     df = independent(real(VIDEO_FILES[1]))
     one = tmp_path / "only.h5"
-    df.to_hdf(one, key="something_else", mode="w")          # fixed format, single key
+    df.to_hdf(one, key="something_else", mode="w")  # fixed format, single key
     np.testing.assert_array_equal(read_dlc(one).x, read_dlc(real(VIDEO_FILES[1])).x)
     two = tmp_path / "two.h5"
     df.to_hdf(two, key="a", mode="w")
@@ -124,8 +124,10 @@ def test_h5_other_key_and_fixed_format(tmp_path):
 
 def test_h5_multi_animal(tmp_path):
     pytest.importorskip("tables")
-    cols = pd.MultiIndex.from_product([["DLC_x"], ["mouse1", "mouse2"], ["nose"], ["x", "y", "likelihood"]],
-                                      names=["scorer", "individuals", "bodyparts", "coords"])
+    cols = pd.MultiIndex.from_product(
+        [["DLC_x"], ["mouse1", "mouse2"], ["nose"], ["x", "y", "likelihood"]],
+        names=["scorer", "individuals", "bodyparts", "coords"],
+    )
     df = pd.DataFrame(np.zeros((3, len(cols))), columns=cols)
     h5 = tmp_path / "ma.h5"
     df.to_hdf(h5, key="df_with_missing", format="table", mode="w")
@@ -158,8 +160,10 @@ def test_map_style_file_round_trip(tmp_path):
     """A MAP rig file (nose ... lickport, whiskers) written by pandas, read back exactly."""
     rng = np.random.default_rng(3)
     parts = ["nose", "tongue", "jaw", "paw_left", "paw_right", "lickport", "whisker_C2", "whisker_D1"]
-    cols = pd.MultiIndex.from_product([["DeepCut_resnet50_licking-sideAug10shuffle1_1030000"], parts,
-                                       ["x", "y", "likelihood"]], names=["scorer", "bodyparts", "coords"])
+    cols = pd.MultiIndex.from_product(
+        [["DeepCut_resnet50_licking-sideAug10shuffle1_1030000"], parts, ["x", "y", "likelihood"]],
+        names=["scorer", "bodyparts", "coords"],
+    )
     data = rng.uniform(0, 640, (500, len(cols)))
     data[:, 2::3] = rng.uniform(0, 1, (500, len(parts)))
     df = pd.DataFrame(data, columns=cols)
@@ -172,9 +176,16 @@ def test_map_style_file_round_trip(tmp_path):
     np.testing.assert_array_equal(t.likelihood, data[:, 2::3])
     np.testing.assert_array_equal(t.frame_index, np.arange(500))
     mapped, unknown = map_bodyparts(t.bodyparts)
-    assert mapped == {"nose": "nose", "tongue": "tongue", "jaw": "jaw", "paw_left": "left_paw",
-                      "paw_right": "right_paw", "lickport": "lickport", "whisker_C2": "whisker",
-                      "whisker_D1": "whisker"}
+    assert mapped == {
+        "nose": "nose",
+        "tongue": "tongue",
+        "jaw": "jaw",
+        "paw_left": "left_paw",
+        "paw_right": "right_paw",
+        "lickport": "lickport",
+        "whisker_C2": "whisker",
+        "whisker_D1": "whisker",
+    }
     assert unknown == []
 
 
@@ -196,27 +207,37 @@ def write(tmp_path, name, text):
 
 
 def test_multi_animal_csv(tmp_path):
-    p = write(tmp_path, "ma.csv",
-              "scorer,DLC,DLC,DLC,DLC,DLC,DLC\n"
-              "individuals,m1,m1,m1,m2,m2,m2\n"
-              "bodyparts,nose,nose,nose,nose,nose,nose\n"
-              "coords,x,y,likelihood,x,y,likelihood\n"
-              "0,1,2,0.5,3,4,0.6\n")
+    p = write(
+        tmp_path,
+        "ma.csv",
+        "scorer,DLC,DLC,DLC,DLC,DLC,DLC\n"
+        "individuals,m1,m1,m1,m2,m2,m2\n"
+        "bodyparts,nose,nose,nose,nose,nose,nose\n"
+        "coords,x,y,likelihood,x,y,likelihood\n"
+        "0,1,2,0.5,3,4,0.6\n",
+    )
     with pytest.raises(DLCError, match=r"ma\.csv: multi-animal .*multi-animal not supported"):
         read_dlc(p)
 
 
-@pytest.mark.parametrize("text, pattern", [
-    ("frame,x,y\n0,1,2\n", "first header row must start with 'scorer'"),
-    ("scorer,S,S,S\nbodyparts,a,a,a\ncoords,x,y,likelihood\n0,1,oops,0.5\n",
-     r"line 4, column 'a/y': not a number: 'oops'"),
-    ("scorer,S,S,S,S,S\nbodyparts,a,a,a,b,b\ncoords,x,y,likelihood,x,y\n0,1,2,0.5,3,4\n",
-     r"missing columns \['b/likelihood'\]"),
-    ("scorer,S,S,S\nbodyparts,a,a,a\ncoords,x,y,z\n0,1,2,3\n", "coordinate 'z'"),
-    ("scorer,S,T\nbodyparts,a,a\ncoords,x,y\n0,1,2\n", "expected one scorer"),
-    ("scorer,S,S\nbodyparts,a,a\n", "expected header rows"),
-    ("scorer,S,S\nbodyparts,a,a\ncoords,x,y\n0,1,2,3\n", "data rows have 4 columns"),
-])
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        ("frame,x,y\n0,1,2\n", "first header row must start with 'scorer'"),
+        (
+            "scorer,S,S,S\nbodyparts,a,a,a\ncoords,x,y,likelihood\n0,1,oops,0.5\n",
+            r"line 4, column 'a/y': not a number: 'oops'",
+        ),
+        (
+            "scorer,S,S,S,S,S\nbodyparts,a,a,a,b,b\ncoords,x,y,likelihood,x,y\n0,1,2,0.5,3,4\n",
+            r"missing columns \['b/likelihood'\]",
+        ),
+        ("scorer,S,S,S\nbodyparts,a,a,a\ncoords,x,y,z\n0,1,2,3\n", "coordinate 'z'"),
+        ("scorer,S,T\nbodyparts,a,a\ncoords,x,y\n0,1,2\n", "expected one scorer"),
+        ("scorer,S,S\nbodyparts,a,a\n", "expected header rows"),
+        ("scorer,S,S\nbodyparts,a,a\ncoords,x,y\n0,1,2,3\n", "data rows have 4 columns"),
+    ],
+)
 def test_bad_csv(tmp_path, text, pattern):
     p = write(tmp_path, "bad.csv", text)
     with pytest.raises(DLCError) as e:

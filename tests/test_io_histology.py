@@ -53,12 +53,15 @@ def test_real_track_points():
     assert pts[0].tolist() == [200, 279, 165]
 
 
-@pytest.mark.parametrize("text, pattern", [
-    ("1,2\n", "line 1: expected 3 columns, found 2"),
-    ("1,2,3\n4,x,6\n", "line 2: not numbers"),
-    ("1,2,3.5\n", "line 1: expected integers"),
-    ("\n\n", "no points"),
-])
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        ("1,2\n", "line 1: expected 3 columns, found 2"),
+        ("1,2,3\n4,x,6\n", "line 2: not numbers"),
+        ("1,2,3.5\n", "line 1: expected integers"),
+        ("\n\n", "no points"),
+    ],
+)
 def test_bad_track_points(tmp_path, text, pattern):
     p = tmp_path / "x_pts.csv"
     p.write_text(text)
@@ -109,16 +112,16 @@ def test_channel_locations_lookup_in_generated_volume(tmp_path):
     """End to end: generated channels land in the generated annotation at their truth voxels."""
     from pipeline.synthetic.ccf import annotation_labels, write_large_annotation_nrrd
 
-    shape = (132, 80, 114)       # the CCF's extent (13.2 x 8 x 11.4 mm) at a coarse 100 um
+    shape = (132, 80, 114)  # the CCF's extent (13.2 x 8 x 11.4 mm) at a coarse 100 um
     p = write_large_annotation_nrrd(tmp_path / "ann100.nrrd", shape=shape, voxel_um=100, seed=0)
     vol, vox = read_annotation(p, step=1)
     assert vox == 100.0
     truth = write_ibl_alignment(tmp_path, n_channels=384, seed=2)
     ccf = ibl_to_ccf(read_channel_locations(truth.channel_locations_path))
     ids = region_lookup(vol, vox, ccf)
-    i = np.rint(truth.ccf / 100).astype(int)    # 20 um multiples never tie at 100 um voxels
+    i = np.rint(truth.ccf / 100).astype(int)  # 20 um multiples never tie at 100 um voxels
     np.testing.assert_array_equal(ids, annotation_labels(shape, i[:, 2], i[:, 1], i[:, 0], seed=0))
-    assert len(set(ids.tolist()) - {0}) >= 2     # the track crosses labelled regions
+    assert len(set(ids.tolist()) - {0}) >= 2  # the track crosses labelled regions
 
 
 def _write_json(tmp_path, obj, name="channel_locations.json"):
@@ -154,8 +157,12 @@ def test_channel_locations_errors(tmp_path):
 
 
 def test_xyz_picks_errors(tmp_path):
-    for obj, pattern in [({"picks": []}, "no 'xyz_picks'"), ({"xyz_picks": [[1, 2]]}, "N x 3"),
-                         ({"xyz_picks": []}, "N x 3"), ({"xyz_picks": [[1, 2, "a"]]}, "N x 3 list of numbers")]:
+    for obj, pattern in [
+        ({"picks": []}, "no 'xyz_picks'"),
+        ({"xyz_picks": [[1, 2]]}, "N x 3"),
+        ({"xyz_picks": []}, "N x 3"),
+        ({"xyz_picks": [[1, 2, "a"]]}, "N x 3 list of numbers"),
+    ]:
         with pytest.raises(HistologyError, match=pattern):
             read_xyz_picks(_write_json(tmp_path, obj, "xyz_picks.json"))
 
@@ -184,14 +191,19 @@ def test_site_info_errors(tmp_path):
     sio.savemat(tmp_path / "a.mat", {"other": 1})
     with pytest.raises(HistologyError, match="no variable 'site'"):
         read_site_info(tmp_path / "a.mat")
-    base = {"pos": {"x": [1.0, 2.0], "y": [1.0, 2.0], "z": [1.0, 2.0], "mmPerPixel": 0.02},
-            "warp": {"x": [1.0, 2.0], "y": [1.0, 2.0], "z": [1.0, 2.0]},
-            "ont": {"id": [549.0, np.nan], "name": np.array(["Thalamus", ""], dtype=object)}}
+    base = {
+        "pos": {"x": [1.0, 2.0], "y": [1.0, 2.0], "z": [1.0, 2.0], "mmPerPixel": 0.02},
+        "warp": {"x": [1.0, 2.0], "y": [1.0, 2.0], "z": [1.0, 2.0]},
+        "ont": {"id": [549.0, np.nan], "name": np.array(["Thalamus", ""], dtype=object)},
+    }
     sio.savemat(tmp_path / "ok.mat", {"site": base})
     s = read_site_info(tmp_path / "ok.mat")
     assert s.ont_id.tolist() == [549, 0] and s.ont_name == ["Thalamus", None]
     cases = [
-        ({**base, "pos": {k: v for k, v in base["pos"].items() if k != "mmPerPixel"}}, "site.pos has no field 'mmPerPixel'"),
+        (
+            {**base, "pos": {k: v for k, v in base["pos"].items() if k != "mmPerPixel"}},
+            "site.pos has no field 'mmPerPixel'",
+        ),
         ({**base, "pos": {**base["pos"], "mmPerPixel": -1.0}}, "positive number"),
         ({**base, "pos": {**base["pos"], "z": [1.0]}}, "site.pos.x/y/z have different lengths"),
         ({**base, "ont": {"id": [549.0], "name": base["ont"]["name"]}}, "site.ont.id 1"),
@@ -228,12 +240,15 @@ def test_landmarks_infinity_and_case(tmp_path):
     assert df.loc[0, "ccf_z"] == 6.0
 
 
-@pytest.mark.parametrize("text, pattern", [
-    ("Pt-0,true,1,2,3,4,5\n", "line 1: expected 8 columns"),
-    ("Pt-0,yes,1,2,3,4,5,6\n", "line 1: warp flag must be true or false, got 'yes'"),
-    ("Pt-0,true,1,2,3,4,5,6\nPt-1,true,1,2,x,4,5,6\n", "line 2: coordinates are not numbers"),
-    ("", "empty file"),
-])
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        ("Pt-0,true,1,2,3,4,5\n", "line 1: expected 8 columns"),
+        ("Pt-0,yes,1,2,3,4,5,6\n", "line 1: warp flag must be true or false, got 'yes'"),
+        ("Pt-0,true,1,2,3,4,5,6\nPt-1,true,1,2,x,4,5,6\n", "line 2: coordinates are not numbers"),
+        ("", "empty file"),
+    ],
+)
 def test_bad_landmarks(tmp_path, text, pattern):
     p = tmp_path / "l.csv"
     p.write_text(text)
@@ -242,24 +257,40 @@ def test_bad_landmarks(tmp_path, text, pattern):
 
 
 # -------------------------------------------------------------------------------- file names
-@pytest.mark.parametrize("name, expected", [
-    ("landmarks_dl25_20180225_1_siteInfo.mat", ("dl25", dt.date(2018, 2, 25), None, 1, None, "siteInfo")),
-    ("landmarks_dl25_20180225_1.csv", ("dl25", dt.date(2018, 2, 25), None, 1, None, "landmarks")),
-    ("landmarks_SC030_20191002_143015_2_siteInfo.mat", ("SC030", dt.date(2019, 10, 2), dt.time(14, 30, 15), 2, None, "siteInfo")),
-    ("landmarks_SC030_20191002_2_3.csv", ("SC030", dt.date(2019, 10, 2), None, 2, 3, "landmarks")),
-    ("landmarks_SC030_20191002_143015_2_4_siteInfo.mat", ("SC030", dt.date(2019, 10, 2), dt.time(14, 30, 15), 2, 4, "siteInfo")),
-    ("/some/dir/landmarks_dl7_20200101_1.csv", ("dl7", dt.date(2020, 1, 1), None, 1, None, "landmarks")),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("landmarks_dl25_20180225_1_siteInfo.mat", ("dl25", dt.date(2018, 2, 25), None, 1, None, "siteInfo")),
+        ("landmarks_dl25_20180225_1.csv", ("dl25", dt.date(2018, 2, 25), None, 1, None, "landmarks")),
+        (
+            "landmarks_SC030_20191002_143015_2_siteInfo.mat",
+            ("SC030", dt.date(2019, 10, 2), dt.time(14, 30, 15), 2, None, "siteInfo"),
+        ),
+        ("landmarks_SC030_20191002_2_3.csv", ("SC030", dt.date(2019, 10, 2), None, 2, 3, "landmarks")),
+        (
+            "landmarks_SC030_20191002_143015_2_4_siteInfo.mat",
+            ("SC030", dt.date(2019, 10, 2), dt.time(14, 30, 15), 2, 4, "siteInfo"),
+        ),
+        ("/some/dir/landmarks_dl7_20200101_1.csv", ("dl7", dt.date(2020, 1, 1), None, 1, None, "landmarks")),
+    ],
+)
 def test_parse_histology_filename(name, expected):
     got = parse_histology_filename(name)
     assert (got["h2o"], got["date"], got["time"], got["probe"], got["shank"], got["kind"]) == expected
 
 
-@pytest.mark.parametrize("name", [
-    "landmarks_dl25_2018022_1.csv", "landmarks_dl25_20181345_1.csv", "landmarks_dl25_20180225_256199_1.csv",
-    "landmarks_dl25_20180225_1_siteInfo.csv", "landmarks_dl25_20180225.csv", "channel_locations.json",
-    "landmarks_dl25_20180225_1.csv.bak",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "landmarks_dl25_2018022_1.csv",
+        "landmarks_dl25_20181345_1.csv",
+        "landmarks_dl25_20180225_256199_1.csv",
+        "landmarks_dl25_20180225_1_siteInfo.csv",
+        "landmarks_dl25_20180225.csv",
+        "channel_locations.json",
+        "landmarks_dl25_20180225_1.csv.bak",
+    ],
+)
 def test_parse_histology_filename_rejects(name):
     assert parse_histology_filename(name) is None
 
@@ -269,8 +300,14 @@ def test_filename_round_trip():
         for kind in ("siteInfo", "landmarks"):
             name = histology_filename("dl25", dt.date(2018, 2, 25), 1, kind=kind, **kw)
             got = parse_histology_filename(name)
-            assert got == {"h2o": "dl25", "date": dt.date(2018, 2, 25), "time": kw.get("time"), "probe": 1,
-                           "shank": kw.get("shank"), "kind": kind}
+            assert got == {
+                "h2o": "dl25",
+                "date": dt.date(2018, 2, 25),
+                "time": kw.get("time"),
+                "probe": 1,
+                "shank": kw.get("shank"),
+                "kind": kind,
+            }
 
 
 # ------------------------------------------------------------------- IBL channel -> electrode
@@ -284,7 +321,7 @@ def _electrodes(probe_type, n=384, shank=None):
 
 def test_match_np1_bank0_channel_i_is_electrode_i_plus_1():
     electrode, x, y = _electrodes("neuropixels 1.0 - 3B")
-    lateral, axial = ibl_np1_layout(384)          # ibllib's NP1 formula: x 43, 11, 59, 27; y from 20
+    lateral, axial = ibl_np1_layout(384)  # ibllib's NP1 formula: x 43, 11, 59, 27; y from 20
     idx = match_ibl_channels(lateral, axial, x, y)
     np.testing.assert_array_equal(electrode[idx], np.arange(1, 385))
     # the channels in any order still land on their electrodes
@@ -292,7 +329,7 @@ def test_match_np1_bank0_channel_i_is_electrode_i_plus_1():
     np.testing.assert_array_equal(electrode[match_ibl_channels(lateral[perm], axial[perm], x, y)], perm + 1)
 
 
-@pytest.mark.parametrize("x0", [0.0, 27.0])       # ibllib's NP2 x: col*32 (older) or 27 + col*32 (newer)
+@pytest.mark.parametrize("x0", [0.0, 27.0])  # ibllib's NP2 x: col*32 (older) or 27 + col*32 (newer)
 def test_match_np2_both_ibllib_conventions(x0):
     electrode, x, y = _electrodes("neuropixels 2.0 - SS")
     ch = np.arange(384)
@@ -322,13 +359,16 @@ def test_match_refuses_what_does_not_fit():
         match_ibl_channels(lateral, axial + 20.0 * (np.arange(384) == 383) * 2, x, y)
 
 
-@pytest.mark.parametrize("name, want", [
-    ("2019-12-04_KS014_001_probe00_pts.csv", {"insertion_number": 1, "shank": None}),
-    ("2019-12-04_KS014_001_probe01_shank2_pts.csv", {"insertion_number": 2, "shank": 2}),
-    ("dl25_20240603_2_pts.csv", {"insertion_number": 2, "shank": None}),
-    ("dl25_20240603_2_3_pts.csv", {"insertion_number": 2, "shank": 3}),
-    ("dl25_20240603_pts_transformed.csv", None),
-    ("track_pts.csv", None),
-])
+@pytest.mark.parametrize(
+    "name, want",
+    [
+        ("2019-12-04_KS014_001_probe00_pts.csv", {"insertion_number": 1, "shank": None}),
+        ("2019-12-04_KS014_001_probe01_shank2_pts.csv", {"insertion_number": 2, "shank": 2}),
+        ("dl25_20240603_2_pts.csv", {"insertion_number": 2, "shank": None}),
+        ("dl25_20240603_2_3_pts.csv", {"insertion_number": 2, "shank": 3}),
+        ("dl25_20240603_pts_transformed.csv", None),
+        ("track_pts.csv", None),
+    ],
+)
 def test_track_points_names(name, want):
     assert parse_track_points_filename(name) == want

@@ -36,7 +36,7 @@ def test_v3_against_truth(v3):
     # noise / deleted clusters dropped, ids 1-based as JRClust's
     assert got.dropped_spikes > 0 and got.spike_clusters.min() >= 1
     assert got.n_spikes + got.dropped_spikes == 20_000
-    with h5py.File(v3.path) as f:           # 1-based MATLAB values on disk
+    with h5py.File(v3.path) as f:  # 1-based MATLAB values on disk
         assert f["viTime_spk"][0, 0] == got.spike_times[0] + 1 or f["S_clu/viClu"][0, 0] <= 0
         assert f["mrPos_spk"].shape == (2, 20_000) and f["S_clu/trWav_raw_clu"].shape == (20, 9, 61)
     assert set(got.cluster_quality.values()) == {"good", "multi", "ok", "all"}
@@ -46,7 +46,7 @@ def test_v3_against_truth(v3):
 
 
 def test_v4_against_truth(v4):
-    got = read_jrclust(v4.path)                     # told apart by its fields
+    got = read_jrclust(v4.path)  # told apart by its fields
     assert sorting_differences(got, v4.truth, rtol=1e-6, atol=1e-6) == []
     assert got.missing == [] and got.sorter == "jrclust_v4"
     assert got.cluster_labels.columns.tolist() == ["note"]
@@ -62,8 +62,9 @@ def test_auto_detection_and_group_by_cluster(v3, v4):
         ids, offsets, (times,) = group_by_cluster(got.spike_clusters, got.spike_times)
         assert np.array_equal(ids, gen.truth.cluster_ids)
         for k, c in enumerate(ids):
-            assert np.array_equal(times[offsets[k]:offsets[k + 1]],
-                                  gen.truth.spike_times[gen.truth.spike_clusters == c])
+            assert np.array_equal(
+                times[offsets[k] : offsets[k + 1]], gen.truth.spike_times[gen.truth.spike_clusters == c]
+            )
 
 
 def test_v3_classic_mat_and_no_site_map(tmp_path):
@@ -88,17 +89,19 @@ def test_v4_without_prm_uses_spikeglx_meta(tmp_path):
 
 def test_read_prm(tmp_path):
     prm = tmp_path / "p.prm"
-    prm.write_text("% header % comment\n"
-                   "sampleRate = 25000; % Hz\n"
-                   "rawRecordings = {'C:\\data\\a%b.bin', 'b.bin'};\n"
-                   "siteMap = [1, 2 3,...\n"
-                   "   4];\n"
-                   "siteLoc = [0, 0; 16, 20\n"
-                   "   0, 40; 16, 60];  % um\n"
-                   "vcName = 'it''s';\n"
-                   "useGPU = false;\n"
-                   "freqLim = [300, nan];\n"
-                   "nSites = numel(siteMap); % an expression\n")
+    prm.write_text(
+        "% header % comment\n"
+        "sampleRate = 25000; % Hz\n"
+        "rawRecordings = {'C:\\data\\a%b.bin', 'b.bin'};\n"
+        "siteMap = [1, 2 3,...\n"
+        "   4];\n"
+        "siteLoc = [0, 0; 16, 20\n"
+        "   0, 40; 16, 60];  % um\n"
+        "vcName = 'it''s';\n"
+        "useGPU = false;\n"
+        "freqLim = [300, nan];\n"
+        "nSites = numel(siteMap); % an expression\n"
+    )
     p = read_prm(prm)
     assert p["sampleRate"] == 25000 and p["rawRecordings"] == ["C:\\data\\a%b.bin", "b.bin"]
     assert p["siteLoc"].tolist() == [[0, 0], [16, 20], [0, 40], [16, 60]] and p["vcName"] == "it's"
@@ -107,11 +110,13 @@ def test_read_prm(tmp_path):
 
 
 def test_quality_from_notes():
-    assert [jrc_quality(n) for n in ("single", "Single unit", "multi", "multi?", "ok", "", "noise", "=12", " single")] \
-        == ["good", "good", "multi", "multi", "ok", "all", "all", "all", "good"]
+    assert [
+        jrc_quality(n) for n in ("single", "Single unit", "multi", "multi?", "ok", "", "noise", "=12", " single")
+    ] == ["good", "good", "multi", "multi", "ok", "all", "all", "all", "good"]
 
 
 # ------------------------------------------------------------------------------------------ errors
+
 
 def _copy_without(src: Path, dst: Path, field: str, replace=None) -> Path:
     dst.write_bytes(src.read_bytes())
@@ -123,8 +128,15 @@ def _copy_without(src: Path, dst: Path, field: str, replace=None) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("field,expected", [("S_clu/csNote_clu", "S_clu.csNote_clu"), ("P/sRateHz", "P.sRateHz"),
-                                            ("viSite_spk", "viSite_spk"), ("S_clu/viClu", "S_clu.viClu")])
+@pytest.mark.parametrize(
+    "field,expected",
+    [
+        ("S_clu/csNote_clu", "S_clu.csNote_clu"),
+        ("P/sRateHz", "P.sRateHz"),
+        ("viSite_spk", "viSite_spk"),
+        ("S_clu/viClu", "S_clu.viClu"),
+    ],
+)
 def test_error_v3_missing_field(v3, tmp_path, field, expected):
     path = _copy_without(v3.path, tmp_path / "bad_jrc.mat", field)
     with pytest.raises(JRClustError) as e:
@@ -139,7 +151,7 @@ def test_v4_filtered_waveforms_when_no_raw(v4, tmp_path):
         f.move("meanWfLocalRaw", "meanWfLocal")
     got = read_jrclust(path)
     assert np.array_equal(got.mean_waveforms, v4.truth.mean_waveforms)
-    assert missing_keys(got) == {"meanWfLocalRaw", "nofilt.prm", "siteMap", "siteLoc"}   # no .prm beside it
+    assert missing_keys(got) == {"meanWfLocalRaw", "nofilt.prm", "siteMap", "siteLoc"}  # no .prm beside it
     with h5py.File(path, "r+") as f:
         del f["meanWfLocal"]
     with pytest.raises(JRClustError, match=r"missing field meanWfLocalRaw \(mean raw waveforms\)"):
@@ -155,13 +167,11 @@ def test_error_v4_missing_field_and_wrong_version(v4, tmp_path):
 
 
 def test_error_mismatched_lengths(v3, v4, tmp_path):
-    path = _copy_without(v3.path, tmp_path / "short_jrc.mat", "viSite_spk",
-                         replace=np.ones((1, 19_990), np.int32))
+    path = _copy_without(v3.path, tmp_path / "short_jrc.mat", "viSite_spk", replace=np.ones((1, 19_990), np.int32))
     with pytest.raises(JRClustError) as e:
         read_jrclust(path)
     assert str(e.value).startswith(str(path)) and "viSite_spk has 19990 spikes but viTime_spk has 20000" in str(e.value)
-    path = _copy_without(v4.path, tmp_path / "short_res.mat", "spikeClusters",
-                         replace=np.ones((1, 5), np.int32))
+    path = _copy_without(v4.path, tmp_path / "short_res.mat", "spikeClusters", replace=np.ones((1, 5), np.int32))
     with pytest.raises(JRClustError, match="spikeClusters has 5 spikes but spikeTimes has 20000"):
         read_jrclust(path)
 

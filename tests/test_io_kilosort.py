@@ -29,6 +29,7 @@ def naive_groups(clusters: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, 
 
 # ------------------------------------------------------------------------------------------ real folders
 
+
 @pytest.mark.skipif(not BME.is_dir(), reason="real sample data not found")
 def test_real_bme410_folder():
     got = read_kilosort(BME)
@@ -50,8 +51,11 @@ def test_real_bme410_folder():
     # no templates: a template's peak site is the first of its pc_feature_ind channels
     assert np.array_equal(got.spike_sites, pc_ind[templates, 0])
     assert np.array_equal(got.spike_depths, positions[pc_ind[templates, 0], 1].astype(np.float32))
-    dominant = (pd.DataFrame({"c": clusters, "t": templates}).groupby("c")["t"]
-                .agg(lambda s: s.value_counts().sort_index().idxmax()))
+    dominant = (
+        pd.DataFrame({"c": clusters, "t": templates})
+        .groupby("c")["t"]
+        .agg(lambda s: s.value_counts().sort_index().idxmax())
+    )
     assert np.array_equal(got.peak_channel, pc_ind[dominant.loc[got.cluster_ids].to_numpy(), 0])
     assert np.array_equal(got.unit_position, positions[got.peak_channel])
     # no labels, templates, PC features or metrics
@@ -70,14 +74,15 @@ def test_real_neuropixel_trial_folder():
     assert got.n_spikes == 379_321 and np.array_equal(got.spike_times, times.astype(np.int64))
     assert np.array_equal(got.spike_clusters, clusters)
     assert np.array_equal(got.cluster_ids, np.unique(clusters)) and got.cluster_ids.size == 404
-    assert got.sample_rate == 30000.0 and "params.py" in missing_keys(got)          # no params.py: assumed
+    assert got.sample_rate == 30000.0 and "params.py" in missing_keys(got)  # no params.py: assumed
     assert list(got.cluster_labels.columns) == ["group"]
     expected = table.set_index("cluster_id")["group"].str.strip()
     assert got.cluster_labels["group"].to_dict() == expected.to_dict()
     assert Counter(got.cluster_labels["group"]) == {"good": 140, "mua": 260, "noise": 4}
     assert Counter(got.cluster_quality.values()) == {"good": 140, "multi": 260, "all": 4}
-    assert all(got.cluster_quality[c] == {"good": "good", "mua": "multi", "noise": "all"}[g]
-               for c, g in expected.items())
+    assert all(
+        got.cluster_quality[c] == {"good": "good", "mua": "multi", "noise": "all"}[g] for c, g in expected.items()
+    )
     # nothing about the probe or templates
     assert got.spike_sites is None and got.spike_depths is None and got.amplitudes is None
     assert (got.peak_channel == -1).all() and got.unit_position is None and got.mean_waveforms is None
@@ -86,10 +91,11 @@ def test_real_neuropixel_trial_folder():
     ids, offsets, (trains,) = got.spike_trains()
     ref_ids, ref = naive_groups(clusters, times.astype(np.int64))
     assert np.array_equal(ids, ref_ids)
-    assert all(np.array_equal(trains[offsets[k]:offsets[k + 1]], ref[k]) for k in range(ids.size))
+    assert all(np.array_equal(trains[offsets[k] : offsets[k + 1]], ref[k]) for k in range(ids.size))
 
 
 # ------------------------------------------------------------------------------------- generated folders
+
 
 def test_generated_full_folder(tmp_path):
     gen = write_kilosort(tmp_path / "ks", seed=1)
@@ -98,16 +104,35 @@ def test_generated_full_folder(tmp_path):
     assert got.missing == []
     t = gen.truth
     # the simulation exercised what it should
-    assert not np.array_equal(got.spike_clusters, np.load(gen.path / "spike_templates.npy").ravel())   # merges
+    assert not np.array_equal(got.spike_clusters, np.load(gen.path / "spike_templates.npy").ravel())  # merges
     assert set(got.cluster_quality.values()) == {"good", "multi", "all"}
     assert "unsorted" in set(got.cluster_labels["group"])
     assert list(got.cluster_labels.columns) == ["group", "KSLabel", "Amplitude", "ContamPct"]
     assert got.waveform_unit == "uV" and got.amp_unit == "uV"
-    assert set(got.metrics.columns) >= {"presence_ratio", "amplitude_cutoff", "isolation_distance", "l_ratio",
-                                        "d_prime", "nn_hit_rate", "nn_miss_rate", "silhouette_score",
-                                        "max_drift", "cumulative_drift", "isi_viol", "firing_rate"}
-    assert list(got.waveform_metrics.columns)[-8:] == ["duration", "halfwidth", "PT_ratio", "repolarization_slope",
-                                                       "recovery_slope", "spread", "velocity_above", "velocity_below"]
+    assert set(got.metrics.columns) >= {
+        "presence_ratio",
+        "amplitude_cutoff",
+        "isolation_distance",
+        "l_ratio",
+        "d_prime",
+        "nn_hit_rate",
+        "nn_miss_rate",
+        "silhouette_score",
+        "max_drift",
+        "cumulative_drift",
+        "isi_viol",
+        "firing_rate",
+    }
+    assert list(got.waveform_metrics.columns)[-8:] == [
+        "duration",
+        "halfwidth",
+        "PT_ratio",
+        "repolarization_slope",
+        "recovery_slope",
+        "spread",
+        "velocity_above",
+        "velocity_below",
+    ]
     # spike depths follow the units (drift +-6 um, jitter 3 um)
     unit_y = gen.units["soma_um"][:, 1]
     cluster_unit = {int(c): u for u, c in enumerate(gen.units["cluster_id"])}
@@ -143,20 +168,40 @@ def test_generated_pcs_without_templates(tmp_path):
 
 def test_generated_minimal_folder(tmp_path):
     """No params.py, no spike_clusters.npy, no templates, no PCs, no metrics, legacy labels file."""
-    gen = write_kilosort(tmp_path / "ks", seed=4, n_units=6, n_spikes=3000, n_channels=64, duration_s=120,
-                         sample_rate=25000.0, with_templates=False, with_pcs=False, with_metrics=False,
-                         labels=None, with_clusters=False, with_params=False)
+    gen = write_kilosort(
+        tmp_path / "ks",
+        seed=4,
+        n_units=6,
+        n_spikes=3000,
+        n_channels=64,
+        duration_s=120,
+        sample_rate=25000.0,
+        with_templates=False,
+        with_pcs=False,
+        with_metrics=False,
+        labels=None,
+        with_clusters=False,
+        with_params=False,
+    )
     got = read_kilosort(gen.path)
     assert sorting_differences(got, gen.truth) == []
-    assert got.sample_rate == 30000.0                       # assumed, and said so
+    assert got.sample_rate == 30000.0  # assumed, and said so
     assert np.array_equal(got.spike_clusters, np.load(gen.path / "spike_templates.npy").ravel())
     assert got.spike_sites is None and got.spike_depths is None and (got.peak_channel == -1).all()
     assert {"params.py", "spike_clusters.npy", "templates.npy", "pc_features.npy"} <= missing_keys(got)
 
 
 def test_legacy_cluster_groups_csv(tmp_path):
-    gen = write_kilosort(tmp_path / "ks", seed=5, n_units=8, n_spikes=4000, n_channels=96, labels="legacy",
-                         with_metrics=False, with_pcs=False)
+    gen = write_kilosort(
+        tmp_path / "ks",
+        seed=5,
+        n_units=8,
+        n_spikes=4000,
+        n_channels=96,
+        labels="legacy",
+        with_metrics=False,
+        with_pcs=False,
+    )
     got = read_kilosort(gen.path)
     assert sorting_differences(got, gen.truth, rtol=1e-3) == []
     assert list(got.cluster_labels.columns) == ["group"]
@@ -183,8 +228,8 @@ def test_sparse_templates_equal_dense(tmp_path):
     sparse = np.zeros((n_t, n_s, width), np.float32)
     for t in range(n_t):
         chans = np.flatnonzero(np.abs(unw[t]).max(axis=0) > 0)[:width]
-        ind[t, :chans.size] = chans
-        sparse[t, :, :chans.size] = unw[t][:, chans]
+        ind[t, : chans.size] = chans
+        sparse[t, :, : chans.size] = unw[t][:, chans]
     # the generated footprints reach 100 um: check the truncation kept every non-zero channel
     assert all((np.abs(unw[t]).max(axis=0) > 0).sum() <= width for t in range(n_t))
     np.save(gen.path / "templates.npy", sparse)
@@ -209,7 +254,8 @@ def test_tolerant_inputs(tmp_path):
     witness = tmp_path / "executed"
     (folder / "params.py").write_text(
         f"import os\nsample_rate = 30000.0\ndat_path = r'C:\\x.bin'\n"
-        f"__import__('pathlib').Path({str(witness)!r}).touch()\nn_channels_dat = 65\n")
+        f"__import__('pathlib').Path({str(witness)!r}).touch()\nn_channels_dat = 65\n"
+    )
     got = read_kilosort(folder)
     assert not witness.exists()
     # the reader restores time order (stable: spikes of the same sample keep their file order)
@@ -219,11 +265,11 @@ def test_tolerant_inputs(tmp_path):
         setattr(expected, name, getattr(expected, name)[order])
     assert sorting_differences(got, expected, rtol=1e-3, skip=("path", "missing", "params", "spike_times_sec")) == []
     assert np.allclose(got.spike_times_sec, expected.spike_times / 30000.0 + 1.5)
-    assert read_params(folder / "params.py") == {"sample_rate": 30000.0, "dat_path": "C:\\x.bin",
-                                                 "n_channels_dat": 65}
+    assert read_params(folder / "params.py") == {"sample_rate": 30000.0, "dat_path": "C:\\x.bin", "n_channels_dat": 65}
 
 
 # ------------------------------------------------------------------------------------------ grouping
+
 
 @pytest.mark.parametrize("case", ["small", "negative", "sparse_ids", "many_clusters", "grouped", "uint32_col"])
 def test_group_by_cluster_matches_masks(case):
@@ -245,8 +291,8 @@ def test_group_by_cluster_matches_masks(case):
     assert np.array_equal(ids, ref_ids) and ids.dtype == clusters.dtype
     assert offsets[0] == 0 and offsets[-1] == n and offsets.size == ids.size + 1
     for k in range(ids.size):
-        assert np.array_equal(t[offsets[k]:offsets[k + 1]], ref_t[k])
-        assert np.array_equal(d[offsets[k]:offsets[k + 1]], ref_d[k])
+        assert np.array_equal(t[offsets[k] : offsets[k + 1]], ref_t[k])
+        assert np.array_equal(d[offsets[k] : offsets[k + 1]], ref_d[k])
 
 
 def test_group_by_cluster_edges():
@@ -261,6 +307,7 @@ def test_group_by_cluster_edges():
 
 
 # ------------------------------------------------------------------------------------------ errors
+
 
 @pytest.fixture
 def small_folder(tmp_path):

@@ -9,8 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.io.pybpod import (ForagingSession, PybpodError, find_day_files, find_sessions,
-                                read_foraging_day, read_log, read_subject_meta, rig_for_setup)
+from pipeline.io.pybpod import (
+    ForagingSession,
+    PybpodError,
+    find_day_files,
+    find_sessions,
+    read_foraging_day,
+    read_log,
+    read_subject_meta,
+    rig_for_setup,
+)
 from pipeline.synthetic.pybpod import write_foraging_day, write_subject_meta
 
 APPROX = dict(abs=1e-6)
@@ -20,8 +28,9 @@ def assert_same_session(got: ForagingSession, truth: ForagingSession) -> None:
     """Field by field, times with pytest.approx; the first difference is named."""
     for name in ("h2o", "setup", "rig", "experiment", "session_datetime", "files", "skipped_trials"):
         assert getattr(got, name) == getattr(truth, name), name
-    assert got.blocks == [dataclasses.replace(b, start_time=pytest.approx(b.start_time, **APPROX))
-                          for b in truth.blocks]
+    assert got.blocks == [
+        dataclasses.replace(b, start_time=pytest.approx(b.start_time, **APPROX)) for b in truth.blocks
+    ]
     assert len(got.trials) == len(truth.trials)
     for g, t in zip(got.trials, truth.trials):
         for f in dataclasses.fields(t):
@@ -53,13 +62,22 @@ def test_one_session_two_ports(tmp_path):
     assert got.trials[0].start_time == 0 and got.session_datetime.microsecond == 0
     assert got.trials[0].notes.get("random_seed_start") and "random_seed_start" not in got.trials[1].notes
     kinds = {e[0] for t in got.trials for e in t.events}
-    assert {"videostart", "bitcodestart", "delay", "go", "choice", "reward", "doubledip", "trialend",
-            "videoend"} <= kinds
+    assert {
+        "videostart",
+        "bitcodestart",
+        "delay",
+        "go",
+        "choice",
+        "reward",
+        "doubledip",
+        "trialend",
+        "videoend",
+    } <= kinds
     assert all(sum(e[0] == "go" for e in t.events) == 1 for t in got.trials)
     assert {lk[0] for t in got.trials for lk in t.licks} == {"left lick", "right lick"}
     assert got.trials[0].available_reward == {"left": False, "right": False}
     assert any(any(t.available_reward.values()) for t in got.trials)
-    assert len({tuple(t.valve_open_duration.values()) for t in got.trials}) == 2   # 'Variables updated:'
+    assert len({tuple(t.valve_open_duration.values()) for t in got.trials}) == 2  # 'Variables updated:'
     assert set(got.trials[0].lickport_position) == {"lateral", "rostrocaudal"}
     assert all(t.stop_time > t.start_time for t in got.trials)
     assert all(a.stop_time == pytest.approx(b.start_time) for a, b in zip(got.trials, got.trials[1:]))
@@ -67,10 +85,18 @@ def test_one_session_two_ports(tmp_path):
 
 
 def test_two_sessions_three_ports_bitcode_and_skipped_trials(tmp_path):
-    gen = write_foraging_day(tmp_path / "proj", h2o="HH09", date=dt.date(2021, 4, 2), n_sessions=2,
-                             trials_per_session=25, three_lickports=True, setup="Ephys_Han", seed=7,
-                             skip_gocue_every=6)
-    got = read_foraging_day(list(reversed(gen.files)), "HH09")      # file order does not matter
+    gen = write_foraging_day(
+        tmp_path / "proj",
+        h2o="HH09",
+        date=dt.date(2021, 4, 2),
+        n_sessions=2,
+        trials_per_session=25,
+        three_lickports=True,
+        setup="Ephys_Han",
+        seed=7,
+        skip_gocue_every=6,
+    )
+    got = read_foraging_day(list(reversed(gen.files)), "HH09")  # file order does not matter
     assert_same_session(got, gen.truth)
     assert got.files == gen.files and got.rig == "Ephys-Han"
     assert [i for i, _ in got.skipped_trials] == [5, 11, 17, 23, 29, 35, 41, 47]
@@ -87,7 +113,7 @@ def test_two_sessions_three_ports_bitcode_and_skipped_trials(tmp_path):
     starts = {b.first_trial: b for b in got.blocks}
     assert second.trial in starts and second.block == got.trials[second.trial - 2].block + 1
     assert starts[second.trial].start_time == pytest.approx(second.start_time)
-    assert second.start_time > got.trials[second.trial - 2].stop_time    # the gap between the two sessions
+    assert second.start_time > got.trials[second.trial - 2].stop_time  # the gap between the two sessions
     assert [b.first_trial for b in got.blocks] == sorted(starts)
     assert all(t.block == max(b.block for b in got.blocks if b.first_trial <= t.trial) for t in got.trials)
     assert [t.start_time for t in got.trials] == sorted(t.start_time for t in got.trials)
@@ -109,7 +135,7 @@ def test_read_log_columns_and_quoting(tmp_path):
     assert pd.api.types.is_datetime64_any_dtype(df["PC_TIME"])
     assert df["BPOD_INITIAL_TIME"].dtype == float and df["BPOD_FINAL_TIME"].dtype == float
     assert (df["TYPE"] == "TRIAL").sum() == 3 and (df["TYPE"] == "END-TRIAL").sum() == 3
-    assert not ((df["TYPE"] == "stdout") & (df["MSG"].str.strip() == "")).any()   # print separators dropped
+    assert not ((df["TYPE"] == "stdout") & (df["MSG"].str.strip() == "")).any()  # print separators dropped
     assert {"INFO", "stdout", "TRIAL", "EVENT", "TRANSITION", "SOFTCODE", "END-TRIAL", "STATE"} <= set(df["TYPE"])
     assert df["PC_TIME"].is_monotonic_increasing
     i = df.index[df["MSG"] == "Variables:"][0]
@@ -123,8 +149,7 @@ def test_read_log_columns_and_quoting(tmp_path):
 def test_find_sessions_and_day_files(tmp_path):
     proj = tmp_path / "Foraging_project"
     d1 = write_foraging_day(proj, h2o="FOR01", date=dt.date(2021, 3, 1), n_sessions=2, trials_per_session=3)
-    d2 = write_foraging_day(proj, h2o="FOR02", date=dt.date(2021, 3, 1), trials_per_session=3, setup="Tower-3",
-                            seed=5)
+    d2 = write_foraging_day(proj, h2o="FOR02", date=dt.date(2021, 3, 1), trials_per_session=3, setup="Tower-3", seed=5)
     d3 = write_foraging_day(proj, h2o="FOR01", date=dt.date(2021, 3, 2), trials_per_session=3, seed=6)
     (proj / "experiments" / "Foraging" / "setups" / "Tower-2" / "sessions" / "junk").mkdir()
     (proj / "experiments" / "Foraging" / "setups" / "Tower-2" / "notes.csv").write_text("x\n")
@@ -140,36 +165,49 @@ def test_read_subject_meta(tmp_path):
     days = [dt.date(2021, 3, 1), dt.date(2021, 3, 2), dt.date(2021, 3, 4)]
     path = write_subject_meta(tmp_path / "meta", "FOR01", days, seed=1)
     meta = read_subject_meta(path)
-    assert list(meta.columns) == ["Date", "Time", "Time-end", "Training type", "Water during training",
-                                  "Weight", "Extra water", "Notes", "is_session"]
+    assert list(meta.columns) == [
+        "Date",
+        "Time",
+        "Time-end",
+        "Training type",
+        "Water during training",
+        "Weight",
+        "Extra water",
+        "Notes",
+        "is_session",
+    ]
     assert pd.api.types.is_datetime64_any_dtype(meta["Date"])
     assert meta["Weight"].dtype == float and meta["is_session"].dtype == bool
     assert list(meta["Training type"]) == ["restriction", "handling", "foraging", "foraging", "foraging"]
     assert list(meta["is_session"]) == [False, False, True, True, True]
-    assert [d.date() for d in meta.loc[meta["is_session"], "Date"]] == days   # both date formats parsed
+    assert [d.date() for d in meta.loc[meta["is_session"], "Date"]] == days  # both date formats parsed
     assert all(isinstance(t, dt.time) for t in meta.loc[meta["is_session"], "Time"])
     assert meta["Time"].iat[0] is None and meta["Notes"].iat[0] == "start of water restriction"
     # the candidate rule, row by row
     extra = tmp_path / "meta" / "X.csv"
-    extra.write_text("Date,Time,Time-end,Training type,Water during training,Weight,Extra water,Notes\n"
-                     "2021-03-01,10:00,11:00,foraging,0.8,20,0,\n"
-                     "2021-03-02,10:00,,foraging,0.8,20,0,no end time\n"
-                     "2021-03-03,10:00,11:00,freewater,0.8,20,0,\n"
-                     "2021-03-04,10:00,11:00,foraging,0,20,0,no water\n"
-                     "2021-03-05,10:00:30,11:00:00,Foraging,1.1,20,0.2,seconds too\n"
-                     "bad date,10:00,11:00,foraging,1,20,0,\n")
+    extra.write_text(
+        "Date,Time,Time-end,Training type,Water during training,Weight,Extra water,Notes\n"
+        "2021-03-01,10:00,11:00,foraging,0.8,20,0,\n"
+        "2021-03-02,10:00,,foraging,0.8,20,0,no end time\n"
+        "2021-03-03,10:00,11:00,freewater,0.8,20,0,\n"
+        "2021-03-04,10:00,11:00,foraging,0,20,0,no water\n"
+        "2021-03-05,10:00:30,11:00:00,Foraging,1.1,20,0.2,seconds too\n"
+        "bad date,10:00,11:00,foraging,1,20,0,\n"
+    )
     m = read_subject_meta(extra)
     assert list(m["is_session"]) == [True, False, False, False, True, False]
     assert m["Time"].iat[4] == dt.time(10, 0, 30) and pd.isna(m["Date"].iat[5])
     with pytest.raises(PybpodError, match=r"X2\.csv: missing column\(s\) \['Weight'"):
-        (tmp_path / "meta" / "X2.csv").write_text("Date,Time,Time-end,Training type,Water during training,"
-                                                   "Extra water,Notes\n")
+        (tmp_path / "meta" / "X2.csv").write_text(
+            "Date,Time,Time-end,Training type,Water during training,Extra water,Notes\n"
+        )
         read_subject_meta(tmp_path / "meta" / "X2.csv")
     with pytest.raises(PybpodError, match="nope.csv: file not found"):
         read_subject_meta(tmp_path / "nope.csv")
 
 
 # ---- clear errors, each naming the file
+
 
 @pytest.fixture
 def one_day(tmp_path):
@@ -179,31 +217,38 @@ def one_day(tmp_path):
 def test_error_truncated_file(one_day):
     path = one_day.files[0]
     data = path.read_bytes()
-    path.write_bytes(data[: int(len(data) * 0.6)])                 # cut mid-line while writing
+    path.write_bytes(data[: int(len(data) * 0.6)])  # cut mid-line while writing
     with pytest.raises(PybpodError, match=rf"^{path}: truncated file: the last line"):
         read_foraging_day([path], "FOR01")
     # cut at a line end, inside a trial: after an EVENT row, or inside the quoted line end of a print
     lines = data.decode().split("\n")
     last_trial = max(i for i, line in enumerate(lines) if line.startswith("TRIAL;"))
     quoted = next(i for i in range(last_trial, len(lines)) if lines[i].endswith(";|"))
-    path.write_text("\n".join(lines[:quoted + 1]) + "\n")
-    with pytest.raises(PybpodError, match=rf"^{path}: truncated file: it ends inside a '\|'-quoted field "
-                                          rf"\(line {quoted + 1}\)"):
+    path.write_text("\n".join(lines[: quoted + 1]) + "\n")
+    with pytest.raises(
+        PybpodError,
+        match=rf"^{path}: truncated file: it ends inside a '\|'-quoted field "
+        rf"\(line {quoted + 1}\)",
+    ):
         read_foraging_day([path], "FOR01")
     cut = next(i for i in range(last_trial + 10, len(lines)) if lines[i].startswith("EVENT;")) + 1
     path.write_text("\n".join(lines[:cut]) + "\n")
-    with pytest.raises(PybpodError,
-                       match=rf"^{path}: truncated file: the last trial \(bpod trial 6\) has no END-TRIAL"):
+    with pytest.raises(
+        PybpodError, match=rf"^{path}: truncated file: the last trial \(bpod trial 6\) has no END-TRIAL"
+    ):
         read_foraging_day([path], "FOR01")
     got = read_foraging_day([path], "FOR01", allow_truncated=True)
     assert len(got.trials) == 5 and got.skipped_trials[0][0] == 5 and "incomplete" in got.skipped_trials[0][1]
     truth = one_day.truth.trials[:5]
     assert [t.outcome for t in got.trials] == [t.outcome for t in truth]
-    path.write_bytes(data[:300])                                    # cut inside the preamble
+    path.write_bytes(data[:300])  # cut inside the preamble
     with pytest.raises(PybpodError, match=rf"^{path}: truncated file: the last line"):
         read_log(path)
-    with pytest.raises(PybpodError, match=rf"^{path}: truncated file: it ends after \d+ complete line\(s\), "
-                                          "before the column header row"):
+    with pytest.raises(
+        PybpodError,
+        match=rf"^{path}: truncated file: it ends after \d+ complete line\(s\), "
+        "before the column header row",
+    ):
         read_log(path, allow_truncated=True)
 
 
@@ -211,12 +256,15 @@ def test_error_no_header(one_day, tmp_path):
     path = one_day.files[0]
     lines = path.read_text().split("\n")
     header = next(i for i, line in enumerate(lines) if line.startswith("TYPE;"))
-    path.write_text("\n".join(lines[:header] + lines[header + 1:]))
+    path.write_text("\n".join(lines[:header] + lines[header + 1 :]))
     with pytest.raises(PybpodError, match=rf"^{path}: no column header row \(TYPE;PC-TIME;"):
         read_foraging_day([path], "FOR01")
-    path.write_text("\n".join(lines[:header] + ["TYPE;PC-TIME;MSG"] + lines[header + 1:]))
-    with pytest.raises(PybpodError, match=rf"^{path}: the header row \(line 7\) lacks column\(s\) "
-                                          r"\['BPOD-INITIAL-TIME', 'BPOD-FINAL-TIME', '\+INFO'\]"):
+    path.write_text("\n".join(lines[:header] + ["TYPE;PC-TIME;MSG"] + lines[header + 1 :]))
+    with pytest.raises(
+        PybpodError,
+        match=rf"^{path}: the header row \(line 7\) lacks column\(s\) "
+        r"\['BPOD-INITIAL-TIME', 'BPOD-FINAL-TIME', '\+INFO'\]",
+    ):
         read_log(path)
     empty = tmp_path / "empty.csv"
     empty.write_text("")
@@ -230,7 +278,7 @@ def test_error_empty_session(one_day):
     path = one_day.files[0]
     lines = path.read_text().split("\n")
     first_trial = next(i for i, line in enumerate(lines) if line.startswith("TRIAL;"))
-    path.write_text("\n".join(lines[:first_trial]) + "\n")          # the task stopped before its first trial
+    path.write_text("\n".join(lines[:first_trial]) + "\n")  # the task stopped before its first trial
     with pytest.raises(PybpodError, match=rf"^{path}: no trials \(no TRIAL 'New trial' row\)"):
         read_foraging_day([path], "FOR01")
 

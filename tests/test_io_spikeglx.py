@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline import probes
-from pipeline.io.spikeglx import (SpikeGLXError, UnsupportedProbe, electrode_config, expand_channel_subset,
-                                  read_meta)
+from pipeline.io.spikeglx import SpikeGLXError, UnsupportedProbe, electrode_config, expand_channel_subset, read_meta
 from pipeline.synthetic.spikeglx import write_meta
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
@@ -113,7 +112,8 @@ def test_real_sample(real_data, rel):
     rate_key = "niSampRate" if stream == "nidq" else "imSampRate"
     assert meta.sampling_rate == float(plain[rate_key])
     assert meta.file_create_time == datetime.fromisoformat(
-        plain.get("fileCreateTime_original", plain["fileCreateTime"]))
+        plain.get("fileCreateTime_original", plain["fileCreateTime"])
+    )
     assert meta.first_sample == (int(plain["firstSample"]) if "firstSample" in plain else None)
     # raw keeps every key as written
     written = [line.split("=", 1)[0] for line in path.read_text(errors="replace").splitlines() if "=" in line]
@@ -126,7 +126,8 @@ def test_real_sample(real_data, rel):
     cfg = meta.electrode_config()
     if config_name is None:
         assert len(cfg["electrode_config_name"]) <= 64 and cfg["electrode_config_name"].startswith(
-            f"{n_neural} electrodes")
+            f"{n_neural} electrodes"
+        )
     else:
         assert cfg["electrode_config_name"] == config_name == cfg["electrode_ranges"]
     # geometry is the lab's (pipeline.probes) for the electrode numbers
@@ -222,8 +223,16 @@ def test_generated_meta_roundtrip(tmp_path, probe, kw, seed):
     stream = kw.get("stream", "ap")
     truth = write_meta(tmp_path / f"gen_g0_t0.imec0.{stream}.meta", probe, seed=seed, **kw)
     meta = read_meta(truth.path)
-    for name in ("stream", "probe_type", "part_number", "serial", "sampling_rate", "n_saved_channels",
-                 "file_create_time", "first_sample"):
+    for name in (
+        "stream",
+        "probe_type",
+        "part_number",
+        "serial",
+        "sampling_rate",
+        "n_saved_channels",
+        "file_create_time",
+        "first_sample",
+    ):
         assert getattr(meta, name) == getattr(truth, name), name
     for name in ("saved_channels", "electrodes", "shank", "x", "y", "is_used"):
         np.testing.assert_array_equal(getattr(meta, name), getattr(truth, name), err_msg=name)
@@ -248,8 +257,9 @@ def test_generated_catgt_time_and_geometry(tmp_path):
 
 
 def test_unsupported_probe_type(tmp_path):
-    path = write_meta(tmp_path / "uhd2_g0_t0.imec0.ap.meta", "np1",
-                      overrides={"imDatPrb_type": "1110", "imDatPrb_pn": "NP1110"}).path
+    path = write_meta(
+        tmp_path / "uhd2_g0_t0.imec0.ap.meta", "np1", overrides={"imDatPrb_type": "1110", "imDatPrb_pn": "NP1110"}
+    ).path
     with pytest.raises(UnsupportedProbe, match=r"imDatPrb_type=1110 \(part number NP1110\)") as e:
         read_meta(path)
     assert str(e.value).startswith(str(path))
@@ -262,19 +272,22 @@ def test_part_number_with_another_layout_is_unsupported(tmp_path):
         read_meta(path)
 
 
-@pytest.mark.parametrize("overrides,match", [
-    ({"nSavedChans": None}, "required key nSavedChans missing"),
-    ({"nSavedChans": "380"}, "snsSaveChanSubset lists 385 channels but nSavedChans=380"),
-    ({"imroTbl": None}, "no ~imroTbl"),
-    ({"imroTbl": "(0,384)(0 9 0 500 250 1)"}, "imroTbl"),
-    ({"snsShankMap": "(1,2,480)" + "(0:0:5:1)" * 384}, "~imroTbl and ~snsShankMap disagree on"),
-    ({"typeThis": "obx"}, "typeThis='obx' is not supported"),
-    ({"snsApLfSy": "0,384,1"}, "file name says AP"),
-    ({"acqApLfSy": None}, "acqApLfSy missing"),
-    ({"snsSaveChanSubset": "0:383,900"}, "beyond the 769 acquired"),
-    ({"acqApLfSy": "384,x,1"}, "unreadable value"),
-    ({"snsShankMap": "(1,2,480)(0:0:a:1)"}, "unreadable value"),
-])
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        ({"nSavedChans": None}, "required key nSavedChans missing"),
+        ({"nSavedChans": "380"}, "snsSaveChanSubset lists 385 channels but nSavedChans=380"),
+        ({"imroTbl": None}, "no ~imroTbl"),
+        ({"imroTbl": "(0,384)(0 9 0 500 250 1)"}, "imroTbl"),
+        ({"snsShankMap": "(1,2,480)" + "(0:0:5:1)" * 384}, "~imroTbl and ~snsShankMap disagree on"),
+        ({"typeThis": "obx"}, "typeThis='obx' is not supported"),
+        ({"snsApLfSy": "0,384,1"}, "file name says AP"),
+        ({"acqApLfSy": None}, "acqApLfSy missing"),
+        ({"snsSaveChanSubset": "0:383,900"}, "beyond the 769 acquired"),
+        ({"acqApLfSy": "384,x,1"}, "unreadable value"),
+        ({"snsShankMap": "(1,2,480)(0:0:a:1)"}, "unreadable value"),
+    ],
+)
 def test_clear_errors(tmp_path, overrides, match):
     path = write_meta(tmp_path / "bad_g0_t0.imec0.ap.meta", "np1", overrides=overrides).path
     with pytest.raises(SpikeGLXError, match=match) as e:
@@ -319,8 +332,9 @@ def test_electrode_config_name_and_hash():
     # the same on every machine: a fixed value, and the documented rule recomputed here
     assert cfg["electrode_config_hash"] == uuid.UUID("2ed492c0-8070-2701-0d09-201550b83376")
     assert cfg["electrode_config_hash"] == _independent_hash(NP1B, cfg["electrodes"])
-    assert electrode_config(NP1B, np.arange(1, 385))["electrode_config_hash"] == \
-        uuid.UUID("8fab1933-00b2-4ad1-cbad-7617ef6a4090")
+    assert electrode_config(NP1B, np.arange(1, 385))["electrode_config_hash"] == uuid.UUID(
+        "8fab1933-00b2-4ad1-cbad-7617ef6a4090"
+    )
     # order and duplicates do not matter; the probe type does
     again = electrode_config(NP1B, list(range(1, 193)) + list(range(385, 577)) + [5, 5])
     assert again["electrode_config_hash"] == cfg["electrode_config_hash"]
@@ -332,8 +346,9 @@ def test_electrode_config_name_and_hash():
 def test_electrode_config_long_names_fit_the_table():
     cfg = electrode_config(MS, np.arange(1, 5121, 2))
     assert len(cfg["electrode_config_name"]) <= 64
-    assert cfg["electrode_config_name"] == (f"2560 electrodes 1-5119, 2560 ranges "
-                                            f"#{cfg['electrode_config_hash'].hex[:8]}")
+    assert cfg["electrode_config_name"] == (
+        f"2560 electrodes 1-5119, 2560 ranges #{cfg['electrode_config_hash'].hex[:8]}"
+    )
     assert cfg["electrode_ranges"].startswith("1-1; 3-3; 5-5")
 
 

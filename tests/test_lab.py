@@ -10,7 +10,13 @@ from pipeline import experiment, lab, probes
 
 def test_lookup_contents(database):
     assert set(experiment.Task().to_arrays("task")) == {
-        "audio delay", "audio mem", "s1 stim", "foraging", "foraging 3lp", "multi-target-licking"}
+        "audio delay",
+        "audio mem",
+        "s1 stim",
+        "foraging",
+        "foraging 3lp",
+        "multi-target-licking",
+    }
     assert len(experiment.TaskProtocol()) == 13
     assert set(experiment.Outcome().to_arrays("outcome")) == {"hit", "miss", "ignore", "N/A"}
     assert set(experiment.TrialInstruction().to_arrays("trial_instruction")) == {"left", "right", "middle", "none"}
@@ -47,19 +53,25 @@ def test_session_and_unique_water_restriction(database):
     lab.Rig.insert1(dict(rig="RRig", room="2W.336", rig_description="ephys rig"))
     lab.Subject.insert1(dict(subject_id=1, username="daveliu", sex="M", date_of_birth="2020-01-01"))
     lab.Subject.insert1(dict(subject_id=2, sex="F"))
-    lab.WaterRestriction.insert1(dict(subject_id=1, water_restriction_number="dl25",
-                                      wr_start_date="2020-03-01", wr_start_weight=22.5))
+    lab.WaterRestriction.insert1(
+        dict(subject_id=1, water_restriction_number="dl25", wr_start_date="2020-03-01", wr_start_weight=22.5)
+    )
     with pytest.raises(Exception):
-        lab.WaterRestriction.insert1(dict(subject_id=2, water_restriction_number="dl25",
-                                          wr_start_date="2020-03-01", wr_start_weight=20))
+        lab.WaterRestriction.insert1(
+            dict(subject_id=2, water_restriction_number="dl25", wr_start_date="2020-03-01", wr_start_weight=20)
+        )
     when = dt.datetime(2018, 2, 25, 11, 23, 28)
-    experiment.Session.insert1(dict(subject_id=1, session=1, session_date=when.date(), session_datetime=when,
-                                    username="daveliu", rig="RRig"))
+    experiment.Session.insert1(
+        dict(subject_id=1, session=1, session_date=when.date(), session_datetime=when, username="daveliu", rig="RRig")
+    )
     got = experiment.Session.fetch1()
     assert got["session_datetime"] == when and got["session_date"] == when.date()
     with pytest.raises(Exception):  # same subject, same start: the unique index refuses it
-        experiment.Session.insert1(dict(subject_id=1, session=2, session_date=when.date(),
-                                        session_datetime=when, username="daveliu", rig="RRig"))
+        experiment.Session.insert1(
+            dict(
+                subject_id=1, session=2, session_date=when.date(), session_datetime=when, username="daveliu", rig="RRig"
+            )
+        )
     assert len(experiment.Session()) == 1
     # a transaction that fails leaves nothing behind
     with pytest.raises(RuntimeError):

@@ -4,8 +4,8 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
-
 from conftest import run_mapshell
+
 from pipeline import lab
 from pipeline.ingest.animals import load_animals
 from pipeline.io.spreadsheet import SpreadsheetError, read_table
@@ -45,10 +45,10 @@ def test_load_good_sheet_and_read_back(database, tmp_path, suffix):
 def test_bad_rows_reported_and_nothing_inserted(database, tmp_path):
     truth = make_animals(n=5, seed=4, username="nobody")
     bad = truth.astype(object).copy()
-    bad.loc[1, "sex"] = "X"                                   # sheet row 3
-    bad.loc[2, "wr_start_weight"] = "heavy"                   # row 4
+    bad.loc[1, "sex"] = "X"  # sheet row 3
+    bad.loc[2, "wr_start_weight"] = "heavy"  # row 4
     bad.loc[3, "water_restriction_number"] = bad.loc[0, "water_restriction_number"]  # row 5 repeats row 2
-    bad.loc[4, "wr_start_date"] = None                        # row 6
+    bad.loc[4, "wr_start_date"] = None  # row 6
     sheet = write_animals(tmp_path / "bad.xlsx", bad)
     s = load_animals(sheet)
     assert not s.ok

@@ -7,12 +7,15 @@ from probeinterface.neuropixels_tools import build_neuropixels_probe
 from pipeline import probes
 
 
-@pytest.mark.parametrize("probe_type,n,shanks,pitch", [
-    ("neuropixels 1.0 - 3A", 960, 1, 20.0),
-    ("neuropixels 1.0 - 3B", 960, 1, 20.0),
-    ("neuropixels 2.0 - SS", 1280, 1, 15.0),
-    ("neuropixels 2.0 - MS", 5120, 4, 15.0),
-])
+@pytest.mark.parametrize(
+    "probe_type,n,shanks,pitch",
+    [
+        ("neuropixels 1.0 - 3A", 960, 1, 20.0),
+        ("neuropixels 1.0 - 3B", 960, 1, 20.0),
+        ("neuropixels 2.0 - SS", 1280, 1, 15.0),
+        ("neuropixels 2.0 - MS", 5120, 4, 15.0),
+    ],
+)
 def test_geometry_matches_catalogue(probe_type, n, shanks, pitch):
     t = probes.electrode_table(probe_type)
     ref = build_neuropixels_probe(probes.info(probe_type).part_number)

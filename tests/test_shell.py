@@ -3,13 +3,25 @@
 import re
 
 import pytest
-
 from conftest import run_mapshell
+
 from pipeline import lab
 from pipeline.shell import ACTIONS, build_parser
 
-EXPECTED_ACTIONS = {"shell", "erd", "load-animal", "config", "demo", "ingest-behavior", "ingest-foraging",
-                    "ingest-ephys", "load-insertion-location", "ingest-tracking", "ccfload", "ingest-histology"}
+EXPECTED_ACTIONS = {
+    "shell",
+    "erd",
+    "load-animal",
+    "config",
+    "demo",
+    "ingest-behavior",
+    "ingest-foraging",
+    "ingest-ephys",
+    "load-insertion-location",
+    "ingest-tracking",
+    "ccfload",
+    "ingest-histology",
+}
 
 
 def test_help_lists_exactly_the_actions(tmp_path):
@@ -50,8 +62,9 @@ def test_connection_failure_is_one_clear_line(tmp_path):
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJ_")}
-    env.update(MAP_EMBEDDED="0", DJ_HOST="127.0.0.1", DJ_PORT="1", DJ_USER="root", DJ_PASS="pw-not-shown",
-               DJ_BACKEND="mysql")
+    env.update(
+        MAP_EMBEDDED="0", DJ_HOST="127.0.0.1", DJ_PORT="1", DJ_USER="root", DJ_PASS="pw-not-shown", DJ_BACKEND="mysql"
+    )
     r = run_mapshell(["shell", "-c", "print(1)"], env, cwd=tmp_path)
     assert r.returncode == 2
     err = r.stderr.strip().splitlines()[-1]

@@ -34,6 +34,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..errors import InputError
 from ..io.spreadsheet import read_table
 from .summary import Summary
 
@@ -42,13 +43,14 @@ OPTIONAL = ("username", "fullname", "cage_number", "date_of_birth", "animal_sour
 SEX = {"m": "M", "male": "M", "f": "F", "female": "F", "u": "Unknown", "unknown": "Unknown"}
 
 
-class RowError(ValueError):
+class RowError(InputError):
     pass
 
 
 def _blank(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()) \
-        or v is pd.NaT
+    return (
+        v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()) or v is pd.NaT
+    )
 
 
 def _int(v: Any, col: str) -> int:
@@ -114,18 +116,23 @@ def parse_row(raw: dict, sources: set[str], strains: set[str]) -> dict:
     h2o = str(raw["water_restriction_number"]).strip()
     if len(h2o) > 16 or not h2o.replace("_", "").replace("-", "").isalnum():
         raise RowError(f"water_restriction_number {h2o!r} must be up to 16 letters/digits")
-    wr = dict(subject_id=subject_id, water_restriction_number=h2o,
-              wr_start_date=_date(raw["wr_start_date"], "wr_start_date"),
-              wr_start_weight=_weight(raw["wr_start_weight"]))
+    wr = dict(
+        subject_id=subject_id,
+        water_restriction_number=h2o,
+        wr_start_date=_date(raw["wr_start_date"], "wr_start_date"),
+        wr_start_weight=_weight(raw["wr_start_weight"]),
+    )
     return dict(subject=subject, water_restriction=wr, person=person, strain=strain)
 
 
 def _same(existing: dict, new: dict) -> list[str]:
     """Names of fields whose values differ (comparing as text, so Decimal/date/int mix is fine)."""
+
     def norm(v):
         if isinstance(v, (Decimal, float)):
             return f"{Decimal(str(v)):.3f}"
         return "" if v is None else str(v)
+
     return [k for k, v in new.items() if norm(existing.get(k)) != norm(v)]
 
 
@@ -173,17 +180,21 @@ def load_animals(path: str | Path, sheet: str | int | None = None) -> Summary:
         s, wr = p["subject"], p["water_restriction"]
         key = dict(subject_id=s["subject_id"])
         try:
-            owner = (lab.WaterRestriction & dict(water_restriction_number=wr["water_restriction_number"]))
+            owner = lab.WaterRestriction & dict(water_restriction_number=wr["water_restriction_number"])
             if owner and owner.fetch1("subject_id") != s["subject_id"]:
-                raise RowError(f"water_restriction_number {wr['water_restriction_number']!r} already belongs "
-                               f"to subject {owner.fetch1('subject_id')}")
+                raise RowError(
+                    f"water_restriction_number {wr['water_restriction_number']!r} already belongs "
+                    f"to subject {owner.fetch1('subject_id')}"
+                )
             if lab.Subject & key:
                 diff = _same((lab.Subject & key).fetch1(), s)
                 wr_rows = (lab.WaterRestriction & key).to_dicts()
                 diff += _same(wr_rows[0], wr) if wr_rows else ["(no water restriction yet)"]
                 if diff:
-                    raise RowError(f"subject {s['subject_id']} is already in the database with different "
-                                   f"{', '.join(diff)}; fix the sheet or update the database on purpose")
+                    raise RowError(
+                        f"subject {s['subject_id']} is already in the database with different "
+                        f"{', '.join(diff)}; fix the sheet or update the database on purpose"
+                    )
                 summary.skip(f"subject {s['subject_id']}", "already loaded with the same values")
                 continue
             to_insert.append((rown, p))

@@ -18,8 +18,13 @@ import numpy as np
 import pandas as pd
 
 from .. import config
-from ..io.bpod_delay_response import BehaviorData, BehaviorFileError, UnsupportedProtocol, parse_filename, \
-    read_delay_response
+from ..io.bpod_delay_response import (
+    BehaviorData,
+    BehaviorFileError,
+    UnsupportedProtocol,
+    parse_filename,
+    read_delay_response,
+)
 from .bulk import insert_frame, with_key
 from .files import check_loaded, sha1
 from .progress import track
@@ -132,8 +137,22 @@ def _insert_session(files: list[RigFile], datas: list[BehaviorData], subject_id:
             return with_key(df[cols], skey)
 
         insert_frame(experiment.SessionTrial, frame(trials, ["trial", "start_time", "stop_time"]))
-        insert_frame(experiment.BehaviorTrial, frame(trials, ["trial", "task", "task_protocol", "trial_instruction",
-                                                       "early_lick", "outcome", "auto_water", "free_water"]))
+        insert_frame(
+            experiment.BehaviorTrial,
+            frame(
+                trials,
+                [
+                    "trial",
+                    "task",
+                    "task_protocol",
+                    "trial_instruction",
+                    "early_lick",
+                    "outcome",
+                    "auto_water",
+                    "free_water",
+                ],
+            ),
+        )
         insert_frame(experiment.TrialNote, frame(tables["notes"], ["trial", "trial_note_type", "trial_note"]))
         ev = frame(tables["events"], ["trial", "trial_event_type", "trial_event_time", "duration"])
         ev.insert(3, "trial_event_id", np.arange(1, len(ev) + 1))
@@ -145,29 +164,51 @@ def _insert_session(files: list[RigFile], datas: list[BehaviorData], subject_id:
         if len(ps):
             for protocol in sorted(set(ps["photostim_protocol"])):
                 proto = (experiment.PhotostimProtocol & {"photostim_protocol": protocol}).fetch1()
-                experiment.Photostim.insert1(dict(skey, photo_stim=protocol, photostim_device=proto["photostim_device"],
-                                                  duration=proto["duration"]))
+                experiment.Photostim.insert1(
+                    dict(
+                        skey,
+                        photo_stim=protocol,
+                        photostim_device=proto["photostim_device"],
+                        duration=proto["duration"],
+                    )
+                )
                 locs = (experiment.PhotostimProtocol.Location & {"photostim_protocol": protocol}).to_dicts()
                 experiment.Photostim.PhotostimLocation.insert(
-                    [dict(skey, photo_stim=protocol, **{k: v for k, v in loc.items() if k != "photostim_protocol"})
-                     for loc in locs])
+                    [
+                        dict(skey, photo_stim=protocol, **{k: v for k, v in loc.items() if k != "photostim_protocol"})
+                        for loc in locs
+                    ]
+                )
             insert_frame(experiment.PhotostimTrial, frame(ps.drop_duplicates("trial"), ["trial"]))
-            pe = frame(ps.rename(columns={"photostim_protocol": "photo_stim"}),
-                       ["trial", "photo_stim", "photostim_event_time", "power"])
+            pe = frame(
+                ps.rename(columns={"photostim_protocol": "photo_stim"}),
+                ["trial", "photo_stim", "photostim_event_time", "power"],
+            )
             pe.insert(3, "photostim_event_id", np.arange(1, len(pe) + 1))
             insert_frame(experiment.PhotostimEvent, pe)
         ingest_behavior.BehaviorIngest.insert1(skey)
-        ingest_behavior.BehaviorIngest.BehaviorFile.insert([
-            dict(skey, behavior_file=f.name, rig=f.rig, relative_path=str(f.path.relative_to(f.root)),
-                 file_size=f.path.stat().st_size, file_sha1=sha1(f.path), n_trials_in_file=d.n_trials_in_file,
-                 first_trial=first)
-            for f, d, first in zip(files, datas, tables["first_trials"])])
+        ingest_behavior.BehaviorIngest.BehaviorFile.insert(
+            [
+                dict(
+                    skey,
+                    behavior_file=f.name,
+                    rig=f.rig,
+                    relative_path=str(f.path.relative_to(f.root)),
+                    file_size=f.path.stat().st_size,
+                    file_sha1=sha1(f.path),
+                    n_trials_in_file=d.n_trials_in_file,
+                    first_trial=first,
+                )
+                for f, d, first in zip(files, datas, tables["first_trials"])
+            ]
+        )
     return dict(skey, n_trials=n)
 
 
 def ingest_behavior(paths: list | None = None, progress: bool | None = None) -> Summary:
     """Load every new delay-response session under ``paths`` (default: the behavior_data_paths setting)."""
-    from .. import ingest_behavior as ingest_behavior_schema, lab
+    from .. import ingest_behavior as ingest_behavior_schema
+    from .. import lab
 
     summary = Summary(what="behavior sessions")
     files = find_rig_files(paths, summary)
@@ -178,7 +219,9 @@ def ingest_behavior(paths: list | None = None, progress: bool | None = None) -> 
     for (h2o, day), day_files in track(groups.items(), "ingest-behavior", total=len(groups), enabled=progress):
         item = f"{h2o} {day} ({', '.join(f.name for f in day_files)})"
         if h2o not in h2o_to_subject:
-            summary.skip(item, f"water restriction id {h2o!r} is not in lab.WaterRestriction (load it with load-animal)")
+            summary.skip(
+                item, f"water restriction id {h2o!r} is not in lab.WaterRestriction (load it with load-animal)"
+            )
             continue
         state = check_loaded(ingest_behavior_schema.BehaviorIngest.BehaviorFile, {f.name: f.path for f in day_files})
         if state is not None:
@@ -202,6 +245,8 @@ def ingest_behavior(paths: list | None = None, progress: bool | None = None) -> 
             summary.fail(item, f"database insert failed and was rolled back: {type(e).__name__}: {e}")
             continue
         skipped = sum(len(d.skipped_trials) for d in datas)
-        summary.load(f"{item} -> session {result['session']}, {result['n_trials']} trials"
-                     + (f" ({skipped} incomplete trials left out)" if skipped else ""))
+        summary.load(
+            f"{item} -> session {result['session']}, {result['n_trials']} trials"
+            + (f" ({skipped} incomplete trials left out)" if skipped else "")
+        )
     return summary

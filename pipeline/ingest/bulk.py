@@ -31,8 +31,12 @@ def _column_values(s: pd.Series) -> list:
         return s.to_numpy().tolist()
     if s.dtype.kind == "b":
         return [bool(v) for v in s.to_numpy()]
-    return [None if v is None or (isinstance(v, float) and math.isnan(v)) else
-            (v.item() if isinstance(v, np.generic) else v) for v in s.tolist()]
+    return [
+        None
+        if v is None or (isinstance(v, float) and math.isnan(v))
+        else (v.item() if isinstance(v, np.generic) else v)
+        for v in s.tolist()
+    ]
 
 
 def with_key(df: pd.DataFrame, key: dict) -> pd.DataFrame:
@@ -60,7 +64,7 @@ def insert_frame(table, df: pd.DataFrame) -> int:
     per_stmt = max(1, MAX_PARAMS // len(cols))
     row_sql = "(" + ", ".join(["%s"] * len(cols)) + ")"
     for start in range(0, len(rows), per_stmt):
-        chunk = rows[start:start + per_stmt]
+        chunk = rows[start : start + per_stmt]
         sql = f"INSERT INTO {table.full_table_name} ({quoted}) VALUES " + ", ".join([row_sql] * len(chunk))
         conn.query(sql, args=[v for r in chunk for v in r])
     return len(rows)

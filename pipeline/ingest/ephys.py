@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from .bulk import insert_frame, with_key
 from .files import readable_roots
 from .progress import track
@@ -32,20 +33,33 @@ from .summary import Summary
 log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = {  # metrics.csv column -> Clustering.ClusterMetric attribute
-    "presence_ratio": "presence_ratio", "amplitude_cutoff": "amplitude_cutoff",
-    "isolation_distance": "isolation_distance", "l_ratio": "l_ratio", "d_prime": "d_prime",
-    "nn_hit_rate": "nn_hit_rate", "nn_miss_rate": "nn_miss_rate", "silhouette_score": "silhouette_score",
-    "max_drift": "max_drift", "cumulative_drift": "cumulative_drift", "isi_viol": "isi_violation",
+    "presence_ratio": "presence_ratio",
+    "amplitude_cutoff": "amplitude_cutoff",
+    "isolation_distance": "isolation_distance",
+    "l_ratio": "l_ratio",
+    "d_prime": "d_prime",
+    "nn_hit_rate": "nn_hit_rate",
+    "nn_miss_rate": "nn_miss_rate",
+    "silhouette_score": "silhouette_score",
+    "max_drift": "max_drift",
+    "cumulative_drift": "cumulative_drift",
+    "isi_viol": "isi_violation",
     "firing_rate": "avg_firing_rate",
 }
 WAVEFORM_METRIC_COLUMNS = {
-    "duration": "duration", "halfwidth": "halfwidth", "PT_ratio": "pt_ratio", "pt_ratio": "pt_ratio",
-    "repolarization_slope": "repolarization_slope", "recovery_slope": "recovery_slope", "spread": "spread",
-    "velocity_above": "velocity_above", "velocity_below": "velocity_below",
+    "duration": "duration",
+    "halfwidth": "halfwidth",
+    "PT_ratio": "pt_ratio",
+    "pt_ratio": "pt_ratio",
+    "repolarization_slope": "repolarization_slope",
+    "recovery_slope": "recovery_slope",
+    "spread": "spread",
+    "velocity_above": "velocity_above",
+    "velocity_below": "velocity_below",
 }
 
 
-class EphysIngestError(ValueError):
+class EphysIngestError(InputError):
     """A probe folder cannot be loaded; the message says which file and why."""
 
 
@@ -58,6 +72,7 @@ class ProbeFolder:
 
 
 # --- discovery ------------------------------------------------------------------------------
+
 
 def session_dirs(root: Path, h2o: str, day: dt.date) -> list[Path]:
     base = root / h2o
@@ -97,14 +112,20 @@ def ap_meta(folder: Path) -> Path:
     tcat = [m for m in metas if "tcat" in m.name]
     if len(tcat) == 1 or (not tcat and len(metas) == 1):
         return (tcat or metas)[0]
-    raise EphysIngestError(f"{folder}: expected one .ap.meta (or one CatGT *tcat*.ap.meta), found "
-                           f"{', '.join(m.name for m in metas) or 'none'}")
+    raise EphysIngestError(
+        f"{folder}: expected one .ap.meta (or one CatGT *tcat*.ap.meta), found "
+        f"{', '.join(m.name for m in metas) or 'none'}"
+    )
 
 
 def find_sorting(folder: Path, h2o: str) -> tuple[str, Path]:
     """(clustering method, path) by the original's priority: JRClust v4 > v3 > Kilosort."""
-    for pattern, method in ((f"{h2o}_*.ap_res.mat", "jrclust_v4"), ("*.ap_res.mat", "jrclust_v4"),
-                            (f"{h2o}_*_jrc.mat", "jrclust_v3"), ("*_jrc.mat", "jrclust_v3")):
+    for pattern, method in (
+        (f"{h2o}_*.ap_res.mat", "jrclust_v4"),
+        ("*.ap_res.mat", "jrclust_v4"),
+        (f"{h2o}_*_jrc.mat", "jrclust_v3"),
+        ("*_jrc.mat", "jrclust_v3"),
+    ):
         hits = sorted(folder.glob(pattern))
         if len(hits) > 1:
             raise EphysIngestError(f"{folder}: several {method} files: {', '.join(h.name for h in hits)}")
@@ -118,14 +139,18 @@ def find_sorting(folder: Path, h2o: str) -> tuple[str, Path]:
         ks = preferred
     if ks:
         return ("pykilosort2.5" if "pyks25" in str(ks[0]) else "kilosort2"), ks[0]
-    raise EphysIngestError(f"{folder}: no sorting found (JRClust *.ap_res.mat / *_jrc.mat, or Kilosort spike_times.npy)")
+    raise EphysIngestError(
+        f"{folder}: no sorting found (JRClust *.ap_res.mat / *_jrc.mat, or Kilosort spike_times.npy)"
+    )
 
 
 def find_bitcode(folder: Path, h2o: str) -> Path:
     hits = sorted(folder.glob(f"{h2o}_*bitcode.mat")) or sorted(folder.glob("*bitcode.mat"))
     if len(hits) != 1:
-        raise EphysIngestError(f"{folder}: expected one {h2o}_*bitcode.mat (the trial sync file), found "
-                               f"{', '.join(h.name for h in hits) or 'none'}")
+        raise EphysIngestError(
+            f"{folder}: expected one {h2o}_*bitcode.mat (the trial sync file), found "
+            f"{', '.join(h.name for h in hits) or 'none'}"
+        )
     return hits[0]
 
 
@@ -138,6 +163,7 @@ def manually_curated(sorting_path: Path) -> bool:
 
 
 # --- reading and computing one probe ----------------------------------------------------------
+
 
 def read_sorting(method: str, path: Path):
     if method.startswith("jrclust"):
@@ -185,9 +211,14 @@ def _file_rows(folder: Path, files: dict[str, Path]) -> list[dict]:
         paths = sorted(q for q in p.iterdir() if q.is_file()) if p.is_dir() else [p]
         for q in paths:
             st = q.stat()
-            rows.append(dict(ephys_file=str(q.relative_to(folder)) if q.is_relative_to(folder) else str(q),
-                             file_role=role, file_size=st.st_size,
-                             file_mtime=dt.datetime.fromtimestamp(int(st.st_mtime))))
+            rows.append(
+                dict(
+                    ephys_file=str(q.relative_to(folder)) if q.is_relative_to(folder) else str(q),
+                    file_role=role,
+                    file_size=st.st_size,
+                    file_mtime=dt.datetime.fromtimestamp(int(st.st_mtime)),
+                )
+            )
     return rows
 
 
@@ -205,14 +236,15 @@ def load_probe(session_key: dict, h2o: str, pf: ProbeFolder) -> dict:
     bit_path = find_bitcode(pf.path, h2o)
     bit = read_bitcode(bit_path)
     if bit.trial_start is None:
-        raise EphysIngestError(f"{bit_path}: old-format bitcode file without sTrig/goCue trial times; "
-                               f"trials cannot be placed on the probe clock")
+        raise EphysIngestError(
+            f"{bit_path}: old-format bitcode file without sTrig/goCue trial times; "
+            f"trials cannot be placed on the probe clock"
+        )
     b_trials, b_codes = behavior_bitcodes(session_key)
     if not len(b_codes):
         raise EphysIngestError(f"{bit_path}: the behaviour session has no trial bitcodes to align to")
     try:
-        align = align_trials(bit.bitcodes, b_codes, bit.trial_numbers, path=bit_path,
-                             behavior_trial_numbers=b_trials)
+        align = align_trials(bit.bitcodes, b_codes, bit.trial_numbers, path=bit_path, behavior_trial_numbers=b_trials)
     except BitcodeError as e:
         raise EphysIngestError(str(e)) from None
     trials = np.asarray(align.behavior_trials, dtype=np.int64)
@@ -239,8 +271,12 @@ def load_probe(session_key: dict, h2o: str, pf: ProbeFolder) -> dict:
         raise EphysIngestError(f"{bit_path}: trial start times are not increasing")
     fs = float(sorting.sample_rate)
     if meta.sampling_rate and abs(meta.sampling_rate - fs) > 1.0:
-        log.warning("%s: sorting sample rate %.3f Hz differs from the meta's %.3f Hz; using the sorting's",
-                    sorting_path, fs, meta.sampling_rate)
+        log.warning(
+            "%s: sorting sample rate %.3f Hz differs from the meta's %.3f Hz; using the sorting's",
+            sorting_path,
+            fs,
+            meta.sampling_rate,
+        )
     t0 = starts[0]
     spike_samples = np.asarray(sorting.spike_times)
     spike_trial = segment_spikes(spike_samples, starts, trials)
@@ -250,8 +286,10 @@ def load_probe(session_key: dict, h2o: str, pf: ProbeFolder) -> dict:
     chan_to_electrode = np.asarray(meta.electrodes)
     site_channel = np.asarray(sorting.channel_map).astype(np.int64).ravel()
     if site_channel.max(initial=0) >= len(chan_to_electrode):
-        raise EphysIngestError(f"{sorting_path}: channel map refers to channel {site_channel.max()} but "
-                               f"{meta_path.name} has {len(chan_to_electrode)} neural channels")
+        raise EphysIngestError(
+            f"{sorting_path}: channel map refers to channel {site_channel.max()} but "
+            f"{meta_path.name} has {len(chan_to_electrode)} neural channels"
+        )
     site_electrode = chan_to_electrode[site_channel]
     arrays = [spike_s, spike_trial]
     if sorting.spike_sites is not None:
@@ -272,24 +310,44 @@ def load_probe(session_key: dict, h2o: str, pf: ProbeFolder) -> dict:
         cfg_hash = cfg["electrode_config_hash"].hex  # stored as hex text: DataJoint 2.3's uuid fails on PostgreSQL
         existing = (lab.ElectrodeConfig & {"electrode_config_hash": cfg_hash}).to_dicts()
         if existing:
-            cfg_key = dict(probe_type=existing[0]["probe_type"], electrode_config_name=existing[0]["electrode_config_name"])
+            cfg_key = dict(
+                probe_type=existing[0]["probe_type"], electrode_config_name=existing[0]["electrode_config_name"]
+            )
         else:
             cfg_key = dict(probe_type=meta.probe_type, electrode_config_name=cfg["electrode_config_name"])
             lab.ElectrodeConfig.insert1(dict(cfg_key, electrode_config_hash=cfg_hash))
             lab.ElectrodeConfig.ElectrodeGroup.insert1(dict(cfg_key, electrode_group=0))
-            insert_frame(lab.ElectrodeConfig.Electrode, pd.DataFrame(dict(
-                probe_type=meta.probe_type, electrode_config_name=cfg_key["electrode_config_name"],
-                electrode_group=0, electrode=np.asarray(cfg["electrodes"], dtype=np.int64),
-                is_used=_is_used(meta, cfg["electrodes"]))))
+            insert_frame(
+                lab.ElectrodeConfig.Electrode,
+                pd.DataFrame(
+                    dict(
+                        probe_type=meta.probe_type,
+                        electrode_config_name=cfg_key["electrode_config_name"],
+                        electrode_group=0,
+                        electrode=np.asarray(cfg["electrodes"], dtype=np.int64),
+                        is_used=_is_used(meta, cfg["electrodes"]),
+                    )
+                ),
+            )
         ephys.ProbeInsertion.insert1(dict(clustering_key, probe=probe_serial, **cfg_key))
         ephys.ProbeInsertion.RecordingSystemSetup.insert1(dict(clustering_key, sampling_rate=fs))
-        ephys.Clustering.insert1(dict(
-            clustering_key, clustering_method=method,
-            clustering_time=dt.datetime.fromtimestamp(int(sorting_path.stat().st_mtime)),
-            quality_control=sorting.metrics is not None, manual_curation=manually_curated(sorting_path),
-            sampling_rate=fs, clustering_note=f"loaded from {sorting_path.name}"[:2000]))
-        insert_frame(ephys.Clustering.Trial, with_key(pd.DataFrame(dict(
-            trial=trials, trial_start=(starts - t0) / fs, go_time=(go - t0) / fs)), clustering_key))
+        ephys.Clustering.insert1(
+            dict(
+                clustering_key,
+                clustering_method=method,
+                clustering_time=dt.datetime.fromtimestamp(int(sorting_path.stat().st_mtime)),
+                quality_control=sorting.metrics is not None,
+                manual_curation=manually_curated(sorting_path),
+                sampling_rate=fs,
+                clustering_note=f"loaded from {sorting_path.name}"[:2000],
+            )
+        )
+        insert_frame(
+            ephys.Clustering.Trial,
+            with_key(
+                pd.DataFrame(dict(trial=trials, trial_start=(starts - t0) / fs, go_time=(go - t0) / fs)), clustering_key
+            ),
+        )
         index = {c: k for k, c in enumerate(np.asarray(sorting.cluster_ids))}
         units = []
         for k, cid in enumerate(ids):
@@ -302,22 +360,34 @@ def load_probe(session_key: dict, h2o: str, pf: ProbeFolder) -> dict:
             amp = None if sorting.unit_amp is None else float(sorting.unit_amp[j])
             if amp is not None and getattr(sorting, "amp_unit", "uV") == "bits":
                 amp *= uv
-            units.append(dict(
-                clustering_key, unit=int(cid), unit_quality=sorting.cluster_quality.get(int(cid), "all"),
-                **(dict(cfg_key, electrode_group=0, electrode=int(peak_electrode[j])) if peak_electrode[j] >= 0
-                   else {}),
-                unit_posx=None if sorting.unit_position is None else float(sorting.unit_position[j][0]),
-                unit_posy=None if sorting.unit_position is None else float(sorting.unit_position[j][1]),
-                n_spikes=int(offsets[k + 1] - offsets[k]), spike_times=a[0], spike_trials=a[1],
-                spike_sites=a[2] if sorting.spike_sites is not None else None,
-                spike_depths=a[-1] if sorting.spike_depths is not None else None,
-                unit_amp=amp, unit_snr=None if sorting.unit_snr is None else float(sorting.unit_snr[j]),
-                waveform=wf))
+            units.append(
+                dict(
+                    clustering_key,
+                    unit=int(cid),
+                    unit_quality=sorting.cluster_quality.get(int(cid), "all"),
+                    **(
+                        dict(cfg_key, electrode_group=0, electrode=int(peak_electrode[j]))
+                        if peak_electrode[j] >= 0
+                        else {}
+                    ),
+                    unit_posx=None if sorting.unit_position is None else float(sorting.unit_position[j][0]),
+                    unit_posy=None if sorting.unit_position is None else float(sorting.unit_position[j][1]),
+                    n_spikes=int(offsets[k + 1] - offsets[k]),
+                    spike_times=a[0],
+                    spike_trials=a[1],
+                    spike_sites=a[2] if sorting.spike_sites is not None else None,
+                    spike_depths=a[-1] if sorting.spike_depths is not None else None,
+                    unit_amp=amp,
+                    unit_snr=None if sorting.unit_snr is None else float(sorting.unit_snr[j]),
+                    waveform=wf,
+                )
+            )
         ephys.Clustering.Unit.insert(units)
         unit_ids = [int(c) for c in ids]
-        for table, frame, columns in ((ephys.Clustering.ClusterMetric, sorting.metrics, METRIC_COLUMNS),
-                                      (ephys.Clustering.WaveformMetric, sorting.waveform_metrics,
-                                       WAVEFORM_METRIC_COLUMNS)):
+        for table, frame, columns in (
+            (ephys.Clustering.ClusterMetric, sorting.metrics, METRIC_COLUMNS),
+            (ephys.Clustering.WaveformMetric, sorting.waveform_metrics, WAVEFORM_METRIC_COLUMNS),
+        ):
             if frame is not None:
                 m = frame.reindex(unit_ids)
                 cols = {c: a for c, a in columns.items() if c in m.columns}
@@ -327,17 +397,26 @@ def load_probe(session_key: dict, h2o: str, pf: ProbeFolder) -> dict:
                 insert_frame(table, with_key(df, clustering_key))
         labels = sorting.cluster_labels
         if labels is not None and len(labels.columns):
-            long = labels.reindex(unit_ids).reset_index(names="unit").melt(
-                id_vars="unit", var_name="label_source", value_name="label").dropna()
+            long = (
+                labels.reindex(unit_ids)
+                .reset_index(names="unit")
+                .melt(id_vars="unit", var_name="label_source", value_name="label")
+                .dropna()
+            )
             long["label"] = long["label"].astype(str).str[:64]
             long["label_source"] = long["label_source"].astype(str).str[:32]
             insert_frame(ephys.Clustering.UnitLabel, with_key(long, clustering_key))
         ingest_ephys.EphysIngest.insert1(dict(clustering_key, probe_folder=str(pf.path), ephys_root=str(pf.root)))
         files = {"meta": meta_path, "sorting": sorting_path, "bitcode": bit_path}
-        ingest_ephys.EphysIngest.EphysFile.insert(
-            [dict(clustering_key, **r) for r in _file_rows(pf.path, files)])
-    return dict(clustering_key, n_units=len(ids), n_spikes=int(len(spike_s)), method=method,
-                n_trials=len(trials), dropped=len(align.dropped_ephys))
+        ingest_ephys.EphysIngest.EphysFile.insert([dict(clustering_key, **r) for r in _file_rows(pf.path, files)])
+    return dict(
+        clustering_key,
+        n_units=len(ids),
+        n_spikes=int(len(spike_s)),
+        method=method,
+        n_trials=len(trials),
+        dropped=len(align.dropped_ephys),
+    )
 
 
 def _changed(clustering_key: dict, pf: ProbeFolder) -> list[str]:
@@ -389,6 +468,8 @@ def ingest_ephys(paths: list | None = None, progress: bool | None = None) -> Sum
             log.exception("loading %s failed", item)
             summary.fail(item, f"database insert failed and was rolled back: {type(e).__name__}: {e}")
             continue
-        summary.load(f"{item}: {result['method']}, {result['n_units']} units, {result['n_spikes']} spikes, "
-                     f"{result['n_trials']} trials")
+        summary.load(
+            f"{item}: {result['method']}, {result['n_units']} units, {result['n_spikes']} spikes, "
+            f"{result['n_trials']} trials"
+        )
     return summary

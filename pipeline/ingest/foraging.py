@@ -19,8 +19,14 @@ import numpy as np
 import pandas as pd
 
 from .. import config
-from ..io.pybpod import ForagingSession, PybpodError, find_sessions, read_foraging_day, read_session_info, \
-    read_subject_meta
+from ..io.pybpod import (
+    ForagingSession,
+    PybpodError,
+    find_sessions,
+    read_foraging_day,
+    read_session_info,
+    read_subject_meta,
+)
 from .bulk import insert_frame, with_key
 from .files import check_loaded, sha1
 from .progress import track
@@ -68,36 +74,64 @@ def _subject_names(text: str) -> list[str]:
 
 def _frames(s: ForagingSession, skey: dict) -> dict[str, pd.DataFrame]:
     """The session's rows per table, as DataFrames keyed like the tables."""
+
     def df(rows, cols):
         return with_key(pd.DataFrame(rows, columns=cols), skey)
 
     t = s.trials
     trials = df([(x.trial, x.start_time, x.stop_time) for x in t], ["trial", "start_time", "stop_time"])
-    behavior = df([(x.trial, x.task, x.task_protocol, "none", x.early_lick, x.outcome, x.auto_water, x.free_water)
-                   for x in t], ["trial", "task", "task_protocol", "trial_instruction", "early_lick", "outcome",
-                                 "auto_water", "free_water"])
+    behavior = df(
+        [(x.trial, x.task, x.task_protocol, "none", x.early_lick, x.outcome, x.auto_water, x.free_water) for x in t],
+        ["trial", "task", "task_protocol", "trial_instruction", "early_lick", "outcome", "auto_water", "free_water"],
+    )
     choice = df([(x.trial, x.choice) for x in t], ["trial", "water_port"])
-    events = df([(x.trial, e[0], e[1], e[2]) for x in t for e in x.events],
-                ["trial", "trial_event_type", "trial_event_time", "duration"])
+    events = df(
+        [(x.trial, e[0], e[1], e[2]) for x in t for e in x.events],
+        ["trial", "trial_event_type", "trial_event_time", "duration"],
+    )
     events.insert(3, "trial_event_id", np.arange(1, len(events) + 1))
     licks = df([(x.trial, a[0], a[1]) for x in t for a in x.licks], ["trial", "action_event_type", "action_event_time"])
     licks.insert(3, "action_event_id", np.arange(1, len(licks) + 1))
-    notes = df([(x.trial, k, str(v)[:255]) for x in t for k, v in x.notes.items()],
-               ["trial", "trial_note_type", "trial_note"])
-    reward = df([(x.trial, port, bool(v)) for x in t for port, v in x.available_reward.items()],
-                ["trial", "water_port", "reward_available"])
-    pos_names = {"lateral": "water_port_lateral_pos", "rostrocaudal": "water_port_rostrocaudal_pos",
-                 "dorsoventral": "water_port_dorsoventral_pos"}
-    setting = df([(x.trial, *[(x.lickport_position or {}).get(k, np.nan) for k in pos_names]) for x in t],
-                 ["trial", *pos_names.values()])
-    valve = df([(x.trial, port, v) for x in t for port, v in x.valve_open_duration.items()],
-               ["trial", "water_port", "open_duration"])
+    notes = df(
+        [(x.trial, k, str(v)[:255]) for x in t for k, v in x.notes.items()], ["trial", "trial_note_type", "trial_note"]
+    )
+    reward = df(
+        [(x.trial, port, bool(v)) for x in t for port, v in x.available_reward.items()],
+        ["trial", "water_port", "reward_available"],
+    )
+    pos_names = {
+        "lateral": "water_port_lateral_pos",
+        "rostrocaudal": "water_port_rostrocaudal_pos",
+        "dorsoventral": "water_port_dorsoventral_pos",
+    }
+    setting = df(
+        [(x.trial, *[(x.lickport_position or {}).get(k, np.nan) for k in pos_names]) for x in t],
+        ["trial", *pos_names.values()],
+    )
+    valve = df(
+        [(x.trial, port, v) for x in t for port, v in x.valve_open_duration.items()],
+        ["trial", "water_port", "open_duration"],
+    )
     blocks = df([(b.block, b.start_time) for b in s.blocks], ["block", "block_start_time"])
-    probs = df([(b.block, port, p) for b in s.blocks for port, p in b.reward_probability.items()],
-               ["block", "water_port", "reward_probability"])
+    probs = df(
+        [(b.block, port, p) for b in s.blocks for port, p in b.reward_probability.items()],
+        ["block", "water_port", "reward_probability"],
+    )
     block_trials = df([(x.block, x.trial) for x in t], ["block", "trial"])
-    return dict(trials=trials, behavior=behavior, choice=choice, events=events, licks=licks, notes=notes,
-                reward=reward, setting=setting, valve=valve, blocks=blocks, probs=probs, block_trials=block_trials)
+    return dict(
+        trials=trials,
+        behavior=behavior,
+        choice=choice,
+        events=events,
+        licks=licks,
+        notes=notes,
+        reward=reward,
+        setting=setting,
+        valve=valve,
+        blocks=blocks,
+        probs=probs,
+        block_trials=block_trials,
+    )
 
 
 def _insert(s: ForagingSession, subject_id: int, user: str, meta: dict, project_of: dict[Path, str]) -> dict:
@@ -110,8 +144,9 @@ def _insert(s: ForagingSession, subject_id: int, user: str, meta: dict, project_
         existing = (experiment.Session & {"subject_id": subject_id}).to_arrays("session")
         skey = dict(subject_id=subject_id, session=int(max(existing, default=0)) + 1)
         when = s.session_datetime
-        experiment.Session.insert1(dict(skey, session_date=when.date(), session_datetime=when, username=user,
-                                        rig=s.rig))
+        experiment.Session.insert1(
+            dict(skey, session_date=when.date(), session_datetime=when, username=user, rig=s.rig)
+        )
         f = _frames(s, skey)
         insert_frame(experiment.SessionTrial, f["trials"])
         insert_frame(experiment.BehaviorTrial, f["behavior"])
@@ -125,18 +160,32 @@ def _insert(s: ForagingSession, subject_id: int, user: str, meta: dict, project_
         insert_frame(experiment.TrialAvailableReward, f["reward"])
         insert_frame(experiment.WaterPortSetting, f["setting"])
         insert_frame(experiment.WaterPortSetting.OpenDuration, f["valve"])
-        details = {k: meta.get(c) for k, c in (("session_weight", "Weight"),
-                                               ("session_water_earned", "Water during training"),
-                                               ("session_water_extra", "Extra water"))}
+        details = {
+            k: meta.get(c)
+            for k, c in (
+                ("session_weight", "Weight"),
+                ("session_water_earned", "Water during training"),
+                ("session_water_extra", "Extra water"),
+            )
+        }
         details = {k: float(v) for k, v in details.items() if v is not None and not pd.isna(v)}
         experiment.SessionDetails.insert1(dict(skey, **details))
         if str(meta.get("Notes") or "").strip():
             experiment.SessionComment.insert1(dict(skey, session_comment=str(meta["Notes"]).strip()[:2048]))
         ingest_behavior.BehaviorBpodIngest.insert1(skey)
-        ingest_behavior.BehaviorBpodIngest.BehaviorFile.insert([
-            dict(skey, behavior_file=p.stem, project_path=str(project_of[p]),
-                 relative_path=str(p.relative_to(project_of[p])), file_size=p.stat().st_size, file_sha1=sha1(p))
-            for p in s.files])
+        ingest_behavior.BehaviorBpodIngest.BehaviorFile.insert(
+            [
+                dict(
+                    skey,
+                    behavior_file=p.stem,
+                    project_path=str(project_of[p]),
+                    relative_path=str(p.relative_to(project_of[p])),
+                    file_size=p.stat().st_size,
+                    file_sha1=sha1(p),
+                )
+                for p in s.files
+            ]
+        )
     return dict(skey, n_trials=len(s.trials))
 
 
@@ -157,8 +206,13 @@ def ingest_foraging(bpod: dict | None = None, progress: bool | None = None) -> S
         summary.fail(str(meta_dir), "meta_dir does not exist or is not readable")
         return summary
     index = index_bpod_sessions(projects, summary)
-    project_of = {p: Path(proj) for proj in projects for files in index.values() for p in files
-                  if str(p).startswith(str(Path(proj)) + "/")}
+    project_of = {
+        p: Path(proj)
+        for proj in projects
+        for files in index.values()
+        for p in files
+        if str(p).startswith(str(Path(proj)) + "/")
+    }
     h2o_to_subject = dict(zip(*lab.WaterRestriction().to_arrays("water_restriction_number", "subject_id")))
     candidates: dict[tuple[str, dt.date], dict] = {}
     for sheet in sorted(meta_dir.glob("*.csv")):
@@ -177,14 +231,19 @@ def ingest_foraging(bpod: dict | None = None, progress: bool | None = None) -> S
         item = f"{h2o} {day}"
         files = index.get((h2o, day), [])
         if h2o not in h2o_to_subject:
-            summary.skip(item, f"water restriction id {h2o!r} is not in lab.WaterRestriction (load it with load-animal)")
+            summary.skip(
+                item, f"water restriction id {h2o!r} is not in lab.WaterRestriction (load it with load-animal)"
+            )
             continue
         if not files:
             summary.skip(item, f"metadata lists a session but no pybpod session of {h2o} that day is in project_paths")
             continue
         if (h2o, day) not in candidates:
-            summary.skip(item, f"pybpod session(s) {', '.join(p.stem for p in files)} but no session row for "
-                               f"that day in {meta_dir / (h2o + '.csv')}")
+            summary.skip(
+                item,
+                f"pybpod session(s) {', '.join(p.stem for p in files)} but no session row for "
+                f"that day in {meta_dir / (h2o + '.csv')}",
+            )
             continue
         state = check_loaded(ingest_behavior.BehaviorBpodIngest.BehaviorFile, {p.stem: p for p in files})
         if state is not None:

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .. import config
+from ..errors import InputError
 from ..io import histology as hio
 from ..io.ccf import CCFError
 from .files import readable_roots, sha1
@@ -41,7 +42,7 @@ from .summary import Summary
 log = logging.getLogger(__name__)
 
 
-class HistologyIngestError(ValueError):
+class HistologyIngestError(InputError):
     """An insertion's histology cannot be loaded; the message names the file."""
 
 
@@ -69,13 +70,21 @@ class Found:
 
 def _add(where: dict, shank, path: Path) -> None:
     if shank in where and where[shank] != path:
-        raise HistologyIngestError(f"two files for shank {shank if shank is not None else '(unnamed)'}: "
-                                   f"{where[shank]} and {path}")
+        raise HistologyIngestError(
+            f"two files for shank {shank if shank is not None else '(unnamed)'}: {where[shank]} and {path}"
+        )
     where[shank] = path
 
 
-def find_files(roots: list[Path], h2o: str, day: dt.date, session_time: dt.time | None, n_that_day: int,
-               insertion_number: int, probe_folder: Path | None) -> Found:
+def find_files(
+    roots: list[Path],
+    h2o: str,
+    day: dt.date,
+    session_time: dt.time | None,
+    n_that_day: int,
+    insertion_number: int,
+    probe_folder: Path | None,
+) -> Found:
     """The histology files of one insertion (see the module docstring for the rules)."""
     found = Found()
     for root in roots:
@@ -90,8 +99,10 @@ def find_files(roots: list[Path], h2o: str, day: dt.date, session_time: dt.time 
                 if session_time is None or info["time"] != session_time.replace(microsecond=0):
                     continue
             elif n_that_day > 1:
-                raise HistologyIngestError(f"{p}: {h2o} has {n_that_day} sessions on {day}; name the file "
-                                           f"with the session's time (landmarks_{h2o}_{day:%Y%m%d}_HHMMSS_...)")
+                raise HistologyIngestError(
+                    f"{p}: {h2o} has {n_that_day} sessions on {day}; name the file "
+                    f"with the session's time (landmarks_{h2o}_{day:%Y%m%d}_HHMMSS_...)"
+                )
             _add(found.site_info if info["kind"] == "siteInfo" else found.landmarks, info["shank"], p)
         for p in sorted(folder.glob("*_pts.csv")):
             info = hio.parse_track_points_filename(p.name)
@@ -100,8 +111,10 @@ def find_files(roots: list[Path], h2o: str, day: dt.date, session_time: dt.time 
             if f"{day:%Y-%m-%d}" not in p.name and f"{day:%Y%m%d}" not in p.name:
                 continue
             if n_that_day > 1:
-                raise HistologyIngestError(f"{p}: {h2o} has {n_that_day} sessions on {day}; a track-points "
-                                           f"file cannot say which one it belongs to")
+                raise HistologyIngestError(
+                    f"{p}: {h2o} has {n_that_day} sessions on {day}; a track-points "
+                    f"file cannot say which one it belongs to"
+                )
             _add(found.track_points, info["shank"], p)
     if found.site_info:
         return found
@@ -115,8 +128,9 @@ def find_files(roots: list[Path], h2o: str, day: dt.date, session_time: dt.time 
             _add(found.channel_locations, shank, p)
             picks = sorted(folder.glob(f"*xyz_picks{p.stem.split('channel_locations', 1)[1]}.json"))
             if len(picks) > 1:
-                raise HistologyIngestError(f"{folder}: several xyz_picks files for {p.name}: "
-                                           f"{', '.join(q.name for q in picks)}")
+                raise HistologyIngestError(
+                    f"{folder}: several xyz_picks files for {p.name}: {', '.join(q.name for q in picks)}"
+                )
             if picks:
                 _add(found.xyz_picks, shank, picks[0])
         if found.channel_locations:
@@ -138,8 +152,10 @@ def _shank_of(key, zero_based: bool, configured: pd.DataFrame, path: Path) -> in
     shanks = sorted(int(s) for s in configured.shank.unique())
     if key is None:
         if len(shanks) > 1:
-            raise HistologyIngestError(f"{path}: the file names no shank, but the insertion recorded from shanks "
-                                       f"{shanks}; name one file per shank")
+            raise HistologyIngestError(
+                f"{path}: the file names no shank, but the insertion recorded from shanks "
+                f"{shanks}; name one file per shank"
+            )
         return shanks[0]
     shank = int(key) + (1 if zero_based else 0)
     if shank not in shanks:
@@ -147,7 +163,9 @@ def _shank_of(key, zero_based: bool, configured: pd.DataFrame, path: Path) -> in
     return shank
 
 
-def site_info_positions(path: Path, shank: int, shank_electrodes: pd.DataFrame, configured: pd.DataFrame) -> pd.DataFrame:
+def site_info_positions(
+    path: Path, shank: int, shank_electrodes: pd.DataFrame, configured: pd.DataFrame
+) -> pd.DataFrame:
     """Rows of a siteInfo file -> electrodes: one row per site of the shank in electrode order (or per
     recorded electrode of the shank); keeps the sites in the brain that were recorded."""
     site = hio.read_site_info(path)
@@ -157,11 +175,21 @@ def site_info_positions(path: Path, shank: int, shank_electrodes: pd.DataFrame, 
     elif n == len(configured):
         electrodes = configured.electrode.to_numpy()
     else:
-        raise HistologyIngestError(f"{path}: {n} sites, but shank {shank} of the probe has {len(shank_electrodes)} "
-                                   f"electrodes ({len(configured)} recorded)")
+        raise HistologyIngestError(
+            f"{path}: {n} sites, but shank {shank} of the probe has {len(shank_electrodes)} "
+            f"electrodes ({len(configured)} recorded)"
+        )
     keep = site.in_brain & np.isin(electrodes, configured.electrode.to_numpy())
-    return pd.DataFrame({"electrode": electrodes[keep], "ccf_x": site.ccf[keep, 0], "ccf_y": site.ccf[keep, 1],
-                         "ccf_z": site.ccf[keep, 2], "file_region": site.ont_id[keep], "source": str(path)})
+    return pd.DataFrame(
+        {
+            "electrode": electrodes[keep],
+            "ccf_x": site.ccf[keep, 0],
+            "ccf_y": site.ccf[keep, 1],
+            "ccf_z": site.ccf[keep, 2],
+            "file_region": site.ont_id[keep],
+            "source": str(path),
+        }
+    )
 
 
 def ibl_positions(path: Path, shank: int, configured: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
@@ -169,15 +197,24 @@ def ibl_positions(path: Path, shank: int, configured: pd.DataFrame) -> tuple[pd.
     loc = hio.read_channel_locations(path)
     ch = loc.channels
     if len(ch) != len(configured):
-        raise HistologyIngestError(f"{path}: {len(ch)} channels, but the insertion recorded {len(configured)} "
-                                   f"electrodes on shank {shank}")
+        raise HistologyIngestError(
+            f"{path}: {len(ch)} channels, but the insertion recorded {len(configured)} electrodes on shank {shank}"
+        )
     try:
         idx = hio.match_ibl_channels(ch.lateral, ch.axial, configured.x_coord, configured.y_coord)
     except hio.HistologyError as e:
         raise HistologyIngestError(f"{path}: {e} (shank {shank})") from None
     ccf = hio.ibl_to_ccf(loc)
-    return pd.DataFrame({"electrode": configured.electrode.to_numpy()[idx], "ccf_x": ccf[:, 0], "ccf_y": ccf[:, 1],
-                         "ccf_z": ccf[:, 2], "file_region": ch.brain_region_id.to_numpy(), "source": str(path)}), loc.origin
+    return pd.DataFrame(
+        {
+            "electrode": configured.electrode.to_numpy()[idx],
+            "ccf_x": ccf[:, 0],
+            "ccf_y": ccf[:, 1],
+            "ccf_z": ccf[:, 2],
+            "file_region": ch.brain_region_id.to_numpy(),
+            "source": str(path),
+        }
+    ), loc.origin
 
 
 def read_insertion(found: Found, electrodes: pd.DataFrame, configured: pd.DataFrame):
@@ -186,13 +223,17 @@ def read_insertion(found: Found, electrodes: pd.DataFrame, configured: pd.DataFr
     ``electrodes``: the probe type's electrodes (electrode, shank, x_coord, y_coord);
     ``configured``: the insertion's recorded electrodes (same columns + electrode_group)."""
     positions, points, landmarks = [], [], []
-    zero_based = any(k == 0 for role in (found.site_info, found.landmarks, found.channel_locations, found.track_points)
-                     for k in role)
+    zero_based = any(
+        k == 0 for role in (found.site_info, found.landmarks, found.channel_locations, found.track_points) for k in role
+    )
     if found.site_info:
         for key, path in found.site_info.items():
             shank = _shank_of(key, zero_based, configured, path)
-            positions.append(site_info_positions(path, shank, electrodes[electrodes.shank == shank],
-                                                 configured[configured.shank == shank]))
+            positions.append(
+                site_info_positions(
+                    path, shank, electrodes[electrodes.shank == shank], configured[configured.shank == shank]
+                )
+            )
     else:
         for key, path in found.channel_locations.items():
             shank = _shank_of(key, zero_based, configured, path)
@@ -211,8 +252,11 @@ def read_insertion(found: Found, electrodes: pd.DataFrame, configured: pd.DataFr
     for key, path in found.track_points.items():
         shank = _shank_of(key, zero_based, configured, path)
         points.append((shank, hio.lasagna_to_ccf(hio.read_track_points(path)), path))
-    pos = pd.concat(positions, ignore_index=True) if positions else pd.DataFrame(
-        columns=["electrode", "ccf_x", "ccf_y", "ccf_z", "file_region", "source"])
+    pos = (
+        pd.concat(positions, ignore_index=True)
+        if positions
+        else pd.DataFrame(columns=["electrode", "ccf_x", "ccf_y", "ccf_z", "file_region", "source"])
+    )
     dup = pos.electrode[pos.electrode.duplicated()]
     if len(dup):
         raise HistologyIngestError(f"electrode {int(dup.iloc[0])} has positions in two files")
@@ -252,24 +296,34 @@ def ingest_histology(paths: list | None = None, progress: bool | None = None) ->
     roots = readable_roots("histology_data_paths", paths, summary, "histology")
     version = _annotation_version()
     if not (ccf.CCFAnnotation & {"annotation_version": version}):
-        summary.fail(f"ccf annotation {version}", "not loaded: run `mapshell ccfload` (ccf_data_paths) first; "
-                                                  "electrode regions come from it")
+        summary.fail(
+            f"ccf annotation {version}",
+            "not loaded: run `mapshell ccfload` (ccf_data_paths) first; electrode regions come from it",
+        )
         return summary
     ccf._volume_cache.pop((ccf.CCFAnnotation.database, version), None)  # a reloaded volume is re-read
-    sessions = (experiment.Session * lab.WaterRestriction).proj(
-        "session_date", "session_datetime", "water_restriction_number").to_pandas().reset_index()
+    sessions = (
+        (experiment.Session * lab.WaterRestriction)
+        .proj("session_date", "session_datetime", "water_restriction_number")
+        .to_pandas()
+        .reset_index()
+    )
     sessions["n_that_day"] = sessions.groupby(["subject_id", "session_date"]).session.transform("count")
     sessions = sessions.set_index(["subject_id", "session"])
     inserts = ephys.ProbeInsertion.to_dicts()
-    folders = {(r["subject_id"], r["session"], r["insertion_number"]): Path(r["probe_folder"])
-               for r in ingest_ephys.EphysIngest.to_dicts()}
+    folders = {
+        (r["subject_id"], r["session"], r["insertion_number"]): Path(r["probe_folder"])
+        for r in ingest_ephys.EphysIngest.to_dicts()
+    }
     loaded = {tuple(r.values()) for r in ingest_histology.HistologyIngest.proj().to_dicts()}
     work = []
     for ins in inserts:
         ikey = dict(subject_id=ins["subject_id"], session=ins["session"], insertion_number=ins["insertion_number"])
         if (ins["subject_id"], ins["session"]) not in sessions.index:
-            summary.skip(f"subject {ins['subject_id']} session {ins['session']} probe {ins['insertion_number']}",
-                         "the subject has no water restriction number, so no histology folder")
+            summary.skip(
+                f"subject {ins['subject_id']} session {ins['session']} probe {ins['insertion_number']}",
+                "the subject has no water restriction number, so no histology folder",
+            )
             continue
         s = sessions.loc[(ins["subject_id"], ins["session"])]
         item = f"{s.water_restriction_number} session {ins['session']} probe {ins['insertion_number']}"
@@ -278,22 +332,37 @@ def ingest_histology(paths: list | None = None, progress: bool | None = None) ->
             continue
         work.append((ikey, ins, s, item))
     summary.found = len(inserts)  # every insertion looked at, not the folder failures above
-    claimed = {Path(p).resolve() for p in (ingest_histology.HistologyIngest.HistologyFile.to_arrays("file_path")
-                                 if len(ingest_histology.HistologyIngest.HistologyFile()) else [])}
+    claimed = {
+        Path(p).resolve()
+        for p in (
+            ingest_histology.HistologyIngest.HistologyFile.to_arrays("file_path")
+            if len(ingest_histology.HistologyIngest.HistologyFile())
+            else []
+        )
+    }
     for ikey, ins, s, item in track(work, "ingest-histology", total=len(work), enabled=progress):
         when = pd.Timestamp(s.session_datetime)
         try:
-            found = find_files(roots, s.water_restriction_number, pd.Timestamp(s.session_date).date(),
-                               None if pd.isna(when) else when.time(), int(s.n_that_day), ins["insertion_number"],
-                               folders.get(tuple(ikey.values())))
+            found = find_files(
+                roots,
+                s.water_restriction_number,
+                pd.Timestamp(s.session_date).date(),
+                None if pd.isna(when) else when.time(),
+                int(s.n_that_day),
+                ins["insertion_number"],
+                folders.get(tuple(ikey.values())),
+            )
         except HistologyIngestError as e:
             summary.fail(item, str(e))
             continue
         claimed |= {p.resolve() for p in found.files()}
         if found.format is None:
             others = sorted(p.name for p in found.files())
-            summary.skip(item, "no electrode positions (siteInfo .mat or channel_locations .json)" +
-                         (f"; not loaded without them: {', '.join(others)}" if others else ""))
+            summary.skip(
+                item,
+                "no electrode positions (siteInfo .mat or channel_locations .json)"
+                + (f"; not loaded without them: {', '.join(others)}" if others else ""),
+            )
             continue
         try:
             n = _load(ikey, ins, found, version)
@@ -304,13 +373,21 @@ def ingest_histology(paths: list | None = None, progress: bool | None = None) ->
             log.exception("loading %s failed", item)
             summary.fail(item, f"database insert failed and was rolled back: {type(e).__name__}: {e}")
             continue
-        note = (f"; {n['disagree']} electrodes where the file's region differs from the annotation's"
-                if n["disagree"] else "")
-        summary.load(f"{item}: {found.format}, {n['electrodes']} electrodes, {n['points']} track points, "
-                     f"{n['regions']} regions{note}")
+        note = (
+            f"; {n['disagree']} electrodes where the file's region differs from the annotation's"
+            if n["disagree"]
+            else ""
+        )
+        summary.load(
+            f"{item}: {found.format}, {n['electrodes']} electrodes, {n['points']} track points, "
+            f"{n['regions']} regions{note}"
+        )
     for path in unclaimed_files(roots, claimed):
-        summary.fail(str(path), "matches no probe insertion (no session of that animal, date and time with that "
-                                "probe number; load the ephys first or fix the name)")
+        summary.fail(
+            str(path),
+            "matches no probe insertion (no session of that animal, date and time with that "
+            "probe number; load the ephys first or fix the name)",
+        )
     return summary
 
 
@@ -321,8 +398,9 @@ def unclaimed_files(roots: list[Path], claimed: set[Path]) -> list[Path]:
     for root in roots:
         for folder in sorted(root.glob("*/histology")):
             for p in sorted(folder.iterdir()):
-                named = (hio.parse_histology_filename(p.name) is not None
-                         or (p.name.endswith("_pts.csv") and hio.parse_track_points_filename(p.name) is not None))
+                named = hio.parse_histology_filename(p.name) is not None or (
+                    p.name.endswith("_pts.csv") and hio.parse_track_points_filename(p.name) is not None
+                )
                 if named and p.resolve() not in claimed:
                     out.append(p)
     return out
@@ -334,8 +412,15 @@ def _load(ikey: dict, ins: dict, found: Found, version: str) -> dict:
 
     ptype = {"probe_type": ins["probe_type"]}
     electrodes = (lab.ProbeType.Electrode & ptype).to_pandas().reset_index()
-    configured = (lab.ElectrodeConfig.Electrode * lab.ProbeType.Electrode
-                  & ptype & {"electrode_config_name": ins["electrode_config_name"]}).to_pandas().reset_index()
+    configured = (
+        (
+            lab.ElectrodeConfig.Electrode * lab.ProbeType.Electrode
+            & ptype
+            & {"electrode_config_name": ins["electrode_config_name"]}
+        )
+        .to_pandas()
+        .reset_index()
+    )
     configured = configured.sort_values("electrode", ignore_index=True)
     electrodes = electrodes.sort_values("electrode", ignore_index=True)
     pos, points, landmarks = read_insertion(found, electrodes, configured)
@@ -351,11 +436,24 @@ def _load(ikey: dict, ins: dict, found: Found, version: str) -> dict:
             raise HistologyIngestError(f"{path}: probe-track points with non-finite coordinates")
     pos["region_id"] = np.asarray(region, dtype=np.int64)
     group = configured.set_index("electrode").electrode_group
-    rows = pd.DataFrame({**ikey, "probe_type": ins["probe_type"], "electrode_config_name": ins["electrode_config_name"],
-                         "electrode_group": group.loc[pos.electrode].to_numpy(), "electrode": pos.electrode,
-                         "ccf_x": pos.ccf_x, "ccf_y": pos.ccf_y, "ccf_z": pos.ccf_z, "region_id": pos.region_id})
-    point_rows = [dict(ikey, shank=int(shank), point_order=i, ccf_x=float(p[0]), ccf_y=float(p[1]), ccf_z=float(p[2]))
-                  for shank, trk, _ in points for i, p in enumerate(trk)]
+    rows = pd.DataFrame(
+        {
+            **ikey,
+            "probe_type": ins["probe_type"],
+            "electrode_config_name": ins["electrode_config_name"],
+            "electrode_group": group.loc[pos.electrode].to_numpy(),
+            "electrode": pos.electrode,
+            "ccf_x": pos.ccf_x,
+            "ccf_y": pos.ccf_y,
+            "ccf_z": pos.ccf_z,
+            "region_id": pos.region_id,
+        }
+    )
+    point_rows = [
+        dict(ikey, shank=int(shank), point_order=i, ccf_x=float(p[0]), ccf_y=float(p[1]), ccf_z=float(p[2]))
+        for shank, trk, _ in points
+        for i, p in enumerate(trk)
+    ]
     subject = {"subject_id": ikey["subject_id"]}
     new_landmarks = []
     if landmarks is not None and len(landmarks):
@@ -370,12 +468,22 @@ def _load(ikey: dict, ins: dict, found: Found, version: str) -> dict:
             if old is None:
                 new_landmarks.append(dict(subject, landmark_name=r["landmark_name"][:64], **{c: r[c] for c in cols}))
             elif not np.allclose([old[c] for c in cols], [r[c] for c in cols], equal_nan=True):
-                raise HistologyIngestError(f"landmark {r['landmark_name']!r} differs from the one stored for subject "
-                                           f"{ikey['subject_id']} (from an earlier insertion's landmark file)")
+                raise HistologyIngestError(
+                    f"landmark {r['landmark_name']!r} differs from the one stored for subject "
+                    f"{ikey['subject_id']} (from an earlier insertion's landmark file)"
+                )
     file_rows = []
     for p, role in found.files().items():
-        file_rows.append(dict(ikey, histology_file=p.name[:255], file_path=str(p.resolve())[:1024], file_role=role,
-                              file_size=p.stat().st_size, file_sha1=sha1(p)))
+        file_rows.append(
+            dict(
+                ikey,
+                histology_file=p.name[:255],
+                file_path=str(p.resolve())[:1024],
+                file_role=role,
+                file_size=p.stat().st_size,
+                file_sha1=sha1(p),
+            )
+        )
     file_part = pos.file_region.to_numpy(dtype=np.int64)
     disagree = int(((file_part > 0) & (file_part != pos.region_id.to_numpy())).sum())
     with histology.ElectrodeCCFPosition.connection.transaction:
@@ -390,5 +498,6 @@ def _load(ikey: dict, ins: dict, found: Found, version: str) -> dict:
             histology.SubjectToCCFTransformation.Landmark.insert(new_landmarks)
         ingest_histology.HistologyIngest.insert1(dict(ikey, histology_format=found.format))
         ingest_histology.HistologyIngest.HistologyFile.insert(file_rows)
-    return dict(electrodes=len(rows), points=len(point_rows), regions=int(len(np.unique(region[region > 0]))),
-                disagree=disagree)
+    return dict(
+        electrodes=len(rows), points=len(point_rows), regions=int(len(np.unique(region[region > 0]))), disagree=disagree
+    )

@@ -23,16 +23,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from ..io.spreadsheet import read_table
 from .summary import Summary
 
-REQUIRED = ("session_date", "insertion_number", "skull_reference", "ap_location", "ml_location", "depth",
-            "brain_area", "hemisphere")
+REQUIRED = (
+    "session_date",
+    "insertion_number",
+    "skull_reference",
+    "ap_location",
+    "ml_location",
+    "depth",
+    "brain_area",
+    "hemisphere",
+)
 YES = {"yes", "y", "true", "1"}
 NO = {"no", "n", "false", "0", ""}
 
 
-class RowError(ValueError):
+class RowError(InputError):
     pass
 
 
@@ -87,8 +96,10 @@ def _session_key(raw: dict, h2o_to_subject: dict, sessions: pd.DataFrame) -> dic
         hhmmss = str(raw["behaviour_time"]).strip().replace(":", "").split(".")[0].zfill(6)
         cand = cand[cand.session_datetime.dt.strftime("%H%M%S") == hhmmss]
     if len(cand) == 0:
-        raise RowError(f"no session of subject {subject} on {day}" +
-                       (f" at {raw['behaviour_time']}" if not _blank(raw.get("behaviour_time")) else ""))
+        raise RowError(
+            f"no session of subject {subject} on {day}"
+            + (f" at {raw['behaviour_time']}" if not _blank(raw.get("behaviour_time")) else "")
+        )
     if len(cand) > 1:
         raise RowError(f"subject {subject} has {len(cand)} sessions on {day}; give behaviour_time (HHMMSS)")
     return dict(subject_id=int(subject), session=int(cand.iloc[0].session))
@@ -121,8 +132,10 @@ def load_insertion_locations(path: str | Path, sheet: str | int | None = None, r
             missing = [c for c in REQUIRED if _blank(raw.get(c))]
             if missing:
                 raise RowError(f"missing {', '.join(missing)}")
-            key = dict(_session_key(raw, h2o_to_subject, sessions),
-                       insertion_number=int(_num(raw["insertion_number"], "insertion_number")))
+            key = dict(
+                _session_key(raw, h2o_to_subject, sessions),
+                insertion_number=int(_num(raw["insertion_number"], "insertion_number")),
+            )
             k = tuple(key.values())
             if k in seen:
                 raise RowError(f"same insertion as row {seen[k]}")
@@ -130,28 +143,48 @@ def load_insertion_locations(path: str | Path, sheet: str | int | None = None, r
             if not (ephys.ProbeInsertion & key):
                 raise RowError(f"insertion {key} is not loaded (run ingest-ephys first)")
             ref, area, hemi = (str(raw[c]).strip() for c in ("skull_reference", "brain_area", "hemisphere"))
-            for v, allowed, col in ((ref, refs, "skull_reference"), (area, areas, "brain_area"),
-                                    (hemi, hemis, "hemisphere")):
+            for v, allowed, col in (
+                (ref, refs, "skull_reference"),
+                (area, areas, "brain_area"),
+                (hemi, hemis, "hemisphere"),
+            ):
                 if v not in allowed:
                     raise RowError(f"{col} {v!r} is not one of {', '.join(sorted(allowed))}")
-            loc = dict(key, skull_reference=ref, ap_location=_num(raw["ap_location"], "ap_location"),
-                       ml_location=_num(raw["ml_location"], "ml_location"), depth=_num(raw["depth"], "depth"),
-                       theta=_num(raw.get("theta"), "theta", False), phi=_num(raw.get("phi"), "phi", False),
-                       beta=_num(raw.get("beta"), "beta", False))
+            loc = dict(
+                key,
+                skull_reference=ref,
+                ap_location=_num(raw["ap_location"], "ap_location"),
+                ml_location=_num(raw["ml_location"], "ml_location"),
+                depth=_num(raw["depth"], "depth"),
+                theta=_num(raw.get("theta"), "theta", False),
+                phi=_num(raw.get("phi"), "phi", False),
+                beta=_num(raw.get("beta"), "beta", False),
+            )
             quality = None
-            if any(c in df.columns and not _blank(raw.get(c)) for c in
-                   ("drift_presence", "alignment_confidence", "number_of_landmarks", "insertion_comment", "good_period")):
+            if any(
+                c in df.columns and not _blank(raw.get(c))
+                for c in (
+                    "drift_presence",
+                    "alignment_confidence",
+                    "number_of_landmarks",
+                    "insertion_comment",
+                    "good_period",
+                )
+            ):
                 flags = {}
                 for c in ("drift_presence", "alignment_confidence"):
                     v = "" if _blank(raw.get(c)) else str(raw[c]).strip().lower()
                     if v not in YES | NO:
                         raise RowError(f"{c} {raw[c]!r} is not yes/no")
                     flags[c] = v in YES
-                quality = dict(key, **flags,
-                               number_of_landmarks=int(_num(raw.get("number_of_landmarks"), "number_of_landmarks",
-                                                            False) or 0),
-                               insertion_comment="" if _blank(raw.get("insertion_comment"))
-                               else str(raw["insertion_comment"]).strip()[:1000])
+                quality = dict(
+                    key,
+                    **flags,
+                    number_of_landmarks=int(_num(raw.get("number_of_landmarks"), "number_of_landmarks", False) or 0),
+                    insertion_comment=""
+                    if _blank(raw.get("insertion_comment"))
+                    else str(raw["insertion_comment"]).strip()[:1000],
+                )
             periods = parse_good_periods(raw.get("good_period"))
             plans.append((item, key, loc, dict(key, brain_area=area, hemisphere=hemi), quality, periods))
         except RowError as e:
@@ -166,9 +199,11 @@ def load_insertion_locations(path: str | Path, sheet: str | int | None = None, r
         stored = (ephys.ProbeInsertion.InsertionLocation & key).to_dicts()
         if stored:
             s = stored[0]
-            same = all((s[k] is None and v is None) or (s[k] is not None and v is not None and
-                                                          (s[k] == v if isinstance(v, str) else np.isclose(s[k], v)))
-                       for k, v in loc.items())
+            same = all(
+                (s[k] is None and v is None)
+                or (s[k] is not None and v is not None and (s[k] == v if isinstance(v, str) else np.isclose(s[k], v)))
+                for k, v in loc.items()
+            )
             if same:
                 summary.skip(item, "already loaded with the same values")
                 continue
@@ -181,8 +216,12 @@ def load_insertion_locations(path: str | Path, sheet: str | int | None = None, r
     conn = ephys.ProbeInsertion.connection
     with conn.transaction:
         for item, key, loc, region, quality, periods in todo:
-            for part in (ephys.ProbeInsertionQuality.GoodTrial, ephys.ProbeInsertionQuality.GoodPeriod,
-                         ephys.ProbeInsertion.RecordableBrainRegion, ephys.ProbeInsertion.InsertionLocation):
+            for part in (
+                ephys.ProbeInsertionQuality.GoodTrial,
+                ephys.ProbeInsertionQuality.GoodPeriod,
+                ephys.ProbeInsertion.RecordableBrainRegion,
+                ephys.ProbeInsertion.InsertionLocation,
+            ):
                 (part & key).delete_quick()
             (ephys.ProbeInsertionQuality & key).delete_quick()
             ephys.ProbeInsertion.InsertionLocation.insert1(loc)
@@ -191,14 +230,18 @@ def load_insertion_locations(path: str | Path, sheet: str | int | None = None, r
                 ephys.ProbeInsertionQuality.insert1(quality or dict(key))
             if periods:
                 ephys.ProbeInsertionQuality.GoodPeriod.insert(
-                    [dict(key, good_period_start=a, good_period_end=b if math.isfinite(b) else 1e12)
-                     for a, b in periods])
+                    [
+                        dict(key, good_period_start=a, good_period_end=b if math.isfinite(b) else 1e12)
+                        for a, b in periods
+                    ]
+                )
                 trials = (ephys.Clustering.Trial & key).to_pandas().reset_index()
                 starts = trials["trial_start"].to_numpy()
                 good = np.zeros(len(starts), dtype=bool)
                 for a, b in periods:
                     good |= (starts >= a) & (starts < b)
                 ephys.ProbeInsertionQuality.GoodTrial.insert(
-                    [dict(key, trial=int(t)) for t in trials["trial"].to_numpy()[good]])
+                    [dict(key, trial=int(t)) for t in trials["trial"].to_numpy()[good]]
+                )
             summary.load(f"{item}: insertion {key['insertion_number']} of session {key['session']}")
     return summary

@@ -15,8 +15,8 @@ class Summary:
     what: str = "items"
     found: int = 0
     loaded: list[str] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)   # (item, reason)
-    failed: list[tuple[str, str]] = field(default_factory=list)    # (item, reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (item, reason)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (item, reason)
 
     def load(self, item: str) -> None:
         self.loaded.append(item)
@@ -43,8 +43,10 @@ class Summary:
         return not self.failed
 
     def line(self) -> str:
-        return (f"{self.what}: {self.found} found, {len(self.loaded)} loaded, "
-                f"{len(self.skipped)} skipped, {len(self.failed)} failed")
+        return (
+            f"{self.what}: {self.found} found, {len(self.loaded)} loaded, "
+            f"{len(self.skipped)} skipped, {len(self.failed)} failed"
+        )
 
     def report(self, max_items: int = 50) -> str:
         """A multi-line text: the counts, then every failure and skip reason (grouped)."""

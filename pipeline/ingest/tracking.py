@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import config
+from ..errors import InputError
 from .progress import track
 from .summary import Summary
 
@@ -31,14 +32,17 @@ CAMERAS = {"side": "Camera 0", "bottom": "Camera 1", "body": "Camera 2"}
 MTL_CAMERAS = {"side": "Camera 3", "bottom": "Camera 4", "body": "Camera 5"}
 
 
-class TrackingIngestError(ValueError):
+class TrackingIngestError(InputError):
     pass
 
 
 def session_folders(root: Path, h2o: str, day: dt.date, n: int) -> list[Path]:
     suffix = f"_{n}" if n > 1 else ""
-    return [p for p in (root / h2o / f"{h2o}_{day:%m%d%y}{suffix}",
-                        root / h2o / f"{day:%Y%m%d}{suffix}" / "tracking") if p.is_dir()]
+    return [
+        p
+        for p in (root / h2o / f"{h2o}_{day:%m%d%y}{suffix}", root / h2o / f"{day:%Y%m%d}{suffix}" / "tracking")
+        if p.is_dir()
+    ]
 
 
 def trial_files(folder: Path, h2o: str, position: str) -> dict[int, Path]:
@@ -51,8 +55,9 @@ def trial_files(folder: Path, h2o: str, position: str) -> dict[int, Path]:
             if m:
                 idx = int(m.group(1))
                 if idx in out and out[idx] != p:
-                    raise TrackingIngestError(f"{folder}: two files for {position} index {idx}: "
-                                              f"{out[idx].name}, {p.name}")
+                    raise TrackingIngestError(
+                        f"{folder}: two files for {position} index {idx}: {out[idx].name}, {p.name}"
+                    )
                 out[idx] = p
     return out
 
@@ -75,7 +80,9 @@ def trial_map(folder: Path, h2o: str, day: dt.date, position: str) -> dict[int, 
     return None
 
 
-def _read_session(folder: Path, h2o: str, day: dt.date, rig: str, trials: set[int], devices: dict) -> tuple[list, list, set]:
+def _read_session(
+    folder: Path, h2o: str, day: dt.date, rig: str, trials: set[int], devices: dict
+) -> tuple[list, list, set]:
     from ..io.dlc import map_bodyparts, read_dlc
 
     tracking_rows, feature_rows, unknown = [], [], set()
@@ -89,7 +96,8 @@ def _read_session(folder: Path, h2o: str, day: dt.date, rig: str, trials: set[in
             if len(files) != len(trials):
                 raise TrackingIngestError(
                     f"{folder}: {len(files)} {position} files but the session has {len(trials)} trials "
-                    f"(add {h2o}_{day:%m%d%y}_{position}.txt mapping file index to trial)")
+                    f"(add {h2o}_{day:%m%d%y}_{position}.txt mapping file index to trial)"
+                )
             mapping = {i: i for i in files}
         device = cams[position]
         rate = devices[device]
@@ -102,15 +110,25 @@ def _read_session(folder: Path, h2o: str, day: dt.date, rig: str, trials: set[in
             unknown |= set(extra)
             n = len(d.x)
             key = dict(trial=trial, tracking_device=device)
-            tracking_rows.append(dict(key, tracking_samples=n,
-                                      frame_time=(np.asarray(d.frame_index, dtype=np.float64) / rate).astype(np.float32)))
+            tracking_rows.append(
+                dict(
+                    key,
+                    tracking_samples=n,
+                    frame_time=(np.asarray(d.frame_index, dtype=np.float64) / rate).astype(np.float32),
+                )
+            )
             for j, bp in enumerate(d.bodyparts):
                 feature = features.get(bp, bp)[:24]
-                feature_rows.append(dict(key, feature=feature, bodypart=bp[:64],
-                                         x=np.asarray(d.x[:, j], dtype=np.float32),
-                                         y=np.asarray(d.y[:, j], dtype=np.float32),
-                                         likelihood=None if d.likelihood is None
-                                         else np.asarray(d.likelihood[:, j], dtype=np.float32)))
+                feature_rows.append(
+                    dict(
+                        key,
+                        feature=feature,
+                        bodypart=bp[:64],
+                        x=np.asarray(d.x[:, j], dtype=np.float32),
+                        y=np.asarray(d.y[:, j], dtype=np.float32),
+                        likelihood=None if d.likelihood is None else np.asarray(d.likelihood[:, j], dtype=np.float32),
+                    )
+                )
     return tracking_rows, feature_rows, unknown
 
 
@@ -118,14 +136,33 @@ def ingest_tracking(paths: list | None = None, progress: bool | None = None) -> 
     from .. import experiment, lab, tracking
 
     summary = Summary(what="tracking sessions")
-    entries = config.validate("tracking_data_paths", paths if paths is not None else config.get("tracking_data_paths", []))
+    entries = config.validate(
+        "tracking_data_paths", paths if paths is not None else config.get("tracking_data_paths", [])
+    )
     devices = dict(zip(*tracking.TrackingDevice().to_arrays("tracking_device", "sampling_rate")))
-    sessions = (experiment.Session * lab.WaterRestriction).proj(
-        "session_date", "session_datetime", "rig", "water_restriction_number").to_pandas().reset_index()
+    sessions = (
+        (experiment.Session * lab.WaterRestriction)
+        .proj("session_date", "session_datetime", "rig", "water_restriction_number")
+        .to_pandas()
+        .reset_index()
+    )
     sessions = sessions.sort_values(["subject_id", "session_datetime"])
     sessions["n"] = sessions.groupby(["subject_id", "session_date"]).cumcount() + 1
-    done = set(map(tuple, (tracking.Tracking.proj()).to_pandas().reset_index()[["subject_id", "session"]]
-                   .drop_duplicates().to_numpy().tolist())) if len(tracking.Tracking()) else set()
+    done = (
+        set(
+            map(
+                tuple,
+                (tracking.Tracking.proj())
+                .to_pandas()
+                .reset_index()[["subject_id", "session"]]
+                .drop_duplicates()
+                .to_numpy()
+                .tolist(),
+            )
+        )
+        if len(tracking.Tracking())
+        else set()
+    )
     work = []
     for rig, root in entries:
         root = Path(root).expanduser()
@@ -144,8 +181,9 @@ def ingest_tracking(paths: list | None = None, progress: bool | None = None) -> 
         item = f"{s['water_restriction_number']} session {s['session']} ({folder})"
         trials = set(int(t) for t in (experiment.SessionTrial & skey).to_arrays("trial"))
         try:
-            rows, features, unknown = _read_session(folder, s["water_restriction_number"], s["session_date"],
-                                                    s["rig"], trials, devices)
+            rows, features, unknown = _read_session(
+                folder, s["water_restriction_number"], s["session_date"], s["rig"], trials, devices
+            )
         except Exception as e:  # reader errors name the file
             summary.fail(item, str(e))
             continue

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from .matfile import MatFileError, read_mat
 
 __all__ = ["BitcodeError", "BitcodeFile", "read_bitcode", "TrialAlignment", "align_trials", "CORE_VARIABLES"]
@@ -41,17 +42,17 @@ CORE_VARIABLES = ("bitCodeS", "bitcode", "sTrig", "goCue", "trialNum")
 _SHOWN = 5  # mismatches listed in an error message
 
 
-class BitcodeError(ValueError):
+class BitcodeError(InputError):
     """An unreadable bitcode file (message starts with its path) or bitcodes that do not align."""
 
 
 @dataclass
 class BitcodeFile:
     path: Path
-    bitcodes: list[str]                 #: per ephys trial, '0101...'
-    trial_start: np.ndarray | None      #: sTrig, samples (float64); None in the old format
-    go_cue: np.ndarray | None           #: goCue, samples, NaN for free-water trials; None in the old format
-    trial_numbers: np.ndarray | None    #: trialNum (int64, 1-based behaviour trials) if present
+    bitcodes: list[str]  #: per ephys trial, '0101...'
+    trial_start: np.ndarray | None  #: sTrig, samples (float64); None in the old format
+    go_cue: np.ndarray | None  #: goCue, samples, NaN for free-water trials; None in the old format
+    trial_numbers: np.ndarray | None  #: trialNum (int64, 1-based behaviour trials) if present
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -77,13 +78,17 @@ class BitcodeFile:
         if self.go_cue_complete:
             bad = np.flatnonzero(np.isnan(self.go_cue) != fw)
             if bad.size:
-                raise BitcodeError(f"{self.path}: goCue is NaN at ephys trials "
-                                   f"{np.flatnonzero(np.isnan(self.go_cue)).tolist()[:10]} but the free-water "
-                                   f"trials are {np.flatnonzero(fw).tolist()[:10]}")
+                raise BitcodeError(
+                    f"{self.path}: goCue is NaN at ephys trials "
+                    f"{np.flatnonzero(np.isnan(self.go_cue)).tolist()[:10]} but the free-water "
+                    f"trials are {np.flatnonzero(fw).tolist()[:10]}"
+                )
             return self.go_cue.copy()
         if int((~fw).sum()) != len(self.go_cue):
-            raise BitcodeError(f"{self.path}: goCue has {len(self.go_cue)} entries but there are "
-                               f"{int((~fw).sum())} non-free-water trials of {self.n_trials}")
+            raise BitcodeError(
+                f"{self.path}: goCue has {len(self.go_cue)} entries but there are "
+                f"{int((~fw).sum())} non-free-water trials of {self.n_trials}"
+            )
         out = np.full(self.n_trials, np.nan)
         out[~fw] = self.go_cue
         return out
@@ -109,8 +114,11 @@ def _strings(path: Path, value: Any, name: str) -> list[str]:
         return [value.strip()]
     if isinstance(value, bytes):
         return [value.decode().strip()]
-    if isinstance(value, np.ndarray) and value.dtype.kind in "iuf" or (
-            isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float, np.number)) for v in value)):
+    if (
+        isinstance(value, np.ndarray)
+        and value.dtype.kind in "iuf"
+        or (isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float, np.number)) for v in value))
+    ):
         return _rows_to_codes(path, value, name)
     items = value.ravel().tolist() if isinstance(value, np.ndarray) else list(value)
     out = []
@@ -156,8 +164,10 @@ def read_bitcode(path: str | Path) -> BitcodeFile:
             raise BitcodeError(f"{path}: bitCodeS has {len(codes_s)} trials but bitcode has {len(codes_m)}")
         bad = [i for i, (a, b) in enumerate(zip(codes_s, codes_m)) if a != b]
         if bad:
-            raise BitcodeError(f"{path}: bitCodeS and bitcode disagree at ephys trial(s) {bad[:_SHOWN]} "
-                               f"(first: {codes_s[bad[0]]!r} vs {codes_m[bad[0]]!r})")
+            raise BitcodeError(
+                f"{path}: bitCodeS and bitcode disagree at ephys trial(s) {bad[:_SHOWN]} "
+                f"(first: {codes_s[bad[0]]!r} vs {codes_m[bad[0]]!r})"
+            )
     codes = codes_s if codes_s is not None else codes_m
     n = len(codes)
     if n == 0:
@@ -183,21 +193,21 @@ def read_bitcode(path: str | Path) -> BitcodeFile:
             raise BitcodeError(f"{path}: trialNum holds non-integer values")
         trial_numbers = tn.astype(np.int64)
     extras = {k: v for k, v in data.items() if k not in CORE_VARIABLES}
-    return BitcodeFile(path=path, bitcodes=codes, trial_start=start, go_cue=go,
-                       trial_numbers=trial_numbers, extras=extras)
+    return BitcodeFile(
+        path=path, bitcodes=codes, trial_start=start, go_cue=go, trial_numbers=trial_numbers, extras=extras
+    )
 
 
 @dataclass
 class TrialAlignment:
-    behavior_trials: np.ndarray   #: behaviour trial number (1-based) of each ephys trial kept
-    ephys_index: np.ndarray       #: 0-based index into the ephys trials of each of those
+    behavior_trials: np.ndarray  #: behaviour trial number (1-based) of each ephys trial kept
+    ephys_index: np.ndarray  #: 0-based index into the ephys trials of each of those
     n_ephys: int
     n_behavior: int
-    dropped_ephys: list[int]      #: ephys trials that matched no behaviour trial (reasons in messages)
+    dropped_ephys: list[int]  #: ephys trials that matched no behaviour trial (reasons in messages)
     messages: list[str] = field(default_factory=list)
-    method: str = "bitcode"       #: 'bitcode' or 'trialNum'
-    offset: int | None = None     #: behaviour index - ephys index (bitcode method)
-
+    method: str = "bitcode"  #: 'bitcode' or 'trialNum'
+    offset: int | None = None  #: behaviour index - ephys index (bitcode method)
 
 
 def _where(path) -> str:
@@ -205,14 +215,22 @@ def _where(path) -> str:
 
 
 def _mismatch_text(pairs: list[tuple[int, int, str, str]], total: int) -> str:
-    shown = "; ".join(f"ephys trial {i} (0-based) has {a!r}, behaviour trial {t} has {b!r}"
-                      for i, t, a, b in pairs[:_SHOWN])
+    shown = "; ".join(
+        f"ephys trial {i} (0-based) has {a!r}, behaviour trial {t} has {b!r}" for i, t, a, b in pairs[:_SHOWN]
+    )
     more = f" (+{total - _SHOWN} more)" if total > _SHOWN else ""
     return shown + more
 
 
-def align_trials(ephys_codes, behavior_codes, trial_numbers=None, path=None, *,
-                 behavior_trial_numbers=None, allow_partial: bool = True) -> TrialAlignment:
+def align_trials(
+    ephys_codes,
+    behavior_codes,
+    trial_numbers=None,
+    path=None,
+    *,
+    behavior_trial_numbers=None,
+    allow_partial: bool = True,
+) -> TrialAlignment:
     """Match the ephys trials (bitcodes from the bitcode file) to behaviour trials.
 
     ``behavior_codes`` are in behaviour trial order; their trial numbers are
@@ -230,8 +248,11 @@ def align_trials(ephys_codes, behavior_codes, trial_numbers=None, path=None, *,
     e = [str(c).strip() for c in ephys_codes]
     b = [str(c).strip() for c in behavior_codes]
     n_e, n_b = len(e), len(b)
-    bt = (np.arange(1, n_b + 1, dtype=np.int64) if behavior_trial_numbers is None
-          else np.asarray(behavior_trial_numbers, dtype=np.int64).ravel())
+    bt = (
+        np.arange(1, n_b + 1, dtype=np.int64)
+        if behavior_trial_numbers is None
+        else np.asarray(behavior_trial_numbers, dtype=np.int64).ravel()
+    )
     where = _where(path)
     if len(bt) != n_b:
         raise BitcodeError(f"{where}{len(bt)} behaviour trial numbers for {n_b} behaviour codes")
@@ -257,22 +278,33 @@ def align_trials(ephys_codes, behavior_codes, trial_numbers=None, path=None, *,
                 messages.append(f"ephys trial {i}: trialNum {t:g} is not a behaviour trial; dropped")
         dup = [t for t, k in Counter(behav).items() if k > 1]
         if dup:
-            raise BitcodeError(f"{where}trialNum gives behaviour trial(s) {sorted(dup)[:_SHOWN]} to more than "
-                               "one ephys trial")
+            raise BitcodeError(
+                f"{where}trialNum gives behaviour trial(s) {sorted(dup)[:_SHOWN]} to more than one ephys trial"
+            )
         if dropped and not allow_partial:
             raise BitcodeError(f"{where}" + "; ".join(messages))
         disagree = [(i, t, e[i], b[pos[t]]) for i, t in zip(keep, behav) if e[i] != b[pos[t]]]
         if disagree:
-            messages.append(f"trialNum overrides {len(disagree)} disagreeing bitcode(s): "
-                            + _mismatch_text(disagree, len(disagree)))
+            messages.append(
+                f"trialNum overrides {len(disagree)} disagreeing bitcode(s): " + _mismatch_text(disagree, len(disagree))
+            )
             log.warning("%s%s", where, messages[-1])
-        return TrialAlignment(behavior_trials=np.asarray(behav, dtype=np.int64),
-                              ephys_index=np.asarray(keep, dtype=np.int64), n_ephys=n_e, n_behavior=n_b,
-                              dropped_ephys=dropped, messages=messages, method="trialNum")
+        return TrialAlignment(
+            behavior_trials=np.asarray(behav, dtype=np.int64),
+            ephys_index=np.asarray(keep, dtype=np.int64),
+            n_ephys=n_e,
+            n_behavior=n_b,
+            dropped_ephys=dropped,
+            messages=messages,
+            method="trialNum",
+        )
 
     lengths_e, lengths_b = {len(c) for c in e}, {len(c) for c in b}
-    hint = (f" (ephys codes have {sorted(lengths_e)} characters, behaviour codes {sorted(lengths_b)})"
-            if lengths_e != lengths_b else "")
+    hint = (
+        f" (ephys codes have {sorted(lengths_e)} characters, behaviour codes {sorted(lengths_b)})"
+        if lengths_e != lengths_b
+        else ""
+    )
     e_arr, b_arr = np.asarray(e, dtype=object), np.asarray(b, dtype=object)
 
     def placement(d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -284,8 +316,10 @@ def align_trials(ephys_codes, behavior_codes, trial_numbers=None, path=None, *,
         tried = [(d, *placement(d)) for d in firsts]
         clean = [t for t in tried if not t[2].any()]
         if len(clean) > 1:
-            raise BitcodeError(f"{where}ambiguous alignment: the ephys codes fit behaviour trials starting at "
-                               f"{[int(bt[d]) for d, _, _ in clean][:_SHOWN]} equally well")
+            raise BitcodeError(
+                f"{where}ambiguous alignment: the ephys codes fit behaviour trials starting at "
+                f"{[int(bt[d]) for d, _, _ in clean][:_SHOWN]} equally well"
+            )
         d, idx, bad = clean[0] if clean else min(tried, key=lambda t: int(t[2].sum()))
     else:
         pos: dict[str, list[int]] = {}
@@ -293,23 +327,37 @@ def align_trials(ephys_codes, behavior_codes, trial_numbers=None, path=None, *,
             pos.setdefault(c, []).append(j)
         offsets = Counter(j - i for i, c in enumerate(e) for j in pos.get(c, ()))
         if not offsets:
-            raise BitcodeError(f"{where}none of the {n_e} ephys bitcodes occurs among the {n_b} behaviour "
-                               f"bitcodes (first ephys {e[0]!r}, first behaviour {b[0]!r}){hint}")
+            raise BitcodeError(
+                f"{where}none of the {n_e} ephys bitcodes occurs among the {n_b} behaviour "
+                f"bitcodes (first ephys {e[0]!r}, first behaviour {b[0]!r}){hint}"
+            )
         (d, votes), *rest = offsets.most_common()
         if rest and rest[0][1] == votes:
-            raise BitcodeError(f"{where}the first ephys bitcode {e[0]!r} is not among the behaviour bitcodes and "
-                               f"the other codes do not agree on one alignment{hint}")
+            raise BitcodeError(
+                f"{where}the first ephys bitcode {e[0]!r} is not among the behaviour bitcodes and "
+                f"the other codes do not agree on one alignment{hint}"
+            )
         idx, bad = placement(d)
-        anchor = (f"ephys trial {-d} = behaviour trial {int(bt[0])}" if d < 0
-                  else f"ephys trial 0 = behaviour trial {int(bt[d]) if d < n_b else d + 1}")
-        messages.append(f"the first ephys bitcode {e[0]!r} is not among the behaviour bitcodes; "
-                        f"{votes} matching codes give {anchor}")
+        anchor = (
+            f"ephys trial {-d} = behaviour trial {int(bt[0])}"
+            if d < 0
+            else f"ephys trial 0 = behaviour trial {int(bt[d]) if d < n_b else d + 1}"
+        )
+        messages.append(
+            f"the first ephys bitcode {e[0]!r} is not among the behaviour bitcodes; "
+            f"{votes} matching codes give {anchor}"
+        )
     if bad.any():
         pairs = [(int(i), int(bt[i + d]), e[i], b[i + d]) for i in idx[bad]]
-        anchor = (f"ephys trial {-d} = behaviour trial {int(bt[0])}" if d < 0
-                  else f"ephys trial 0 = behaviour trial {int(bt[d])}")
-        raise BitcodeError(f"{where}ephys and behaviour bitcodes disagree at {len(pairs)} of {idx.size} "
-                           f"overlapping trials (aligned with {anchor}): {_mismatch_text(pairs, len(pairs))}{hint}")
+        anchor = (
+            f"ephys trial {-d} = behaviour trial {int(bt[0])}"
+            if d < 0
+            else f"ephys trial 0 = behaviour trial {int(bt[d])}"
+        )
+        raise BitcodeError(
+            f"{where}ephys and behaviour bitcodes disagree at {len(pairs)} of {idx.size} "
+            f"overlapping trials (aligned with {anchor}): {_mismatch_text(pairs, len(pairs))}{hint}"
+        )
     if idx.size == 0:
         raise BitcodeError(f"{where}the ephys and behaviour trials do not overlap")
     dropped = [i for i in range(n_e) if i < idx[0] or i > idx[-1]]
@@ -318,12 +366,21 @@ def align_trials(ephys_codes, behavior_codes, trial_numbers=None, path=None, *,
     if before:
         messages.append(f"ephys trials {before[0]}..{before[-1]} come before the first behaviour trial; dropped")
     if after:
-        messages.append(f"ephys trials {after[0]}..{after[-1]} come after the last behaviour trial "
-                        f"({int(bt[-1])}); dropped")
+        messages.append(
+            f"ephys trials {after[0]}..{after[-1]} come after the last behaviour trial ({int(bt[-1])}); dropped"
+        )
     if dropped and not allow_partial:
         raise BitcodeError(f"{where}" + "; ".join(messages))
     n_unrecorded = n_b - idx.size
     if n_unrecorded:
         messages.append(f"{n_unrecorded} of {n_b} behaviour trials have no ephys trial")
-    return TrialAlignment(behavior_trials=bt[idx + d], ephys_index=idx.astype(np.int64), n_ephys=n_e,
-                          n_behavior=n_b, dropped_ephys=dropped, messages=messages, method="bitcode", offset=int(d))
+    return TrialAlignment(
+        behavior_trials=bt[idx + d],
+        ephys_index=idx.astype(np.int64),
+        n_ephys=n_e,
+        n_behavior=n_b,
+        dropped_ephys=dropped,
+        messages=messages,
+        method="bitcode",
+        offset=int(d),
+    )

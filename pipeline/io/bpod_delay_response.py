@@ -30,25 +30,41 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError, SkipItem
 from .matfile import MatFileError, read_mat
 
 FILENAME = re.compile(r"^(?P<h2o>[a-zA-Z]{2}[^_]*)_(?P<task>.*)_(?P<date>\d{8})_(?P<time>\d{6})\.mat$")
 REQUIRED_STATES = ("PreSamplePeriod", "SamplePeriod", "DelayPeriod", "ResponseCue", "StopLicking", "TrialEnd")
-EVENT_STATES = {"PreSamplePeriod": "presample", "SamplePeriod": "sample", "DelayPeriod": "delay",
-                "ResponseCue": "go", "TrialEnd": "trialend"}
+EVENT_STATES = {
+    "PreSamplePeriod": "presample",
+    "SamplePeriod": "sample",
+    "DelayPeriod": "delay",
+    "ResponseCue": "go",
+    "TrialEnd": "trialend",
+}
 LICK_EVENTS = {"Port1In": "left lick", "Port2In": "right lick"}
 PHOTOSTIM_POWER = 5.5  # mW, as the original recorded for every ALM stimulation
 PHOTOSTIM_PROTOCOLS = (4, 5, 6)
 
-TRIAL_COLUMNS = ("trial", "start_time", "stop_time", "task", "task_protocol", "trial_instruction",
-                 "early_lick", "outcome", "auto_water", "free_water")
+TRIAL_COLUMNS = (
+    "trial",
+    "start_time",
+    "stop_time",
+    "task",
+    "task_protocol",
+    "trial_instruction",
+    "early_lick",
+    "outcome",
+    "auto_water",
+    "free_water",
+)
 
 
-class BehaviorFileError(ValueError):
+class BehaviorFileError(InputError):
     """The file cannot be loaded; the message names the file and what is wrong."""
 
 
-class UnsupportedProtocol(BehaviorFileError):
+class UnsupportedProtocol(BehaviorFileError, SkipItem):
     """A readable Bpod file of a protocol this reader does not load (skip it, it is not broken)."""
 
 
@@ -59,11 +75,11 @@ class BehaviorData:
     path: Path
     h2o: str
     session_datetime: dt.datetime
-    trials: pd.DataFrame                 # TRIAL_COLUMNS
-    notes: pd.DataFrame                  # trial, trial_note_type, trial_note
-    events: pd.DataFrame                 # trial, trial_event_type, trial_event_time, duration
-    actions: pd.DataFrame                # trial, action_event_type, action_event_time
-    photostim_events: pd.DataFrame       # trial, photostim_protocol, photostim_event_time, power
+    trials: pd.DataFrame  # TRIAL_COLUMNS
+    notes: pd.DataFrame  # trial, trial_note_type, trial_note
+    events: pd.DataFrame  # trial, trial_event_type, trial_event_time, duration
+    actions: pd.DataFrame  # trial, action_event_type, action_event_time
+    photostim_events: pd.DataFrame  # trial, photostim_protocol, photostim_event_time, power
     skipped_trials: list[tuple[int, str]] = field(default_factory=list)
     n_trials_in_file: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -126,8 +142,9 @@ def session_datetime(info: dict, path: Path) -> dt.datetime:
         date = dt.datetime.strptime(str(info["SessionDate"]).strip(), "%d-%b-%Y").date()
         t = dt.datetime.strptime(str(info["SessionStartTime_UTC"]).strip(), "%H:%M:%S").time()
     except (KeyError, ValueError) as e:
-        raise BehaviorFileError(f"{path}: SessionData.Info has no usable SessionDate/SessionStartTime_UTC ({e})") \
-            from None
+        raise BehaviorFileError(
+            f"{path}: SessionData.Info has no usable SessionDate/SessionStartTime_UTC ({e})"
+        ) from None
     return dt.datetime.combine(date, t)
 
 
@@ -158,19 +175,25 @@ def read_delay_response(path: str | Path) -> BehaviorData:
     if "ProtocolType" not in gui0:
         raise UnsupportedProtocol(
             f"{path}: unsupported protocol (TrialSettings.GUI has no ProtocolType; "
-            f"fields: {', '.join(sorted(gui0)[:8])}...)")
+            f"fields: {', '.join(sorted(gui0)[:8])}...)"
+        )
     raw = S["RawEvents"]
     if not isinstance(raw, dict) or "Trial" not in raw:
         raise BehaviorFileError(f"{path}: RawEvents.Trial is missing")
     trials_raw = _per_trial(raw["Trial"], n, "RawEvents.Trial", path)
     ttypes = np.asarray(_per_trial(S["TrialTypes"], n, "TrialTypes", path), dtype=np.float64)
     starts = np.asarray(_per_trial(S["TrialStartTimestamp"], n, "TrialStartTimestamp", path), dtype=np.float64)
-    stim = np.asarray(_per_trial(S["StimTrials"], n, "StimTrials", path), dtype=np.float64) \
-        if "StimTrials" in S else np.zeros(n)
-    free = np.asarray(_per_trial(S["FreeTrials"], n, "FreeTrials", path), dtype=np.float64) \
-        if "FreeTrials" in S else np.zeros(n)
-    state_names = S.get("RawData", {}).get("OriginalStateNamesByNumber") if isinstance(S.get("RawData"), dict) \
-        else None
+    stim = (
+        np.asarray(_per_trial(S["StimTrials"], n, "StimTrials", path), dtype=np.float64)
+        if "StimTrials" in S
+        else np.zeros(n)
+    )
+    free = (
+        np.asarray(_per_trial(S["FreeTrials"], n, "FreeTrials", path), dtype=np.float64)
+        if "FreeTrials" in S
+        else np.zeros(n)
+    )
+    state_names = S.get("RawData", {}).get("OriginalStateNamesByNumber") if isinstance(S.get("RawData"), dict) else None
     if state_names is not None:
         state_names = _per_trial(state_names, n, "RawData.OriginalStateNamesByNumber", path)
         state_names = [set(np.atleast_1d(s).tolist()) if not isinstance(s, str) else {s} for s in state_names]
@@ -205,11 +228,25 @@ def read_delay_response(path: str | Path) -> BehaviorData:
         if reversal not in (1, 2):
             instruction = "left"
         outcome = "hit" if len(_visits(states, "Reward")) else "miss" if len(_visits(states, "TimeOut")) else "ignore"
-        early = protocol_type >= 5 and (len(_visits(states, "EarlyLickSample")) or len(_visits(states, "EarlyLickDelay")))
+        early = protocol_type >= 5 and (
+            len(_visits(states, "EarlyLickSample")) or len(_visits(states, "EarlyLickDelay"))
+        )
         fr = np.asarray(free_reward[i] if free_reward[i] is not None else [], dtype=np.float64).ravel()
         auto_water = _scalar(g.get("Autowater")) == 1 or bool(np.any(fr[:2] != 0))
-        trial_rows.append((trial, start, start + float(trial_end[0, 0]), "audio delay", 1, instruction,
-                           "early" if early else "no early", outcome, bool(auto_water), bool(free[i] != 0)))
+        trial_rows.append(
+            (
+                trial,
+                start,
+                start + float(trial_end[0, 0]),
+                "audio delay",
+                1,
+                instruction,
+                "early" if early else "no early",
+                outcome,
+                bool(auto_water),
+                bool(free[i] != 0),
+            )
+        )
         notes.append((trial, "protocol #", f"{protocol_type:g}"))
         if "Autolearn" in g:
             notes.append((trial, "autolearn", f"{_scalar(g['Autolearn']):g}"))
@@ -226,8 +263,10 @@ def read_delay_response(path: str | Path) -> BehaviorData:
         protocol_ok = protocol_type > 4 if late_delay else protocol_type == 5
         if stim[i] > 0 and protocol_ok and _scalar(g.get("Autolearn")) == 4 and np.isclose(delay, 1.2):
             if int(stim[i]) not in PHOTOSTIM_PROTOCOLS:
-                warnings.append(f"trial {trial}: StimTrials {stim[i]:g} is not a known photostim protocol "
-                                f"{PHOTOSTIM_PROTOCOLS}; its photostimulation is not recorded")
+                warnings.append(
+                    f"trial {trial}: StimTrials {stim[i]:g} is not a known photostim protocol "
+                    f"{PHOTOSTIM_PROTOCOLS}; its photostimulation is not recorded"
+                )
             else:
                 if late_delay:
                     onset = float(_visits(states, "ResponseCue")[0, 0]) - 0.5
@@ -237,12 +276,20 @@ def read_delay_response(path: str | Path) -> BehaviorData:
 
     trials = pd.DataFrame(trial_rows, columns=list(TRIAL_COLUMNS))
     if trials.empty:
-        raise BehaviorFileError(f"{path}: none of the {n} trials is a complete delay-response trial "
-                                f"(first reason: {skipped[0][1] if skipped else 'unknown'})")
+        raise BehaviorFileError(
+            f"{path}: none of the {n} trials is a complete delay-response trial "
+            f"(first reason: {skipped[0][1] if skipped else 'unknown'})"
+        )
     return BehaviorData(
-        path=path, h2o=names["h2o"], session_datetime=session_datetime(S["Info"], path), trials=trials,
+        path=path,
+        h2o=names["h2o"],
+        session_datetime=session_datetime(S["Info"], path),
+        trials=trials,
         notes=pd.DataFrame(notes, columns=["trial", "trial_note_type", "trial_note"]),
         events=pd.DataFrame(events, columns=["trial", "trial_event_type", "trial_event_time", "duration"]),
         actions=pd.DataFrame(actions, columns=["trial", "action_event_type", "action_event_time"]),
         photostim_events=pd.DataFrame(pstim, columns=["trial", "photostim_protocol", "photostim_event_time", "power"]),
-        skipped_trials=skipped, n_trials_in_file=n, warnings=warnings)
+        skipped_trials=skipped,
+        n_trials_in_file=n,
+        warnings=warnings,
+    )

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
+
 __all__ = [
     "ONTOLOGY_COLUMNS",
     "CCFError",
@@ -41,7 +43,7 @@ __all__ = [
 ONTOLOGY_COLUMNS = ("region_id", "region_name", "acronym", "parent_id", "color_code", "structure_id_path")
 
 
-class CCFError(ValueError):
+class CCFError(InputError):
     """A CCF file is unusable or a coordinate is outside the atlas; the message says which and why."""
 
 
@@ -89,13 +91,13 @@ def _hex_codes(path: Path, values: pd.Series, first_line: int) -> list[str | Non
 
 def _read_headerless(path: Path, ncols: int, names: list[str]) -> pd.DataFrame:
     try:
-        df = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                         skip_blank_lines=True)
+        df = pd.read_csv(
+            path, header=None, dtype=str, keep_default_na=False, encoding="utf-8-sig", skip_blank_lines=True
+        )
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise CCFError(f"{path}: cannot parse as CSV ({e})") from None
     if df.shape[1] != ncols:
-        raise CCFError(f"{path}: expected {ncols} columns ({', '.join(names)}) without a header, "
-                       f"found {df.shape[1]}")
+        raise CCFError(f"{path}: expected {ncols} columns ({', '.join(names)}) without a header, found {df.shape[1]}")
     df.columns = names
     return df
 
@@ -125,18 +127,22 @@ def read_ontology(region_csv, hexcode_csv=None) -> pd.DataFrame:
         if (names == "").any():
             i = int(np.flatnonzero((names == "").to_numpy())[0])
             raise CCFError(f"{region_csv}: line {i + 1}: structure {ids[i]} has no name")
-        out = pd.DataFrame({
-            "region_id": ids,
-            "region_name": names.to_numpy(dtype=object),
-            "acronym": pd.Series([None] * len(ids), dtype=object),
-            "parent_id": pd.array([pd.NA] * len(ids), dtype="Int64"),
-            "color_code": pd.Series([None] * len(ids), dtype=object),
-            "structure_id_path": pd.Series([None] * len(ids), dtype=object),
-        })
+        out = pd.DataFrame(
+            {
+                "region_id": ids,
+                "region_name": names.to_numpy(dtype=object),
+                "acronym": pd.Series([None] * len(ids), dtype=object),
+                "parent_id": pd.array([pd.NA] * len(ids), dtype="Int64"),
+                "color_code": pd.Series([None] * len(ids), dtype=object),
+                "structure_id_path": pd.Series([None] * len(ids), dtype=object),
+            }
+        )
     else:
-        raise CCFError(f"{region_csv}: unknown ontology layout; expected MAP's header-less 'id,\"name\"' rows "
-                       f"or Allen's structure tree CSV with an 'id,...,name,acronym,...' header "
-                       f"(first row: {first[:4]})")
+        raise CCFError(
+            f"{region_csv}: unknown ontology layout; expected MAP's header-less 'id,\"name\"' rows "
+            f"or Allen's structure tree CSV with an 'id,...,name,acronym,...' header "
+            f"(first row: {first[:4]})"
+        )
     if hexcode_csv is not None:
         out = _apply_hexcodes(out, Path(hexcode_csv))
     return out.reset_index(drop=True)
@@ -169,14 +175,16 @@ def _read_allen_tree(path: Path) -> pd.DataFrame:
     acronym = [a if a else None for a in col("acronym")]
     paths = [p if p else None for p in col("structure_id_path")]
     colours = _hex_codes(path, col("color_hex_triplet"), 2) if "color_hex_triplet" in df.columns else [None] * n
-    return pd.DataFrame({
-        "region_id": ids,
-        "region_name": col("name").to_numpy(dtype=object),
-        "acronym": pd.Series(acronym, dtype=object),
-        "parent_id": parent,
-        "color_code": pd.Series(colours, dtype=object),
-        "structure_id_path": pd.Series(paths, dtype=object),
-    })
+    return pd.DataFrame(
+        {
+            "region_id": ids,
+            "region_name": col("name").to_numpy(dtype=object),
+            "acronym": pd.Series(acronym, dtype=object),
+            "parent_id": parent,
+            "color_code": pd.Series(colours, dtype=object),
+            "structure_id_path": pd.Series(paths, dtype=object),
+        }
+    )
 
 
 def _apply_hexcodes(ontology: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -198,8 +206,9 @@ def descendants(ontology: pd.DataFrame, acronym_or_id) -> np.ndarray:
     """Sorted region ids of a region (by id, or by acronym, exact then case-insensitive) and of
     every region under it. Needs the hierarchy (Allen's structure tree CSV)."""
     ids = ontology["region_id"].to_numpy(dtype=np.int64)
-    if isinstance(acronym_or_id, (int, np.integer)) or (isinstance(acronym_or_id, str)
-                                                          and acronym_or_id.strip().isdigit()):
+    if isinstance(acronym_or_id, (int, np.integer)) or (
+        isinstance(acronym_or_id, str) and acronym_or_id.strip().isdigit()
+    ):
         rid = int(acronym_or_id)
         if rid not in set(ids.tolist()):
             raise CCFError(f"region id {rid} is not in the ontology")
@@ -207,8 +216,10 @@ def descendants(ontology: pd.DataFrame, acronym_or_id) -> np.ndarray:
         name = str(acronym_or_id).strip()
         acr = ontology["acronym"]
         if acr.isna().all():
-            raise CCFError(f"cannot look up acronym {name!r}: this ontology has no acronyms "
-                           "(MAP's region csv); use Allen's structure tree CSV or a region id")
+            raise CCFError(
+                f"cannot look up acronym {name!r}: this ontology has no acronyms "
+                "(MAP's region csv); use Allen's structure tree CSV or a region id"
+            )
         hit = np.flatnonzero((acr == name).fillna(False).to_numpy(dtype=bool))
         if hit.size == 0:
             hit = np.flatnonzero((acr.str.lower() == name.lower()).fillna(False).to_numpy(dtype=bool))
@@ -223,8 +234,10 @@ def descendants(ontology: pd.DataFrame, acronym_or_id) -> np.ndarray:
     # no (complete) structure id paths, e.g. read back from a table that stores '' for unknown
     parents = ontology["parent_id"] if "parent_id" in ontology else pd.Series([None] * len(ids))
     if parents.isna().all():
-        raise CCFError("this ontology has no hierarchy (MAP's region csv has neither parent ids nor "
-                       "structure id paths); use Allen's structure tree CSV")
+        raise CCFError(
+            "this ontology has no hierarchy (MAP's region csv has neither parent ids nor "
+            "structure id paths); use Allen's structure tree CSV"
+        )
     children: dict[int, list[int]] = {}
     for r, p in zip(ids.tolist(), parents.tolist()):
         if not pd.isna(p):
@@ -246,8 +259,15 @@ _NRRD_TYPES = {
     np.dtype("u2"): ("ushort", "unsigned short", "unsigned short int", "uint16", "uint16_t"),
     np.dtype("i4"): ("int", "signed int", "int32", "int32_t"),
     np.dtype("u4"): ("uint", "unsigned int", "uint32", "uint32_t"),
-    np.dtype("i8"): ("longlong", "long long", "long long int", "signed long long", "signed long long int",
-                     "int64", "int64_t"),
+    np.dtype("i8"): (
+        "longlong",
+        "long long",
+        "long long int",
+        "signed long long",
+        "signed long long int",
+        "int64",
+        "int64_t",
+    ),
     np.dtype("u8"): ("ulonglong", "unsigned long long", "unsigned long long int", "uint64", "uint64_t"),
 }
 _TYPE_OF = {name: dt for dt, names in _NRRD_TYPES.items() for name in names}
@@ -308,22 +328,22 @@ class _ZlibStream:
 
     def __init__(self, fh):
         self.fh = fh
-        self.d = zlib.decompressobj(zlib.MAX_WBITS | 32)   # gzip or zlib header, detected
+        self.d = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
 
     def read(self, n: int) -> bytes:
         parts = []
         need = n
         while need > 0:
-            if self.d.eof:       # checked first: at the end of a member zlib also leaves the rest in unconsumed_tail
+            if self.d.eof:  # checked first: at the end of a member zlib also leaves the rest in unconsumed_tail
                 data = self.d.unused_data or self.fh.read(self.CHUNK)
                 if not data:
                     break
-                self.d = zlib.decompressobj(zlib.MAX_WBITS | 32)      # next gzip member
+                self.d = zlib.decompressobj(zlib.MAX_WBITS | 32)  # next gzip member
             elif self.d.unconsumed_tail:
                 data = self.d.unconsumed_tail
             else:
                 data = self.fh.read(self.CHUNK)
-                if not data:                                          # end of file: pending output
+                if not data:  # end of file: pending output
                     tail = self.d.flush()
                     if tail:
                         parts.append(tail[:need])
@@ -347,7 +367,11 @@ class _PlaneSource:
         encoding = str(header.get("encoding", "")).strip().lower()
         data_file = header.get("data file") or header.get("datafile")
         if data_file is not None:
-            if isinstance(data_file, (list, tuple)) or str(data_file).upper().startswith("LIST") or "%" in str(data_file):
+            if (
+                isinstance(data_file, (list, tuple))
+                or str(data_file).upper().startswith("LIST")
+                or "%" in str(data_file)
+            ):
                 raise CCFError(f"{path}: multi-file NRRD data ({data_file!r}) is not supported")
             data_path = Path(data_file)
             if not data_path.is_absolute():
@@ -401,11 +425,13 @@ class _PlaneSource:
         try:
             b = self.stream.read(n)
         except (OSError, EOFError, ValueError, zlib.error) as e:  # zlib/bz2 errors surface as these
-            raise CCFError(f"{self.path}: corrupt compressed data near plane {self.next_plane} "
-                           f"({type(e).__name__}: {e})") from None
+            raise CCFError(
+                f"{self.path}: corrupt compressed data near plane {self.next_plane} ({type(e).__name__}: {e})"
+            ) from None
         if len(b) != n:
-            raise CCFError(f"{self.path}: compressed data ends after plane {self.next_plane} of "
-                           f"{self.n_planes}: truncated file")
+            raise CCFError(
+                f"{self.path}: compressed data ends after plane {self.next_plane} of {self.n_planes}: truncated file"
+            )
         return b
 
     def skip(self):
@@ -465,10 +491,9 @@ def read_annotation(nrrd_path, step=2, *, voxel_um: float | None = None) -> tupl
     vox = _voxel_um(path, header)
     if vox is None:
         if voxel_um is None:
-            raise CCFError(f"{path}: the header gives no voxel size (space directions / spacings); "
-                           "pass voxel_um")
+            raise CCFError(f"{path}: the header gives no voxel size (space directions / spacings); pass voxel_um")
         vox = float(voxel_um)
-    s0, s1, s2 = sizes                      # fastest ... slowest (Allen: AP, DV, ML)
+    s0, s1, s2 = sizes  # fastest ... slowest (Allen: AP, DV, ML)
     plane_bytes = s0 * s1 * dtype.itemsize
     out_c = np.empty((-(-s2 // step), -(-s1 // step), -(-s0 // step)), dtype=np.uint32)
     signed = dtype.kind == "i"
@@ -478,10 +503,10 @@ def read_annotation(nrrd_path, step=2, *, voxel_um: float | None = None) -> tupl
     try:
         for k in range(s2):
             if k % step:
-                if src.stream is not None:      # compressed: every plane must be decompressed
+                if src.stream is not None:  # compressed: every plane must be decompressed
                     src.skip()
                 continue
-            if src.stream is None:              # raw: go straight to the planes we keep
+            if src.stream is None:  # raw: go straight to the planes we keep
                 src.fh.seek(src.start + k * plane_bytes)
                 src.next_plane = k
             plane = np.frombuffer(src.read(buf), dtype=dtype).reshape(s1, s0)[::step, ::step]
@@ -523,8 +548,10 @@ def region_lookup(volume: np.ndarray, voxel_um: float, ccf_xyz_um: np.ndarray) -
         rows = np.flatnonzero(bad)
         shown = "; ".join(f"row {int(r)}: ({xyz[r, 0]:g}, {xyz[r, 1]:g}, {xyz[r, 2]:g})" for r in rows[:5])
         ext = (limits - 1) * float(voxel_um)
-        raise CCFError(f"{rows.size} of {len(xyz)} coordinates are outside the annotation volume "
-                       f"(x=ML 0..{ext[0]:g}, y=DV 0..{ext[1]:g}, z=AP 0..{ext[2]:g} um at "
-                       f"{float(voxel_um):g} um voxels); first: {shown}")
+        raise CCFError(
+            f"{rows.size} of {len(xyz)} coordinates are outside the annotation volume "
+            f"(x=ML 0..{ext[0]:g}, y=DV 0..{ext[1]:g}, z=AP 0..{ext[2]:g} um at "
+            f"{float(voxel_um):g} um voxels); first: {shown}"
+        )
     ii = idx.astype(np.intp)
     return vol[ii[:, 2], ii[:, 1], ii[:, 0]]

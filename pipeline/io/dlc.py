@@ -29,12 +29,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from .files import existing_file
 
 __all__ = ["FEATURES", "DLCError", "DLCTracking", "map_bodyparts", "read_dlc"]
 
 
-class DLCError(ValueError):
+class DLCError(InputError):
     """A DeepLabCut file cannot be read; the message starts with the file path."""
 
 
@@ -42,12 +43,12 @@ class DLCError(ValueError):
 class DLCTracking:
     path: Path
     scorer: str
-    bodyparts: list[str]              #: as in the file, in file order
-    x: np.ndarray                     #: (n_frames, n_bodyparts) float64
-    y: np.ndarray                     #: (n_frames, n_bodyparts) float64
-    likelihood: np.ndarray | None     #: (n_frames, n_bodyparts); None for labelled data (x, y only)
-    frame_index: np.ndarray           #: (n_frames,) int64 frame numbers, or row order for image-indexed files
-    image_paths: list[str] | None     #: labelled-data files: the image of each row
+    bodyparts: list[str]  #: as in the file, in file order
+    x: np.ndarray  #: (n_frames, n_bodyparts) float64
+    y: np.ndarray  #: (n_frames, n_bodyparts) float64
+    likelihood: np.ndarray | None  #: (n_frames, n_bodyparts); None for labelled data (x, y only)
+    frame_index: np.ndarray  #: (n_frames,) int64 frame numbers, or row order for image-indexed files
+    image_paths: list[str] | None  #: labelled-data files: the image of each row
 
     @property
     def n_frames(self) -> int:
@@ -135,20 +136,21 @@ def _read_csv(path: Path) -> DLCTracking:
         raise DLCError(f"{path}: not a DeepLabCut CSV ({e})") from None
     labels = [r[0].strip().lower() if r else "" for r in rows]
     if len(rows) < 3 and labels[:1] == ["scorer"]:
-        raise DLCError(f"{path}: expected header rows scorer, bodyparts, coords; the file has only "
-                       f"{len(rows)} rows")
+        raise DLCError(f"{path}: expected header rows scorer, bodyparts, coords; the file has only {len(rows)} rows")
     if not rows or labels[0] != "scorer":
-        raise DLCError(f"{path}: not a DeepLabCut CSV: the first header row must start with 'scorer' "
-                       f"(got {rows[0][:1] if rows else 'nothing'})")
+        raise DLCError(
+            f"{path}: not a DeepLabCut CSV: the first header row must start with 'scorer' "
+            f"(got {rows[0][:1] if rows else 'nothing'})"
+        )
     if labels[1] == "individuals":
-        raise DLCError(f"{path}: multi-animal DeepLabCut file (header row 'individuals'): "
-                       "multi-animal not supported")
+        raise DLCError(f"{path}: multi-animal DeepLabCut file (header row 'individuals'): multi-animal not supported")
     if labels[1:3] != ["bodyparts", "coords"]:
         raise DLCError(f"{path}: expected header rows scorer, bodyparts, coords; got {labels[:3]}")
     width = len(rows[0])
     if any(len(r) != width for r in rows[:3]):
-        raise DLCError(f"{path}: the three header rows have different numbers of columns "
-                       f"({[len(r) for r in rows[:3]]})")
+        raise DLCError(
+            f"{path}: the three header rows have different numbers of columns ({[len(r) for r in rows[:3]]})"
+        )
     # index columns: 'scorer' plus the blank cells after it (DeepLabCut >= 2.2 labelled data)
     n_index = 1
     while n_index < width and rows[0][n_index].strip() == "" and rows[2][n_index].strip() == "":
@@ -160,9 +162,14 @@ def _read_csv(path: Path) -> DLCTracking:
     # fast path: pandas parses the values as floats (blank = NaN); on any failure the text path
     # below finds the offending cell and says where it is
     try:
-        data = pd.read_csv(path, header=None, skiprows=3, encoding="utf-8-sig", skip_blank_lines=True,
-                           dtype={**{i: str for i in range(n_index)},
-                                  **{i: np.float64 for i in range(n_index, width)}})
+        data = pd.read_csv(
+            path,
+            header=None,
+            skiprows=3,
+            encoding="utf-8-sig",
+            skip_blank_lines=True,
+            dtype={**{i: str for i in range(n_index)}, **{i: np.float64 for i in range(n_index, width)}},
+        )
         if data.shape[1] != width:
             raise ValueError("column count")
         index = data.iloc[:, :n_index].fillna("").to_numpy(dtype=object)
@@ -176,8 +183,9 @@ def _read_csv(path: Path) -> DLCTracking:
 
 def _read_values_as_text(path: Path, width: int, n_index: int, columns: list[str]):
     try:
-        data = pd.read_csv(path, header=None, skiprows=3, dtype=str, keep_default_na=False,
-                           encoding="utf-8-sig", skip_blank_lines=True)
+        data = pd.read_csv(
+            path, header=None, skiprows=3, dtype=str, keep_default_na=False, encoding="utf-8-sig", skip_blank_lines=True
+        )
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise DLCError(f"{path}: cannot parse the data rows ({e})") from None
     if data.shape[1] != width:
@@ -201,8 +209,9 @@ def _to_float(path: Path, raw: np.ndarray, first_line: int, columns: list[str]) 
                 float(stripped[k])
             except ValueError:
                 r, c = divmod(int(k), raw.shape[1])
-                raise DLCError(f"{path}: line {first_line + r}, column {columns[c]!r}: "
-                               f"not a number: {stripped[k]!r}") from None
+                raise DLCError(
+                    f"{path}: line {first_line + r}, column {columns[c]!r}: not a number: {stripped[k]!r}"
+                ) from None
         raise
     return out.reshape(raw.shape)
 
@@ -226,8 +235,10 @@ def _read_h5(path: Path) -> DLCTracking:
             elif len(keys) == 1:
                 key = keys[0]
             else:
-                raise DLCError(f"{path}: no 'df_with_missing' table and {len(keys)} tables {keys}; "
-                               "expected DeepLabCut's single DataFrame")
+                raise DLCError(
+                    f"{path}: no 'df_with_missing' table and {len(keys)} tables {keys}; "
+                    "expected DeepLabCut's single DataFrame"
+                )
             df = store.get(key)
     except DLCError:
         raise
@@ -238,11 +249,11 @@ def _read_h5(path: Path) -> DLCTracking:
     cols = df.columns
     names = [str(n).lower() if n is not None else None for n in getattr(cols, "names", [None])]
     if "individuals" in names:
-        raise DLCError(f"{path}: multi-animal DeepLabCut file (column level 'individuals'): "
-                       "multi-animal not supported")
+        raise DLCError(f"{path}: multi-animal DeepLabCut file (column level 'individuals'): multi-animal not supported")
     if not isinstance(cols, pd.MultiIndex) or cols.nlevels != 3:
-        raise DLCError(f"{path}: expected 3 column levels (scorer, bodyparts, coords), got "
-                       f"{getattr(cols, 'nlevels', 1)} ({names})")
+        raise DLCError(
+            f"{path}: expected 3 column levels (scorer, bodyparts, coords), got {getattr(cols, 'nlevels', 1)} ({names})"
+        )
     scorers = [str(v) for v in cols.get_level_values(0)]
     bodyparts = [str(v) for v in cols.get_level_values(1)]
     coords = [str(v).lower() for v in cols.get_level_values(2)]
@@ -255,12 +266,26 @@ def _read_h5(path: Path) -> DLCTracking:
         labels = ["/".join(str(p) for p in t if str(p) != "") for t in idx]
     else:
         labels = [str(v) for v in idx]
-    return _assemble(path, scorers, bodyparts, coords, values, labels,
-                     int_index=np.asarray(idx) if pd.api.types.is_integer_dtype(idx.dtype) else None)
+    return _assemble(
+        path,
+        scorers,
+        bodyparts,
+        coords,
+        values,
+        labels,
+        int_index=np.asarray(idx) if pd.api.types.is_integer_dtype(idx.dtype) else None,
+    )
 
 
-def _assemble(path: Path, scorers, bodyparts, coords, values: np.ndarray, index_labels: list[str],
-              int_index: np.ndarray | None = None) -> DLCTracking:
+def _assemble(
+    path: Path,
+    scorers,
+    bodyparts,
+    coords,
+    values: np.ndarray,
+    index_labels: list[str],
+    int_index: np.ndarray | None = None,
+) -> DLCTracking:
     if not bodyparts:
         raise DLCError(f"{path}: no bodypart columns")
     distinct = list(dict.fromkeys(scorers))
@@ -290,12 +315,15 @@ def _assemble(path: Path, scorers, bodyparts, coords, values: np.ndarray, index_
     if image_paths is not None:
         frame_index = np.arange(n, dtype=np.int64)
     return DLCTracking(
-        path=path, scorer=distinct[0], bodyparts=parts,
+        path=path,
+        scorer=distinct[0],
+        bodyparts=parts,
         x=np.ascontiguousarray(values[:, take["x"]], dtype=np.float64),
         y=np.ascontiguousarray(values[:, take["y"]], dtype=np.float64),
-        likelihood=(np.ascontiguousarray(values[:, take["likelihood"]], dtype=np.float64)
-                    if with_likelihood else None),
-        frame_index=frame_index, image_paths=image_paths)
+        likelihood=(np.ascontiguousarray(values[:, take["likelihood"]], dtype=np.float64) if with_likelihood else None),
+        frame_index=frame_index,
+        image_paths=image_paths,
+    )
 
 
 def _frame_numbers(labels: list[str]) -> tuple[np.ndarray | None, list[str] | None]:

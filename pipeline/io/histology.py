@@ -56,6 +56,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from .files import existing_file
 
 __all__ = [
@@ -86,7 +87,7 @@ LANDMARK_COLUMNS = ("landmark_name", "warp", "subj_x", "subj_y", "subj_z", "ccf_
 CHANNEL_COLUMNS = ("channel", "x", "y", "z", "axial", "lateral", "brain_region_id", "brain_region")
 
 
-class HistologyError(ValueError):
+class HistologyError(InputError):
     """A histology file is missing, malformed or inconsistent; the message names it."""
 
 
@@ -95,7 +96,7 @@ def _check_file(path) -> Path:
 
 
 def _round_grid(values: np.ndarray, grid: float) -> np.ndarray:
-    return (grid * np.around(np.asarray(values, dtype=np.float64) / grid))
+    return grid * np.around(np.asarray(values, dtype=np.float64) / grid)
 
 
 def _csv_rows(path: Path, ncols: int, expected: str):
@@ -139,7 +140,9 @@ def lasagna_to_ccf(points) -> np.ndarray:
 
 _PTS_NAME = re.compile(
     r"(?:probe(?P<probe0>\d+)(?:_shank(?P<shank0>\d+))?"
-    r"|(?:\d{8}|\d{4}-\d{2}-\d{2})(?:_\d{6})?_(?P<probe>\d+)(?:_(?P<shank>\d+))?)_pts\.csv$", re.IGNORECASE)
+    r"|(?:\d{8}|\d{4}-\d{2}-\d{2})(?:_\d{6})?_(?P<probe>\d+)(?:_(?P<shank>\d+))?)_pts\.csv$",
+    re.IGNORECASE,
+)
 
 
 def parse_track_points_filename(name) -> dict | None:
@@ -184,8 +187,10 @@ def match_ibl_channels(lateral, axial, x, y, tol_um: float = 0.5) -> np.ndarray:
             idx = order[pos]
             fits.append((int((idx == np.arange(n)).sum()), not mirror, idx))
     if not fits:
-        raise HistologyError("the channels' (lateral, axial) positions do not match the recorded electrodes' "
-                             "layout, as given or mirrored")
+        raise HistologyError(
+            "the channels' (lateral, axial) positions do not match the recorded electrodes' "
+            "layout, as given or mirrored"
+        )
     return max(fits, key=lambda f: (f[0], f[1]))[2]
 
 
@@ -193,10 +198,10 @@ def match_ibl_channels(lateral, axial, x, y, tol_um: float = 0.5) -> np.ndarray:
 @dataclass
 class ChannelLocations:
     path: Path
-    shank: int | None                 #: from the file name (``..._shank2.json`` -> 2), None if not given
-    origin: np.ndarray | None         #: (3,) CCF um of the origin as given (IBL: bregma [ml, ap, dv])
-    channels: pd.DataFrame            #: CHANNEL_COLUMNS, one row per channel, sorted by channel
-    origin_name: str | None = None    #: the origin's key, e.g. 'bregma'
+    shank: int | None  #: from the file name (``..._shank2.json`` -> 2), None if not given
+    origin: np.ndarray | None  #: (3,) CCF um of the origin as given (IBL: bregma [ml, ap, dv])
+    channels: pd.DataFrame  #: CHANNEL_COLUMNS, one row per channel, sorted by channel
+    origin_name: str | None = None  #: the origin's key, e.g. 'bregma'
 
 
 def _load_json(path: Path):
@@ -257,14 +262,18 @@ def read_channel_locations(path) -> ChannelLocations:
             raise HistologyError(f"{path}: {keys[i][1]}.{f} is not a finite number")
     if not (np.isfinite(region_id).all() and (region_id == np.round(region_id)).all()):
         raise HistologyError(f"{path}: brain_region_id values must be integers")
-    channels = pd.DataFrame({
-        "channel": np.array([i for i, _ in keys], dtype=np.int64),
-        **num,
-        "brain_region_id": region_id.astype(np.int64),
-        "brain_region": pd.Series([None if r is None else str(r) for r in cols["brain_region"]], dtype=object),
-    }, columns=list(CHANNEL_COLUMNS))
-    return ChannelLocations(path=path, shank=_shank_from_name(path), origin=origin, channels=channels,
-                            origin_name=origin_name)
+    channels = pd.DataFrame(
+        {
+            "channel": np.array([i for i, _ in keys], dtype=np.int64),
+            **num,
+            "brain_region_id": region_id.astype(np.int64),
+            "brain_region": pd.Series([None if r is None else str(r) for r in cols["brain_region"]], dtype=object),
+        },
+        columns=list(CHANNEL_COLUMNS),
+    )
+    return ChannelLocations(
+        path=path, shank=_shank_from_name(path), origin=origin, channels=channels, origin_name=origin_name
+    )
 
 
 def ibl_xyz_to_ccf(xyz, origin, round_to: float | None = CCF_GRID_UM) -> np.ndarray:
@@ -314,9 +323,9 @@ def read_xyz_picks(path) -> np.ndarray:
 class SiteInfo:
     path: Path
     mm_per_pixel: float
-    pos: np.ndarray            #: (N, 3) float64 site positions in atlas pixels (x=ML, y=DV, z=AP)
-    warp: np.ndarray           #: (N, 3) float64 the same sites in the subject (MRI) space, as stored
-    ont_id: np.ndarray         #: (N,) int64 region id, 0 where the file has NaN (outside the brain)
+    pos: np.ndarray  #: (N, 3) float64 site positions in atlas pixels (x=ML, y=DV, z=AP)
+    warp: np.ndarray  #: (N, 3) float64 the same sites in the subject (MRI) space, as stored
+    ont_id: np.ndarray  #: (N,) int64 region id, 0 where the file has NaN (outside the brain)
     ont_name: list[str | None]  #: (N,) region name, None where empty
 
     @property
@@ -397,8 +406,14 @@ def read_site_info(path) -> SiteInfo:
             raise HistologyError(f"{path}: site.ont.name has {len(names)} entries for {n} sites")
     if not np.isfinite(p).all():
         raise HistologyError(f"{path}: site.pos has non-finite positions")
-    return SiteInfo(path=path, mm_per_pixel=float(mm[0]), pos=p, warp=w,
-                    ont_id=np.where(finite, ids, 0).astype(np.int64), ont_name=names)
+    return SiteInfo(
+        path=path,
+        mm_per_pixel=float(mm[0]),
+        pos=p,
+        warp=w,
+        ont_id=np.where(finite, ids, 0).astype(np.int64),
+        ont_name=names,
+    )
 
 
 def _xyz(struct, path, where) -> np.ndarray:
@@ -432,7 +447,9 @@ def read_landmarks_csv(path) -> pd.DataFrame:
 
 _NAME = re.compile(
     r"^landmarks_(?P<h2o>[^_]+)_(?P<date>\d{8})(?:_(?P<time>\d{6}))?_(?P<probe>\d+)(?:_(?P<shank>\d+))?"
-    r"(?P<kind>_siteInfo\.mat|\.csv)$", re.IGNORECASE)
+    r"(?P<kind>_siteInfo\.mat|\.csv)$",
+    re.IGNORECASE,
+)
 
 
 def parse_histology_filename(name) -> dict | None:

@@ -29,13 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from .kilosort import DEFAULT_SAMPLE_RATE, SortingResult
 from .matfile import MatFileError, mat_version, read_mat
 
 __all__ = ["JRClustError", "read_jrclust", "read_jrclust_v3", "read_jrclust_v4", "jrc_quality", "read_prm"]
 
 
-class JRClustError(ValueError):
+class JRClustError(InputError):
     """The file cannot be read; the message starts with the file at fault."""
 
 
@@ -51,6 +52,7 @@ def jrc_quality(note: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ MATLAB access
+
 
 class _MatFile:
     """Field access by 'a/b' path, values in MATLAB orientation (numeric), str (char) or list (cell)."""
@@ -71,8 +73,9 @@ class _MatFile:
             try:
                 self._h5 = h5py.File(path, "r")
             except OSError as e:
-                raise JRClustError(f"{path}: cannot open as MATLAB v7.3/HDF5 ({e}); the file may be truncated") \
-                    from None
+                raise JRClustError(
+                    f"{path}: cannot open as MATLAB v7.3/HDF5 ({e}); the file may be truncated"
+                ) from None
         else:
             try:
                 self._data = read_mat(path)
@@ -101,8 +104,7 @@ class _MatFile:
 
     def get(self, name: str, what: str = "") -> Any:
         if not self.has(name):
-            raise JRClustError(f"{self.path}: missing field {name.replace('/', '.')}"
-                               + (f" ({what})" if what else ""))
+            raise JRClustError(f"{self.path}: missing field {name.replace('/', '.')}" + (f" ({what})" if what else ""))
         try:
             if self._h5 is not None:
                 return self._h5_value(self._h5[name])
@@ -113,8 +115,9 @@ class _MatFile:
         except JRClustError:
             raise
         except Exception as e:  # noqa: BLE001 - h5py errors on damaged files
-            raise JRClustError(f"{self.path}: cannot read field {name.replace('/', '.')} "
-                               f"({type(e).__name__}: {e})") from None
+            raise JRClustError(
+                f"{self.path}: cannot read field {name.replace('/', '.')} ({type(e).__name__}: {e})"
+            ) from None
 
     def _h5_value(self, obj) -> Any:
         import h5py
@@ -129,7 +132,7 @@ class _MatFile:
                 return ""
             return "".join(map(chr, np.asarray(obj[()]).T.ravel()))
         if cls == "cell":
-            refs = np.asarray(obj[()]).ravel()      # HDF5 C order = MATLAB column-major order
+            refs = np.asarray(obj[()]).ravel()  # HDF5 C order = MATLAB column-major order
             return [self._h5_value(obj.file[r]) for r in refs]
         if empty or cls == "canonical empty":
             return np.zeros(0)
@@ -160,8 +163,9 @@ def _waveforms(mat: _MatFile, raw: str, filtered: str, missing: list[str]) -> np
         if wav.size:
             return wav
     if mat.has(filtered) and np.asarray(mat.get(filtered)).size:
-        missing.append(f"{raw.replace('/', '.')}: no raw mean waveforms, the filtered ones "
-                       f"({filtered.replace('/', '.')}) instead")
+        missing.append(
+            f"{raw.replace('/', '.')}: no raw mean waveforms, the filtered ones ({filtered.replace('/', '.')}) instead"
+        )
         return np.asarray(mat.get(filtered))
     return np.asarray(mat.get(raw, "mean raw waveforms"))
 
@@ -216,7 +220,7 @@ def _matlab_literal(text: str) -> Any:
     if text.startswith("{"):
         return [s.replace("''", "'") for s in re.findall(r"'((?:[^']|'')*)'", text)]
     if text.startswith("["):
-        body = re.sub(r"\.\.\.[^\n]*(\n|$)", " ", text.strip("[]")).strip()   # '...' continues the row
+        body = re.sub(r"\.\.\.[^\n]*(\n|$)", " ", text.strip("[]")).strip()  # '...' continues the row
         if not body:
             return np.zeros(0)
         rows = [r for r in re.split(r"[;\n]", body) if r.strip()]
@@ -247,7 +251,7 @@ def read_prm(path: str | Path) -> dict[str, Any]:
         try:
             out[name] = _matlab_literal(value)
         except (ValueError, TypeError):
-            continue            # an expression: not needed
+            continue  # an expression: not needed
     return out
 
 
@@ -283,6 +287,7 @@ def _v4_side_files(path: Path, missing: list[str]) -> tuple[float, np.ndarray | 
 
 
 # ----------------------------------------------------------------------------------------------- reading
+
 
 def read_jrclust(path: str | Path) -> SortingResult:
     """A JRClust v3 ``_jrc.mat`` or v4 ``_res.mat``, told apart by their fields."""
@@ -320,21 +325,44 @@ def _read_v3(path: Path, mat: _MatFile) -> SortingResult:
     wav = _waveforms(mat, "S_clu/trWav_raw_clu", "S_clu/trWav_spk_clu", missing)
     k_file = int(wav.shape[-1]) if wav.ndim == 3 else 1
     notes = _notes(mat, "S_clu/csNote_clu", k_file)
-    cluster_fields = {name: _vec(mat, f"S_clu/{name}") for name in
-                      ("vrPosX_clu", "vrPosY_clu", "vrVpp_uv_clu", "vrSnr_clu", "viSite_clu")}
+    cluster_fields = {
+        name: _vec(mat, f"S_clu/{name}")
+        for name in ("vrPosX_clu", "vrPosY_clu", "vrVpp_uv_clu", "vrSnr_clu", "viSite_clu")
+    }
     site_map = _vec(mat, "P/viSite2Chan") if mat.has("P/viSite2Chan") else None
     site_xy = None
     if mat.has("P/mrSiteXY"):
-        site_xy = _matrix2(mat, "P/mrSiteXY", site_map.size if site_map is not None
-                           else np.asarray(mat.get("P/mrSiteXY")).size // 2)
-    return _assemble(path, "jrclust_v3", fs, times, sites, clusters, positions_spk, wav, notes,
-                     pos_x=cluster_fields["vrPosX_clu"], pos_y=cluster_fields["vrPosY_clu"],
-                     amp=cluster_fields["vrVpp_uv_clu"], snr=cluster_fields["vrSnr_clu"],
-                     cluster_sites=cluster_fields["viSite_clu"],
-                     channel_map=None if site_map is None else site_map.astype(np.int64) - 1,
-                     site_positions=site_xy, missing=missing, mat=mat,
-                     names={"times": "viTime_spk", "sites": "viSite_spk", "pos": "mrPos_spk",
-                            "wav": "S_clu.trWav_raw_clu", "clu": "S_clu.viClu", "csite": "S_clu.viSite_clu"})
+        site_xy = _matrix2(
+            mat, "P/mrSiteXY", site_map.size if site_map is not None else np.asarray(mat.get("P/mrSiteXY")).size // 2
+        )
+    return _assemble(
+        path,
+        "jrclust_v3",
+        fs,
+        times,
+        sites,
+        clusters,
+        positions_spk,
+        wav,
+        notes,
+        pos_x=cluster_fields["vrPosX_clu"],
+        pos_y=cluster_fields["vrPosY_clu"],
+        amp=cluster_fields["vrVpp_uv_clu"],
+        snr=cluster_fields["vrSnr_clu"],
+        cluster_sites=cluster_fields["viSite_clu"],
+        channel_map=None if site_map is None else site_map.astype(np.int64) - 1,
+        site_positions=site_xy,
+        missing=missing,
+        mat=mat,
+        names={
+            "times": "viTime_spk",
+            "sites": "viSite_spk",
+            "pos": "mrPos_spk",
+            "wav": "S_clu.trWav_raw_clu",
+            "clu": "S_clu.viClu",
+            "csite": "S_clu.viSite_clu",
+        },
+    )
 
 
 def _read_v4(path: Path, mat: _MatFile) -> SortingResult:
@@ -351,30 +379,76 @@ def _read_v4(path: Path, mat: _MatFile) -> SortingResult:
     notes = _notes(mat, "clusterNotes", k_file)
     centroids = _matrix2(mat, "clusterCentroids", k_file)
     fs, channel_map, site_positions = _v4_side_files(path, missing)
-    return _assemble(path, "jrclust_v4", fs, times, sites, clusters, positions_spk, wav, notes,
-                     pos_x=centroids[:, 0], pos_y=centroids[:, 1], amp=_vec(mat, "unitVppRaw"),
-                     snr=_vec(mat, "unitSNR"), cluster_sites=_vec(mat, "clusterSites"),
-                     channel_map=channel_map, site_positions=site_positions, missing=missing, mat=mat,
-                     names={"times": "spikeTimes", "sites": "spikeSites", "pos": "spikePositions",
-                            "wav": "meanWfLocalRaw", "clu": "spikeClusters", "csite": "clusterSites"})
+    return _assemble(
+        path,
+        "jrclust_v4",
+        fs,
+        times,
+        sites,
+        clusters,
+        positions_spk,
+        wav,
+        notes,
+        pos_x=centroids[:, 0],
+        pos_y=centroids[:, 1],
+        amp=_vec(mat, "unitVppRaw"),
+        snr=_vec(mat, "unitSNR"),
+        cluster_sites=_vec(mat, "clusterSites"),
+        channel_map=channel_map,
+        site_positions=site_positions,
+        missing=missing,
+        mat=mat,
+        names={
+            "times": "spikeTimes",
+            "sites": "spikeSites",
+            "pos": "spikePositions",
+            "wav": "meanWfLocalRaw",
+            "clu": "spikeClusters",
+            "csite": "clusterSites",
+        },
+    )
 
 
-def _assemble(path: Path, sorter: str, fs: float, times, sites, clusters, positions_spk, wav, notes, *,
-              pos_x, pos_y, amp, snr, cluster_sites, channel_map, site_positions, missing, mat, names
-              ) -> SortingResult:
+def _assemble(
+    path: Path,
+    sorter: str,
+    fs: float,
+    times,
+    sites,
+    clusters,
+    positions_spk,
+    wav,
+    notes,
+    *,
+    pos_x,
+    pos_y,
+    amp,
+    snr,
+    cluster_sites,
+    channel_map,
+    site_positions,
+    missing,
+    mat,
+    names,
+) -> SortingResult:
     n = times.size
     for arr, key in ((sites, "sites"), (clusters, "clu")):
         if arr.size != n:
             raise JRClustError(f"{path}: {names[key]} has {arr.size} spikes but {names['times']} has {n}")
     if not fs > 0:
         raise JRClustError(f"{path}: sampling rate {fs} is not positive")
-    if wav.ndim == 2:                        # one cluster, squeezed by scipy
+    if wav.ndim == 2:  # one cluster, squeezed by scipy
         wav = wav[:, :, None]
     if wav.ndim != 3:
         raise JRClustError(f"{path}: {names['wav']} has shape {wav.shape}, expected (samples, sites, clusters)")
     k_file = wav.shape[2]
-    for arr, name in ((pos_x, "x positions"), (pos_y, "y positions"), (amp, "amplitudes"), (snr, "SNR"),
-                      (cluster_sites, names["csite"])):
+    for arr, name in (
+        (pos_x, "x positions"),
+        (pos_y, "y positions"),
+        (amp, "amplitudes"),
+        (snr, "SNR"),
+        (cluster_sites, names["csite"]),
+    ):
         if arr.size != k_file:
             raise JRClustError(f"{path}: {arr.size} cluster {name} for {k_file} clusters")
     if not (np.all(np.isfinite(times)) and np.all(np.isfinite(clusters)) and np.all(np.isfinite(sites))):
@@ -390,8 +464,9 @@ def _assemble(path: Path, sorter: str, fs: float, times, sites, clusters, positi
         if positions_spk is not None:
             positions_spk = positions_spk[keep]
     if clusters.size and clusters.max() > k_file:
-        raise JRClustError(f"{path}: {names['clu']} refers to cluster {clusters.max()} but the file describes "
-                           f"{k_file} clusters")
+        raise JRClustError(
+            f"{path}: {names['clu']} refers to cluster {clusters.max()} but the file describes {k_file} clusters"
+        )
     if times.size and times.min() < 0:
         raise JRClustError(f"{path}: {names['times']} has sample numbers < 1")
     if times.size and not np.all(times[1:] >= times[:-1]):
@@ -404,8 +479,9 @@ def _assemble(path: Path, sorter: str, fs: float, times, sites, clusters, positi
     n_sites_used = int(max(sites.max(initial=-1), cluster_sites0.max(initial=-1))) + 1
     if channel_map is None:
         channel_map = np.arange(n_sites_used)
-        missing.append(f"{'P.viSite2Chan' if sorter == 'jrclust_v3' else 'siteMap'}: site -> channel map "
-                       "unknown, identity assumed")
+        missing.append(
+            f"{'P.viSite2Chan' if sorter == 'jrclust_v3' else 'siteMap'}: site -> channel map unknown, identity assumed"
+        )
     if site_positions is None or site_positions.shape[0] != channel_map.size:
         if site_positions is not None:
             missing.append(f"site positions: {site_positions.shape[0]} for {channel_map.size} sites, ignored")
@@ -422,16 +498,34 @@ def _assemble(path: Path, sorter: str, fs: float, times, sites, clusters, positi
 
     cluster_ids = np.unique(clusters)
     idx = cluster_ids - 1
-    labels = pd.DataFrame({"note": [notes[i] for i in idx]},
-                          index=pd.Index(cluster_ids.astype(np.int64), name="cluster_id"))
+    labels = pd.DataFrame(
+        {"note": [notes[i] for i in idx]}, index=pd.Index(cluster_ids.astype(np.int64), name="cluster_id")
+    )
     quality = {int(c): jrc_quality(notes[c - 1]) for c in cluster_ids}
     peak = cluster_sites0[idx]
     return SortingResult(
-        path=path, sorter=sorter, sample_rate=float(fs), spike_times=times,
-        spike_clusters=clusters.astype(np.int32), spike_sites=sites.astype(np.int32), spike_depths=depths,
-        amplitudes=None, channel_map=channel_map, channel_positions=site_positions,
-        cluster_ids=cluster_ids.astype(np.int32), cluster_quality=quality, cluster_labels=labels,
-        peak_channel=peak, mean_waveforms=np.ascontiguousarray(wav[:, 0, idx].T), waveform_unit="uV",
-        unit_amp=np.asarray(amp, dtype=np.float64)[idx], unit_snr=np.asarray(snr, dtype=np.float64)[idx],
+        path=path,
+        sorter=sorter,
+        sample_rate=float(fs),
+        spike_times=times,
+        spike_clusters=clusters.astype(np.int32),
+        spike_sites=sites.astype(np.int32),
+        spike_depths=depths,
+        amplitudes=None,
+        channel_map=channel_map,
+        channel_positions=site_positions,
+        cluster_ids=cluster_ids.astype(np.int32),
+        cluster_quality=quality,
+        cluster_labels=labels,
+        peak_channel=peak,
+        mean_waveforms=np.ascontiguousarray(wav[:, 0, idx].T),
+        waveform_unit="uV",
+        unit_amp=np.asarray(amp, dtype=np.float64)[idx],
+        unit_snr=np.asarray(snr, dtype=np.float64)[idx],
         unit_position=np.column_stack([np.asarray(pos_x, np.float64)[idx], np.asarray(pos_y, np.float64)[idx]]),
-        metrics=None, waveform_metrics=None, missing=missing, amp_unit="uV", dropped_spikes=dropped)
+        metrics=None,
+        waveform_metrics=None,
+        missing=missing,
+        amp_unit="uV",
+        dropped_spikes=dropped,
+    )

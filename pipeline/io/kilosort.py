@@ -43,21 +43,50 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["KilosortError", "SortingResult", "read_kilosort", "read_params", "group_by_cluster",
-           "dense_cluster_index", "ks_quality", "WAVEFORM_METRIC_COLUMNS", "CLUSTER_METRIC_COLUMNS"]
+from ..errors import InputError
+
+__all__ = [
+    "KilosortError",
+    "SortingResult",
+    "read_kilosort",
+    "read_params",
+    "group_by_cluster",
+    "dense_cluster_index",
+    "ks_quality",
+    "WAVEFORM_METRIC_COLUMNS",
+    "CLUSTER_METRIC_COLUMNS",
+]
 
 DEFAULT_SAMPLE_RATE = 30000.0
-CLUSTER_METRIC_COLUMNS = ("presence_ratio", "amplitude_cutoff", "isolation_distance", "l_ratio", "d_prime",
-                          "nn_hit_rate", "nn_miss_rate", "silhouette_score", "max_drift", "cumulative_drift")
-WAVEFORM_METRIC_COLUMNS = ("duration", "halfwidth", "PT_ratio", "repolarization_slope", "recovery_slope",
-                           "spread", "velocity_above", "velocity_below")
+CLUSTER_METRIC_COLUMNS = (
+    "presence_ratio",
+    "amplitude_cutoff",
+    "isolation_distance",
+    "l_ratio",
+    "d_prime",
+    "nn_hit_rate",
+    "nn_miss_rate",
+    "silhouette_score",
+    "max_drift",
+    "cumulative_drift",
+)
+WAVEFORM_METRIC_COLUMNS = (
+    "duration",
+    "halfwidth",
+    "PT_ratio",
+    "repolarization_slope",
+    "recovery_slope",
+    "spread",
+    "velocity_above",
+    "velocity_below",
+)
 _GROUP_QUALITY = {"good": "good", "mua": "multi", "noise": "all"}
 _KSLABEL_QUALITY = {"good": "good", "mua": "multi"}
-_PC_CHUNK = 1 << 18          # spikes per block when reading pc_features.npy
-_CLUSTER_CHUNK = 256         # clusters per block when averaging templates
+_PC_CHUNK = 1 << 18  # spikes per block when reading pc_features.npy
+_CLUSTER_CHUNK = 256  # clusters per block when averaging templates
 
 
-class KilosortError(ValueError):
+class KilosortError(InputError):
     """The folder cannot be read; the message starts with the folder or file at fault."""
 
 
@@ -66,30 +95,30 @@ class SortingResult:
     """One probe's spike sorting, whatever the sorter (see the module docstring for conventions)."""
 
     path: Path
-    sorter: str                          # 'kilosort2' | 'pykilosort2.5' | 'jrclust_v3' | 'jrclust_v4'
-    sample_rate: float                   # Hz
-    spike_times: np.ndarray              # int64 (N,) samples, 0-based, ascending
-    spike_clusters: np.ndarray           # int32 (N,)
-    spike_sites: np.ndarray | None       # int32 (N,) site index of the spike's peak
-    spike_depths: np.ndarray | None      # float32 (N,) um
-    amplitudes: np.ndarray | None        # float32 (N,)
-    channel_map: np.ndarray              # (C,) acquisition channel of each site
-    channel_positions: np.ndarray        # (C, 2) um
-    cluster_ids: np.ndarray              # (K,) ascending, clusters that have spikes
-    cluster_quality: dict[int, str]      # cluster -> good | ok | multi | all
-    cluster_labels: pd.DataFrame         # index cluster_id; one column per label, raw strings
-    peak_channel: np.ndarray             # (K,) int64 site index of each cluster's peak, -1 if unknown
-    mean_waveforms: np.ndarray | None    # (K, n_samples) at the peak site
-    waveform_unit: str                   # 'uV' | 'bits' | '' (no waveforms)
-    unit_amp: np.ndarray | None          # (K,) peak-to-peak amplitude, in ``amp_unit``
-    unit_snr: np.ndarray | None          # (K,)
-    unit_position: np.ndarray | None     # (K, 2) um
-    metrics: pd.DataFrame | None         # metrics.csv, index cluster_id
+    sorter: str  # 'kilosort2' | 'pykilosort2.5' | 'jrclust_v3' | 'jrclust_v4'
+    sample_rate: float  # Hz
+    spike_times: np.ndarray  # int64 (N,) samples, 0-based, ascending
+    spike_clusters: np.ndarray  # int32 (N,)
+    spike_sites: np.ndarray | None  # int32 (N,) site index of the spike's peak
+    spike_depths: np.ndarray | None  # float32 (N,) um
+    amplitudes: np.ndarray | None  # float32 (N,)
+    channel_map: np.ndarray  # (C,) acquisition channel of each site
+    channel_positions: np.ndarray  # (C, 2) um
+    cluster_ids: np.ndarray  # (K,) ascending, clusters that have spikes
+    cluster_quality: dict[int, str]  # cluster -> good | ok | multi | all
+    cluster_labels: pd.DataFrame  # index cluster_id; one column per label, raw strings
+    peak_channel: np.ndarray  # (K,) int64 site index of each cluster's peak, -1 if unknown
+    mean_waveforms: np.ndarray | None  # (K, n_samples) at the peak site
+    waveform_unit: str  # 'uV' | 'bits' | '' (no waveforms)
+    unit_amp: np.ndarray | None  # (K,) peak-to-peak amplitude, in ``amp_unit``
+    unit_snr: np.ndarray | None  # (K,)
+    unit_position: np.ndarray | None  # (K, 2) um
+    metrics: pd.DataFrame | None  # metrics.csv, index cluster_id
     waveform_metrics: pd.DataFrame | None
-    missing: list[str]                   # '<file or field>: <what its absence costs>'
-    amp_unit: str = ""                   # unit of unit_amp: 'uV' | 'bits' | ''
-    spike_times_sec: np.ndarray | None = None   # float64 (N,) when the folder has spike_times_sec[_adj].npy
-    dropped_spikes: int = 0              # spikes left out (JRClust clusters <= 0)
+    missing: list[str]  # '<file or field>: <what its absence costs>'
+    amp_unit: str = ""  # unit of unit_amp: 'uV' | 'bits' | ''
+    spike_times_sec: np.ndarray | None = None  # float64 (N,) when the folder has spike_times_sec[_adj].npy
+    dropped_spikes: int = 0  # spikes left out (JRClust clusters <= 0)
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -104,6 +133,7 @@ class SortingResult:
 
 
 # ---------------------------------------------------------------------------------------------- grouping
+
 
 def dense_cluster_index(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(sorted unique ids, their counts, each element's rank among the unique ids as uint16/uint32).
@@ -122,7 +152,7 @@ def dense_cluster_index(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
         if lo == 0 and ids.dtype.itemsize <= 4:
             rel = ids
         elif ids.dtype.kind == "i" and ids.dtype.itemsize <= 4:
-            rel = ids.astype(np.int32, copy=False) - np.int32(lo)   # wraps correctly: 0 <= result < 2**31
+            rel = ids.astype(np.int32, copy=False) - np.int32(lo)  # wraps correctly: 0 <= result < 2**31
         else:
             rel = ids.astype(np.int64) - lo
         counts = np.bincount(rel, minlength=span)
@@ -146,8 +176,9 @@ def _stable_order(rank: np.ndarray) -> np.ndarray:
     return order[np.argsort(high, kind="stable")]
 
 
-def group_by_cluster(spike_clusters: np.ndarray, *arrays: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+def group_by_cluster(
+    spike_clusters: np.ndarray, *arrays: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Reorder per-spike arrays so that each cluster's spikes are contiguous.
 
     Returns (cluster_ids (K,) ascending, offsets (K+1,), [each array reordered]); unit k's spikes are
@@ -209,6 +240,7 @@ def group_by_cluster(spike_clusters: np.ndarray, *arrays: np.ndarray
 
 # ------------------------------------------------------------------------------------------------ inputs
 
+
 def read_params(path: str | Path) -> dict[str, Any]:
     """Kilosort/phy ``params.py`` as a dict of its literal assignments (never executed)."""
     path = Path(path)
@@ -222,7 +254,7 @@ def read_params(path: str | Path) -> dict[str, Any]:
             try:
                 out[node.targets[0].id] = ast.literal_eval(node.value)
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                continue                      # an expression, not a literal: ignored
+                continue  # an expression, not a literal: ignored
     return out
 
 
@@ -231,7 +263,7 @@ def _load_npy(path: Path, mmap: bool = True) -> np.ndarray:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - numpy raises ValueError/OSError/EOFError/... for bad files
         if mmap:
-            try:   # some valid files cannot be memory-mapped (e.g. zero-length, odd headers)
+            try:  # some valid files cannot be memory-mapped (e.g. zero-length, odd headers)
                 return np.load(path, allow_pickle=False)
             except Exception:  # noqa: BLE001
                 pass
@@ -276,8 +308,11 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 def _label_files(folder: Path) -> list[Path]:
     first = [folder / n for n in ("cluster_group.tsv", "cluster_groups.csv", "cluster_KSLabel.tsv")]
-    others = sorted(p for p in folder.glob("cluster_*.tsv")
-                    if p.name not in {"cluster_group.tsv", "cluster_KSLabel.tsv", "cluster_info.tsv"})
+    others = sorted(
+        p
+        for p in folder.glob("cluster_*.tsv")
+        if p.name not in {"cluster_group.tsv", "cluster_KSLabel.tsv", "cluster_info.tsv"}
+    )
     return [p for p in first if p.is_file()] + others
 
 
@@ -286,7 +321,7 @@ def _read_labels(folder: Path, cluster_ids: np.ndarray) -> pd.DataFrame:
     for path in _label_files(folder):
         df = _read_table(path)
         for col in df.columns:
-            if col not in labels.columns:    # cluster_group.tsv wins over a legacy cluster_groups.csv
+            if col not in labels.columns:  # cluster_group.tsv wins over a legacy cluster_groups.csv
                 labels[col] = df[col].reindex(labels.index).fillna("").astype(str)
     return labels
 
@@ -321,6 +356,7 @@ def _read_metrics(path: Path) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------------------------- reading
 
+
 def read_kilosort(folder: str | Path) -> SortingResult:
     """Read a Kilosort/phy output folder (see the module docstring); raises KilosortError."""
     folder = Path(folder)
@@ -343,8 +379,9 @@ def read_kilosort(folder: str | Path) -> SortingResult:
         try:
             sample_rate = float(params["sample_rate"])
         except (TypeError, ValueError):
-            raise KilosortError(f"{folder / 'params.py'}: sample_rate {params['sample_rate']!r} is not a number") \
-                from None
+            raise KilosortError(
+                f"{folder / 'params.py'}: sample_rate {params['sample_rate']!r} is not a number"
+            ) from None
         if not sample_rate > 0:
             raise KilosortError(f"{folder / 'params.py'}: sample_rate {sample_rate} is not positive")
     else:
@@ -401,7 +438,7 @@ def read_kilosort(folder: str | Path) -> SortingResult:
         amplitudes = amplitudes.astype(np.float32)
 
     # spikes in time order (Kilosort writes them sorted; phy keeps the order)
-    file_templates, order = spike_templates, None      # pc_features.npy rows stay in file order
+    file_templates, order = spike_templates, None  # pc_features.npy rows stay in file order
     if n and not np.all(spike_times[1:] >= spike_times[:-1]):
         order = np.argsort(spike_times, kind="stable")
         spike_times, spike_clusters = spike_times[order], spike_clusters[order]
@@ -420,12 +457,15 @@ def read_kilosort(folder: str | Path) -> SortingResult:
     if channel_positions is not None:
         channel_positions = np.asarray(channel_positions, dtype=np.float64)
         if channel_positions.ndim != 2 or channel_positions.shape[1] < 2:
-            raise KilosortError(f"{folder / 'channel_positions.npy'}: expected (sites, 2), got "
-                                f"{channel_positions.shape}")
+            raise KilosortError(
+                f"{folder / 'channel_positions.npy'}: expected (sites, 2), got {channel_positions.shape}"
+            )
         channel_positions = channel_positions[:, :2]
         if channel_map is not None and channel_map.size != channel_positions.shape[0]:
-            raise KilosortError(f"{folder / 'channel_positions.npy'}: {channel_positions.shape[0]} sites but "
-                                f"channel_map.npy has {channel_map.size}")
+            raise KilosortError(
+                f"{folder / 'channel_positions.npy'}: {channel_positions.shape[0]} sites but "
+                f"channel_map.npy has {channel_map.size}"
+            )
 
     # -- templates
     n_templates = int(spike_templates.max()) + 1 if spike_templates is not None and n else 0
@@ -434,8 +474,10 @@ def read_kilosort(folder: str | Path) -> SortingResult:
     if templates is not None:
         unwhitened = _unwhitened_templates(folder, templates, channel_map, missing)
         if spike_templates is not None and n and unwhitened.shape[0] < n_templates:
-            raise KilosortError(f"{folder / 'templates.npy'}: {unwhitened.shape[0]} templates but "
-                                f"spike_templates.npy refers to template {n_templates - 1}")
+            raise KilosortError(
+                f"{folder / 'templates.npy'}: {unwhitened.shape[0]} templates but "
+                f"spike_templates.npy refers to template {n_templates - 1}"
+            )
         n_templates = max(n_templates, unwhitened.shape[0])
         if channel_map is None:
             channel_map = np.arange(unwhitened.shape[2])
@@ -443,22 +485,31 @@ def read_kilosort(folder: str | Path) -> SortingResult:
     if (folder / "pc_feature_ind.npy").is_file():
         pc_feature_ind = np.asarray(_load_npy(folder / "pc_feature_ind.npy", mmap=False))
         if pc_feature_ind.ndim != 2:
-            raise KilosortError(f"{folder / 'pc_feature_ind.npy'}: expected (templates, channels), got "
-                                f"{pc_feature_ind.shape}")
+            raise KilosortError(
+                f"{folder / 'pc_feature_ind.npy'}: expected (templates, channels), got {pc_feature_ind.shape}"
+            )
         pc_feature_ind = pc_feature_ind.astype(np.int64)
         if spike_templates is not None and n and pc_feature_ind.shape[0] < n_templates:
-            raise KilosortError(f"{folder / 'pc_feature_ind.npy'}: {pc_feature_ind.shape[0]} templates but "
-                                f"spike_templates.npy refers to template {n_templates - 1}")
+            raise KilosortError(
+                f"{folder / 'pc_feature_ind.npy'}: {pc_feature_ind.shape[0]} templates but "
+                f"spike_templates.npy refers to template {n_templates - 1}"
+            )
     if channel_map is None:
-        n_sites = (channel_positions.shape[0] if channel_positions is not None
-                   else int(pc_feature_ind.max()) + 1 if pc_feature_ind is not None and pc_feature_ind.size else 0)
+        n_sites = (
+            channel_positions.shape[0]
+            if channel_positions is not None
+            else int(pc_feature_ind.max()) + 1
+            if pc_feature_ind is not None and pc_feature_ind.size
+            else 0
+        )
         channel_map = np.arange(n_sites)
     n_sites = channel_map.size
     if channel_positions is None:
         channel_positions = np.full((n_sites, 2), np.nan)
     if pc_feature_ind is not None and pc_feature_ind.size and pc_feature_ind.max() >= n_sites:
-        raise KilosortError(f"{folder / 'pc_feature_ind.npy'}: site {pc_feature_ind.max()} but the probe has "
-                            f"{n_sites} sites")
+        raise KilosortError(
+            f"{folder / 'pc_feature_ind.npy'}: site {pc_feature_ind.max()} but the probe has {n_sites} sites"
+        )
 
     # per-template peak site
     template_peak = None
@@ -536,18 +587,20 @@ def read_kilosort(folder: str | Path) -> SortingResult:
             unit_snr = metrics["snr"].reindex(cluster_ids.astype(np.int64)).to_numpy(np.float64)
         mw_path = folder / "mean_waveforms.npy"
         if mw_path.is_file():
-            mean_waveforms = _waveforms_from_file(mw_path, _load_npy(mw_path), cluster_ids, channel_map,
-                                                  peak_channel)
+            mean_waveforms = _waveforms_from_file(mw_path, _load_npy(mw_path), cluster_ids, channel_map, peak_channel)
             waveform_unit = "uV"
         else:
-            missing.append("mean_waveforms.npy: no mean waveforms in uV"
-                           + (" (from the templates instead, raw units)" if templates is not None else ""))
+            missing.append(
+                "mean_waveforms.npy: no mean waveforms in uV"
+                + (" (from the templates instead, raw units)" if templates is not None else "")
+            )
     if counts_kt is not None and unwhitened is not None:
         if amps_kt is None:
             missing.append("amplitudes.npy: template waveforms not scaled by spike amplitudes")
         w = amps_kt if amps_kt is not None else counts_kt.astype(np.float64)
-        t_peak, t_wave = _template_cluster_waveforms(unwhitened, w, cluster_counts,
-                                                     peak_channel if from_metrics else None)
+        t_peak, t_wave = _template_cluster_waveforms(
+            unwhitened, w, cluster_counts, peak_channel if from_metrics else None
+        )
         if not from_metrics:
             peak_channel = t_peak
         if mean_waveforms is None:
@@ -568,17 +621,37 @@ def read_kilosort(folder: str | Path) -> SortingResult:
 
     sorter = "pykilosort2.5" if "pyks25" in str(folder.resolve()).lower() else "kilosort2"
     return SortingResult(
-        path=folder, sorter=sorter, sample_rate=sample_rate, spike_times=spike_times,
-        spike_clusters=spike_clusters, spike_sites=spike_sites, spike_depths=spike_depths, amplitudes=amplitudes,
-        channel_map=channel_map, channel_positions=channel_positions, cluster_ids=cluster_ids,
-        cluster_quality=quality, cluster_labels=labels, peak_channel=peak_channel, mean_waveforms=mean_waveforms,
-        waveform_unit=waveform_unit, unit_amp=unit_amp, unit_snr=unit_snr, unit_position=unit_position,
-        metrics=metrics, waveform_metrics=waveform_metrics, missing=missing, amp_unit=amp_unit,
-        spike_times_sec=spike_times_sec, params=params)
+        path=folder,
+        sorter=sorter,
+        sample_rate=sample_rate,
+        spike_times=spike_times,
+        spike_clusters=spike_clusters,
+        spike_sites=spike_sites,
+        spike_depths=spike_depths,
+        amplitudes=amplitudes,
+        channel_map=channel_map,
+        channel_positions=channel_positions,
+        cluster_ids=cluster_ids,
+        cluster_quality=quality,
+        cluster_labels=labels,
+        peak_channel=peak_channel,
+        mean_waveforms=mean_waveforms,
+        waveform_unit=waveform_unit,
+        unit_amp=unit_amp,
+        unit_snr=unit_snr,
+        unit_position=unit_position,
+        metrics=metrics,
+        waveform_metrics=waveform_metrics,
+        missing=missing,
+        amp_unit=amp_unit,
+        spike_times_sec=spike_times_sec,
+        params=params,
+    )
 
 
-def _unwhitened_templates(folder: Path, templates: np.ndarray, channel_map: np.ndarray | None,
-                          missing: list[str]) -> np.ndarray:
+def _unwhitened_templates(
+    folder: Path, templates: np.ndarray, channel_map: np.ndarray | None, missing: list[str]
+) -> np.ndarray:
     """templates.npy (T, samples, channels[, sparse]) -> unwhitened dense float32 (T, samples, sites)."""
     path = folder / "templates.npy"
     if templates.ndim != 3:
@@ -588,8 +661,10 @@ def _unwhitened_templates(folder: Path, templates: np.ndarray, channel_map: np.n
     if n_sites is not None and templates.shape[2] != n_sites:
         ind_path = folder / "templates_ind.npy"
         if not ind_path.is_file():
-            raise KilosortError(f"{path}: {templates.shape[2]} channels but channel_map.npy has {n_sites} sites "
-                                "and there is no templates_ind.npy")
+            raise KilosortError(
+                f"{path}: {templates.shape[2]} channels but channel_map.npy has {n_sites} sites "
+                "and there is no templates_ind.npy"
+            )
         ind = np.asarray(_load_npy(ind_path, mmap=False)).astype(np.int64)
         if ind.shape != (templates.shape[0], templates.shape[2]):
             raise KilosortError(f"{ind_path}: shape {ind.shape}, expected {(templates.shape[0], templates.shape[2])}")
@@ -603,7 +678,7 @@ def _unwhitened_templates(folder: Path, templates: np.ndarray, channel_map: np.n
         if winv.shape != (templates.shape[2], templates.shape[2]):
             raise KilosortError(f"{winv_path}: shape {winv.shape}, expected {(templates.shape[2],) * 2}")
         flat = templates.reshape(-1, templates.shape[2])
-        if np.count_nonzero(flat) < 0.25 * flat.size:      # templates are local: sparse product is cheaper
+        if np.count_nonzero(flat) < 0.25 * flat.size:  # templates are local: sparse product is cheaper
             import scipy.sparse as sp
 
             w = sp.csr_matrix(winv) if np.count_nonzero(winv) < 0.25 * winv.size else winv
@@ -615,8 +690,9 @@ def _unwhitened_templates(folder: Path, templates: np.ndarray, channel_map: np.n
     return templates
 
 
-def _template_cluster_waveforms(unwhitened: np.ndarray, weights: np.ndarray, counts: np.ndarray,
-                                peak: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _template_cluster_waveforms(
+    unwhitened: np.ndarray, weights: np.ndarray, counts: np.ndarray, peak: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per cluster, mean over its spikes of amplitude x unwhitened template -> (peak site, waveform there).
 
     ``weights[k, t]`` = sum of the amplitudes of cluster k's spikes of template t. When ``peak`` is given
@@ -631,7 +707,7 @@ def _template_cluster_waveforms(unwhitened: np.ndarray, weights: np.ndarray, cou
     out_wave = np.zeros((k, n_s), np.float32)
     for lo in range(0, k, _CLUSTER_CHUNK):
         hi = min(k, lo + _CLUSTER_CHUNK)
-        w = sp.csr_matrix((weights[lo:hi] / counts[lo:hi, None]).astype(np.float32))   # few templates per cluster
+        w = sp.csr_matrix((weights[lo:hi] / counts[lo:hi, None]).astype(np.float32))  # few templates per cluster
         mean = np.asarray(w @ flat).reshape(hi - lo, n_s, n_c)
         p = np.ptp(mean, axis=1).argmax(axis=1)
         if peak is not None:
@@ -641,8 +717,15 @@ def _template_cluster_waveforms(unwhitened: np.ndarray, weights: np.ndarray, cou
     return out_peak, out_wave
 
 
-def _pc_depths(path: Path, pc: np.ndarray, pc_feature_ind: np.ndarray, spike_templates: np.ndarray,
-               ycoords: np.ndarray, n: int, fallback: np.ndarray | None) -> np.ndarray:
+def _pc_depths(
+    path: Path,
+    pc: np.ndarray,
+    pc_feature_ind: np.ndarray,
+    spike_templates: np.ndarray,
+    ycoords: np.ndarray,
+    n: int,
+    fallback: np.ndarray | None,
+) -> np.ndarray:
     """PC1^2-weighted mean y of the template's feature channels (negative features count as 0)."""
     if pc.ndim != 3 or pc.shape[0] != n or pc.shape[2] != pc_feature_ind.shape[1]:
         raise KilosortError(f"{path}: shape {pc.shape}, expected ({n}, n_pcs, {pc_feature_ind.shape[1]})")
@@ -662,8 +745,9 @@ def _pc_depths(path: Path, pc: np.ndarray, pc_feature_ind: np.ndarray, spike_tem
     return out
 
 
-def _waveforms_from_file(path: Path, mw: np.ndarray, cluster_ids: np.ndarray, channel_map: np.ndarray,
-                         peak_site: np.ndarray) -> np.ndarray:
+def _waveforms_from_file(
+    path: Path, mw: np.ndarray, cluster_ids: np.ndarray, channel_map: np.ndarray, peak_site: np.ndarray
+) -> np.ndarray:
     """ecephys mean_waveforms.npy (ids, channels, samples) at each cluster's peak channel; NaN if absent."""
     if mw.ndim != 3:
         raise KilosortError(f"{path}: expected (clusters, channels, samples), got {mw.shape}")

@@ -13,10 +13,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from .files import existing_file
 
 
-class MatFileError(ValueError):
+class MatFileError(InputError):
     """The file is not a readable MATLAB file; the message names it."""
 
 
@@ -44,5 +45,6 @@ def read_mat(path: str | Path, variable_names: list[str] | None = None) -> dict[
 
             return _read(str(path), variable_names=variable_names)
     except Exception as e:  # scipy/h5py raise many kinds for truncated or corrupt files
-        raise MatFileError(f"{path}: cannot read ({type(e).__name__}: {e}); the file may be truncated or corrupt") \
-            from None
+        raise MatFileError(
+            f"{path}: cannot read ({type(e).__name__}: {e}); the file may be truncated or corrupt"
+        ) from None

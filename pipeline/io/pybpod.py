@@ -38,15 +38,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
+
 __all__ = [
-    "PybpodError", "ForagingTrial", "ForagingBlock", "ForagingSession", "read_log", "find_sessions",
-    "find_day_files", "read_session_info", "read_foraging_day", "read_subject_meta", "rig_for_setup",
-    "is_foraging_experiment", "COLUMNS", "STATE_EVENT_TYPES", "WATER_PORTS", "META_COLUMNS",
+    "PybpodError",
+    "ForagingTrial",
+    "ForagingBlock",
+    "ForagingSession",
+    "read_log",
+    "find_sessions",
+    "find_day_files",
+    "read_session_info",
+    "read_foraging_day",
+    "read_subject_meta",
+    "rig_for_setup",
+    "is_foraging_experiment",
+    "COLUMNS",
+    "STATE_EVENT_TYPES",
+    "WATER_PORTS",
+    "META_COLUMNS",
 ]
 
 COLUMNS = ("TYPE", "PC-TIME", "BPOD-INITIAL-TIME", "BPOD-FINAL-TIME", "MSG", "+INFO")
-_RENAME = {"PC-TIME": "PC_TIME", "BPOD-INITIAL-TIME": "BPOD_INITIAL_TIME",
-           "BPOD-FINAL-TIME": "BPOD_FINAL_TIME", "+INFO": "INFO"}
+_RENAME = {
+    "PC-TIME": "PC_TIME",
+    "BPOD-INITIAL-TIME": "BPOD_INITIAL_TIME",
+    "BPOD-FINAL-TIME": "BPOD_FINAL_TIME",
+    "+INFO": "INFO",
+}
 _HEADER_SEARCH_LINES = 40
 
 #: water port -> the letter pybpod's foraging task uses in state and variable names
@@ -54,9 +73,15 @@ WATER_PORTS = {"left": "L", "right": "R", "middle": "M"}
 
 #: pybpod state name -> experiment.TrialEventType (spec 3.2)
 STATE_EVENT_TYPES = {
-    "ITIBeforeVideoOn": "videostart", "Start": "bitcodestart", "DelayStart": "delay", "GoCue": "go",
-    **{f"Choice_{x}": "choice" for x in "LRM"}, **{f"Reward_{x}": "reward" for x in "LRM"},
-    "Double_dipped": "doubledip", "ITI": "trialend", "ITIAfterVideoOff": "videoend",
+    "ITIBeforeVideoOn": "videostart",
+    "Start": "bitcodestart",
+    "DelayStart": "delay",
+    "GoCue": "go",
+    **{f"Choice_{x}": "choice" for x in "LRM"},
+    **{f"Reward_{x}": "reward" for x in "LRM"},
+    "Double_dipped": "doubledip",
+    "ITI": "trialend",
+    "ITIAfterVideoOff": "videoend",
 }
 MAX_EVENT_TIME = 9999.0  # trial event times are clipped to this (a paused protocol can exceed decimal(8,4))
 
@@ -66,41 +91,43 @@ _RIGS = {
     "Training-Tower-1": {"tower-1"},
     "Ephys-Han": {"ephys_han"},
 }
-_MOTOR_KEYS = {"LickPort_Lateral_pos": "lateral", "LickPort_RostroCaudal_pos": "rostrocaudal",
-               "LickPort_DorsoVentral_pos": "dorsoventral"}
+_MOTOR_KEYS = {
+    "LickPort_Lateral_pos": "lateral",
+    "LickPort_RostroCaudal_pos": "rostrocaudal",
+    "LickPort_DorsoVentral_pos": "dorsoventral",
+}
 # variables that never change within a bpod session: 'Variables updated:' rows do not override them
 _CONSTANT_VARIABLE = re.compile(r"reward_probabilities|_ch_in|_ch_out|^retract_motor_signal$|^protract_motor_signal$")
 _NUMPY_SCALAR = re.compile(r"\b(?:np|numpy)\.\w+\(([^()]*)\)")
 
 #: columns of the per-subject metadata sheet ``{meta_dir}/{h2o}.csv``
-META_COLUMNS = ("Date", "Time", "Time-end", "Training type", "Water during training", "Weight",
-                "Extra water", "Notes")
+META_COLUMNS = ("Date", "Time", "Time-end", "Training type", "Water during training", "Weight", "Extra water", "Notes")
 NOT_A_SESSION_TYPES = ("restriction", "handling", "freewater")
 
 
-class PybpodError(ValueError):
+class PybpodError(InputError):
     """A pybpod file cannot be used; the message starts with the file path and says what is wrong."""
 
 
 @dataclass
 class ForagingTrial:
-    trial: int                 # 1-based, continuous across the bpod sessions merged into one day
-    start_time: float          # s since the first trial's start (PC-TIME based)
+    trial: int  # 1-based, continuous across the bpod sessions merged into one day
+    start_time: float  # s since the first trial's start (PC-TIME based)
     stop_time: float
-    task: str                  # 'foraging' or 'foraging 3lp'
-    task_protocol: int         # 100 or 101
-    block: int                 # 1-based
-    choice: str | None         # 'left' | 'right' | 'middle' | None (no choice)
-    outcome: str               # 'hit' | 'miss' | 'ignore'
-    early_lick: str            # 'early' | 'no early'
+    task: str  # 'foraging' or 'foraging 3lp'
+    task_protocol: int  # 100 or 101
+    block: int  # 1-based
+    choice: str | None  # 'left' | 'right' | 'middle' | None (no choice)
+    outcome: str  # 'hit' | 'miss' | 'ignore'
+    early_lick: str  # 'early' | 'no early'
     auto_water: bool
     free_water: bool
-    events: list[tuple[str, float, float]]    # (trial_event_type, time on the Bpod trial clock, duration)
-    licks: list[tuple[str, float]]            # ('left lick' | 'right lick' | 'middle lick', Bpod trial time)
-    available_reward: dict[str, bool]         # water port -> reward was baited at trial start
-    notes: dict[str, str]                     # trial_note_type -> note ('bitcode', 'random_seed_start', 'autowater')
+    events: list[tuple[str, float, float]]  # (trial_event_type, time on the Bpod trial clock, duration)
+    licks: list[tuple[str, float]]  # ('left lick' | 'right lick' | 'middle lick', Bpod trial time)
+    available_reward: dict[str, bool]  # water port -> reward was baited at trial start
+    notes: dict[str, str]  # trial_note_type -> note ('bitcode', 'random_seed_start', 'autowater')
     lickport_position: dict[str, float] | None  # {'lateral':.., 'rostrocaudal':.., 'dorsoventral':..} (keys logged)
-    valve_open_duration: dict[str, float]     # water port -> s
+    valve_open_duration: dict[str, float]  # water port -> s
 
 
 @dataclass
@@ -108,7 +135,7 @@ class ForagingBlock:
     block: int
     first_trial: int
     start_time: float
-    reward_probability: dict[str, float]      # water port -> probability (3 decimals)
+    reward_probability: dict[str, float]  # water port -> probability (3 decimals)
 
 
 @dataclass
@@ -126,6 +153,7 @@ class ForagingSession:
 
 # ----------------------------------------------------------------------------------------------
 # small helpers
+
 
 def rig_for_setup(setup: str) -> str:
     """The lab.Rig name for a pybpod setup folder name (spec 3.2); an unknown setup keeps its name."""
@@ -171,6 +199,7 @@ def _session_path_parts(path: Path) -> tuple[str, str] | None:
 # ----------------------------------------------------------------------------------------------
 # the raw log
 
+
 def read_log(path: str | Path, allow_truncated: bool = False) -> pd.DataFrame:
     """The rows of a pybpod session CSV: columns TYPE, PC_TIME (datetime64), BPOD_INITIAL_TIME,
     BPOD_FINAL_TIME (float, NaN when empty or ``nan``), MSG, INFO (str, '' when empty).
@@ -192,34 +221,51 @@ def read_log(path: str | Path, allow_truncated: bool = False) -> pd.DataFrame:
     text = raw.decode("utf-8", errors="replace")
     if not text.endswith("\n"):
         if not allow_truncated:
-            last = text[text.rfind("\n") + 1:]
-            raise PybpodError(f"{path}: truncated file: the last line ({last[:40]!r}...) has no line end, "
-                              "so pybpod stopped while writing it")
+            last = text[text.rfind("\n") + 1 :]
+            raise PybpodError(
+                f"{path}: truncated file: the last line ({last[:40]!r}...) has no line end, "
+                "so pybpod stopped while writing it"
+            )
         text = text[: text.rfind("\n") + 1]
-    if text.count("|") % 2:                       # '|' is the quote character, doubled inside quotes
+    if text.count("|") % 2:  # '|' is the quote character, doubled inside quotes
         if not allow_truncated:
-            raise PybpodError(f"{path}: truncated file: it ends inside a '|'-quoted field (line "
-                              f"{text.count(chr(10), 0, text.rfind('|')) + 1}), so pybpod stopped while "
-                              "writing it")
+            raise PybpodError(
+                f"{path}: truncated file: it ends inside a '|'-quoted field (line "
+                f"{text.count(chr(10), 0, text.rfind('|')) + 1}), so pybpod stopped while "
+                "writing it"
+            )
         text = text[: text.rfind("\n", 0, text.rfind("|")) + 1]
 
     head = text.split("\n", _HEADER_SEARCH_LINES)[:_HEADER_SEARCH_LINES]
     header_line = next((i for i, line in enumerate(head) if line.split(";", 1)[0].strip() == "TYPE"), None)
     if header_line is None and len(head) < _HEADER_SEARCH_LINES:
-        raise PybpodError(f"{path}: truncated file: it ends after {text.count(chr(10))} complete line(s), "
-                          f"before the column header row ({';'.join(COLUMNS)})")
+        raise PybpodError(
+            f"{path}: truncated file: it ends after {text.count(chr(10))} complete line(s), "
+            f"before the column header row ({';'.join(COLUMNS)})"
+        )
     if header_line is None:
-        raise PybpodError(f"{path}: no column header row ({';'.join(COLUMNS)}) in the first "
-                          f"{_HEADER_SEARCH_LINES} lines; is this a pybpod session log?")
+        raise PybpodError(
+            f"{path}: no column header row ({';'.join(COLUMNS)}) in the first "
+            f"{_HEADER_SEARCH_LINES} lines; is this a pybpod session log?"
+        )
     header = [c.strip() for c in head[header_line].rstrip("\r").split(";")]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
-        raise PybpodError(f"{path}: the header row (line {header_line + 1}) lacks column(s) {missing}; "
-                          f"found {header}")
+        raise PybpodError(f"{path}: the header row (line {header_line + 1}) lacks column(s) {missing}; found {header}")
     try:
-        df = pd.read_csv(io.StringIO(text), sep=";", quotechar="|", skiprows=header_line, header=0,
-                         dtype=str, keep_default_na=False, na_filter=False, usecols=list(COLUMNS),
-                         skip_blank_lines=True, engine="c")
+        df = pd.read_csv(
+            io.StringIO(text),
+            sep=";",
+            quotechar="|",
+            skiprows=header_line,
+            header=0,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            usecols=list(COLUMNS),
+            skip_blank_lines=True,
+            engine="c",
+        )
     except (pd.errors.ParserError, ValueError) as e:
         raise PybpodError(f"{path}: malformed rows ({e})") from None
     df = df.rename(columns=_RENAME)
@@ -234,11 +280,14 @@ def read_log(path: str | Path, allow_truncated: bool = False) -> pd.DataFrame:
     bad = df["PC_TIME"].isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise PybpodError(f"{path}: row {i + 1} after the header ({df['TYPE'].iat[i]} {df['MSG'].iat[i]!r}) "
-                          f"has an unreadable PC-TIME {pc.iat[i]!r}")
+        raise PybpodError(
+            f"{path}: row {i + 1} after the header ({df['TYPE'].iat[i]} {df['MSG'].iat[i]!r}) "
+            f"has an unreadable PC-TIME {pc.iat[i]!r}"
+        )
     for c in ("BPOD_INITIAL_TIME", "BPOD_FINAL_TIME"):
-        df[c] = pd.to_numeric(df[c].fillna("").astype(str).str.strip().replace("", np.nan),
-                              errors="coerce").astype(float)
+        df[c] = pd.to_numeric(df[c].fillna("").astype(str).str.strip().replace("", np.nan), errors="coerce").astype(
+            float
+        )
     return df[["TYPE", "PC_TIME", "BPOD_INITIAL_TIME", "BPOD_FINAL_TIME", "MSG", "INFO"]]
 
 
@@ -263,8 +312,9 @@ def read_session_info(path: str | Path, max_lines: int = 200) -> dict[str, str]:
 def find_sessions(project_path: str | Path) -> list[Path]:
     """Every ``{project}/experiments/{exp}/setups/{setup}/sessions/{name}/{name}.csv``, sorted."""
     root = Path(project_path)
-    return sorted(p for p in root.glob("experiments/*/setups/*/sessions/*/*.csv")
-                  if p.stem == p.parent.name and p.is_file())
+    return sorted(
+        p for p in root.glob("experiments/*/setups/*/sessions/*/*.csv") if p.stem == p.parent.name and p.is_file()
+    )
 
 
 def find_day_files(project_paths, h2o: str, date: dt.date) -> list[Path]:
@@ -284,6 +334,7 @@ def find_day_files(project_paths, h2o: str, date: dt.date) -> list[Path]:
 # ----------------------------------------------------------------------------------------------
 # one bpod session file
 
+
 @dataclass
 class _FileTrials:
     path: Path
@@ -292,7 +343,7 @@ class _FileTrials:
     task: str
     task_protocol: int
     first_time: pd.Timestamp
-    trials: list[dict]          # file order, kept and skipped (key 'skip' = reason or None)
+    trials: list[dict]  # file order, kept and skipped (key 'skip' = reason or None)
 
 
 class _Markers:
@@ -326,8 +377,10 @@ def _parse_file(path: Path, h2o: str | None, allow_truncated: bool) -> _FileTria
     parts = _session_path_parts(path)
     experiment, setup = parts if parts else (infos.get("EXPERIMENT-NAME", ""), infos.get("SETUP-NAME", ""))
     if not is_foraging_experiment(experiment):
-        raise PybpodError(f"{path}: experiment {experiment!r} is not a foraging experiment "
-                          "(its name must contain 'foraging', or 'bari' and 'cohen')")
+        raise PybpodError(
+            f"{path}: experiment {experiment!r} is not a foraging experiment "
+            "(its name must contain 'foraging', or 'bari' and 'cohen')"
+        )
     subject = infos.get("SUBJECT-NAME")
     if h2o and subject is not None and h2o not in subject:
         raise PybpodError(f"{path}: the session's subject is {subject}, not {h2o}")
@@ -339,8 +392,9 @@ def _parse_file(path: Path, h2o: str | None, allow_truncated: bool) -> _FileTria
     # -- settings: 'Variables:' (the first is the base) and later 'Variables updated:' rows
     var_rows, var_text = marks.get("Variables:")
     if not len(var_rows):
-        raise PybpodError(f"{path}: no 'Variables:' row, so the task settings (water port channels, "
-                          "reward probabilities) are unknown")
+        raise PybpodError(
+            f"{path}: no 'Variables:' row, so the task settings (water port channels, reward probabilities) are unknown"
+        )
     base = _literal(path, var_text[0], "Variables:")
     if not isinstance(base, dict):
         raise PybpodError(f"{path}: the value after 'Variables:' is not a dict")
@@ -351,8 +405,7 @@ def _parse_file(path: Path, h2o: str | None, allow_truncated: bool) -> _FileTria
         new = _literal(path, text, "Variables updated:")
         if isinstance(new, dict):
             snapshots_rows.append(r)
-            snapshots.append({**snapshots[-1],
-                              **{k: v for k, v in new.items() if not _CONSTANT_VARIABLE.search(k)}})
+            snapshots.append({**snapshots[-1], **{k: v for k, v in new.items() if not _CONSTANT_VARIABLE.search(k)}})
     snapshots_rows = np.asarray(snapshots_rows)
 
     three = base.get("lickport_number") == 3
@@ -372,8 +425,8 @@ def _parse_file(path: Path, h2o: str | None, allow_truncated: bool) -> _FileTria
     starts = trial_rows - 2
     starts[0] = 0
     starts[1:] = np.maximum(starts[1:], trial_rows[:-1] + 1)
-    ends = np.append(starts[1:], n)                 # exclusive
-    stop_rows = np.append(starts[1:], n - 1)        # the row whose PC-TIME is the trial's stop
+    ends = np.append(starts[1:], n)  # exclusive
+    stop_rows = np.append(starts[1:], n - 1)  # the row whose PC-TIME is the trial's stop
     tid = np.searchsorted(starts, np.arange(n), side="right") - 1
     n_trials = len(trial_rows)
 
@@ -395,13 +448,16 @@ def _parse_file(path: Path, h2o: str | None, allow_truncated: bool) -> _FileTria
     for port in ports:
         r, v = marks.get(f"reward_{WATER_PORTS[port]}_accumulated:")
         i = _latest_before(r, trial_rows)
-        accumulated[port] = np.where(i >= 0, np.asarray(v, dtype=object)[np.maximum(i, 0)] == "True", False) \
-            if len(r) else np.zeros(n_trials, bool)
+        accumulated[port] = (
+            np.where(i >= 0, np.asarray(v, dtype=object)[np.maximum(i, 0)] == "True", False)
+            if len(r)
+            else np.zeros(n_trials, bool)
+        )
     var_idx = _latest_before(snapshots_rows, trial_rows)
 
     mot_rows, mot_text = marks.get("LickportMotors:")
     motors = [_literal(path, t, "LickportMotors:") for t in mot_text]
-    mot_in = np.searchsorted(mot_rows, starts, side="left")    # first at or after the trial start
+    mot_in = np.searchsorted(mot_rows, starts, side="left")  # first at or after the trial start
 
     bitcodes = first_per_trial(*marks.get("TrialBitCode:"))
     seeds = first_per_trial(*marks.get("Random seed:"))
@@ -419,8 +475,7 @@ def _parse_file(path: Path, h2o: str | None, allow_truncated: bool) -> _FileTria
     # -- licks: EVENT rows whose event name (+INFO) is a water port's input channel ('Port7In'); a
     #    numeric channel is an event code (MSG), and old logs without +INFO have the name in MSG
     lick_name = info_col
-    if all(c.isdigit() for c in channels) or \
-            ((typ == "EVENT").any() and not (info_col[typ == "EVENT"] != "").any()):
+    if all(c.isdigit() for c in channels) or ((typ == "EVENT").any() and not (info_col[typ == "EVENT"] != "").any()):
         lick_name = msg
     lk = np.flatnonzero((typ == "EVENT") & pd.Series(lick_name).isin(channels).to_numpy())
     lk = lk[np.lexsort((t0[lk], tid[lk]))]
@@ -434,8 +489,11 @@ def _parse_file(path: Path, h2o: str | None, allow_truncated: bool) -> _FileTria
     choice_names = {f"Choice_{WATER_PORTS[p]}": p for p in ports}
     ch = np.flatnonzero((typ == "TRANSITION") & pd.Series(msg).isin(choice_names).to_numpy())
     choices = first_per_trial(ch, pd.Series(msg[ch], dtype=object).map(choice_names))
-    rewarded = set(tid[(typ == "TRANSITION") & pd.Series(msg).isin(
-        [f"Reward_{WATER_PORTS[p]}" for p in ports]).to_numpy()].tolist())
+    rewarded = set(
+        tid[
+            (typ == "TRANSITION") & pd.Series(msg).isin([f"Reward_{WATER_PORTS[p]}" for p in ports]).to_numpy()
+        ].tolist()
+    )
 
     # -- auto water: visited Auto_Water_X states
     auto_names = {f"Auto_Water_{WATER_PORTS[p]}": p for p in ports}
@@ -450,8 +508,7 @@ def _parse_file(path: Path, h2o: str | None, allow_truncated: bool) -> _FileTria
         rec: dict = {"start": pc.iat[starts[k]], "stop": pc.iat[stop_rows[k]], "skip": None}
         if k not in ended:
             if k == n_trials - 1 and not allow_truncated:
-                raise PybpodError(f"{path}: truncated file: the last trial (bpod trial {k + 1}) has no "
-                                  "END-TRIAL row")
+                raise PybpodError(f"{path}: truncated file: the last trial (bpod trial {k + 1}) has no END-TRIAL row")
             rec["skip"] = f"incomplete trial, no END-TRIAL row ({path.name}, bpod trial {k + 1})"
             trials.append(rec)
             continue
@@ -461,8 +518,10 @@ def _parse_file(path: Path, h2o: str | None, allow_truncated: bool) -> _FileTria
             continue
         b = int(blk_val[blk_idx[k]]) if blk_idx[k] >= 0 else 1
         if not 1 <= b <= min(len(v) for v in probabilities.values()):
-            raise PybpodError(f"{path}: bpod trial {k + 1} is in block {b}, but the reward probabilities "
-                              f"list only {min(len(v) for v in probabilities.values())} blocks")
+            raise PybpodError(
+                f"{path}: bpod trial {k + 1} is in block {b}, but the reward probabilities "
+                f"list only {min(len(v) for v in probabilities.values())} blocks"
+            )
         variables = snapshots[var_idx[k]] if var_idx[k] >= 0 else base
         if mot_in[k] < len(mot_rows) and mot_rows[mot_in[k]] < ends[k]:
             motor = motors[mot_in[k]]
@@ -486,32 +545,49 @@ def _parse_file(path: Path, h2o: str | None, allow_truncated: bool) -> _FileTria
             if watered:
                 notes["autowater"] = " and ".join(watered)
         rec.update(
-            task=task, task_protocol=task_protocol,
+            task=task,
+            task_protocol=task_protocol,
             probability={p: round(float(probabilities[p][b - 1]), 3) for p in ports},
             choice=choice,
             outcome="hit" if k in rewarded else ("miss" if choice else "ignore"),
             early_lick="early" if k in first_lick.index and first_lick[k] < go_time[k] else "no early",
-            auto_water=auto_water, events=events, licks=licks,
+            auto_water=auto_water,
+            events=events,
+            licks=licks,
             available_reward={p: bool(accumulated[p][k]) for p in ports},
             notes=notes,
-            lickport_position=None if not isinstance(motor, dict) else
-            {_MOTOR_KEYS[key]: float(v) for key, v in motor.items() if key in _MOTOR_KEYS},
-            valve_open_duration={p: float(variables[f"ValveOpenTime_{WATER_PORTS[p]}"]) for p in ports
-                                 if f"ValveOpenTime_{WATER_PORTS[p]}" in variables},
+            lickport_position=None
+            if not isinstance(motor, dict)
+            else {_MOTOR_KEYS[key]: float(v) for key, v in motor.items() if key in _MOTOR_KEYS},
+            valve_open_duration={
+                p: float(variables[f"ValveOpenTime_{WATER_PORTS[p]}"])
+                for p in ports
+                if f"ValveOpenTime_{WATER_PORTS[p]}" in variables
+            },
         )
         trials.append(rec)
     # pybpod closes every session with INFO SESSION-ENDED. Without it the file was cut (possibly
     # exactly at a line end, between trials) or the session is still running: loading it now would
     # store half a session, and the finished file would later differ from what was loaded.
     if not allow_truncated and not ((df["TYPE"] == "INFO") & (df["MSG"] == "SESSION-ENDED")).any():
-        raise PybpodError(f"{path}: no INFO SESSION-ENDED row: the session is still being recorded, or the "
-                          "file was cut or pybpod stopped before closing it")
-    return _FileTrials(path=path, experiment=experiment, setup=setup, task=task, task_protocol=task_protocol,
-                       first_time=pc.iat[0], trials=trials)
+        raise PybpodError(
+            f"{path}: no INFO SESSION-ENDED row: the session is still being recorded, or the "
+            "file was cut or pybpod stopped before closing it"
+        )
+    return _FileTrials(
+        path=path,
+        experiment=experiment,
+        setup=setup,
+        task=task,
+        task_protocol=task_protocol,
+        first_time=pc.iat[0],
+        trials=trials,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # one subject-day
+
 
 def read_foraging_day(paths, h2o: str, allow_truncated: bool = False) -> ForagingSession:
     """The bpod sessions (CSV paths) of subject ``h2o`` on one day as one session.
@@ -525,8 +601,9 @@ def read_foraging_day(paths, h2o: str, allow_truncated: bool = False) -> Foragin
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     if not paths:
         raise PybpodError("read_foraging_day: no files given")
-    files = sorted((_parse_file(p, h2o, allow_truncated) for p in dict.fromkeys(paths)),
-                   key=lambda f: (f.first_time, str(f.path)))
+    files = sorted(
+        (_parse_file(p, h2o, allow_truncated) for p in dict.fromkeys(paths)), key=lambda f: (f.first_time, str(f.path))
+    )
     kept = [(fi, rec) for fi, f in enumerate(files) for rec in f.trials if rec["skip"] is None]
     if not kept:
         others = f" (and {len(files) - 1} more file(s))" if len(files) > 1 else ""
@@ -549,24 +626,53 @@ def read_foraging_day(paths, h2o: str, allow_truncated: bool = False) -> Foragin
             start = (rec["start"] - t_zero).total_seconds()
             key = (fi, tuple(rec["probability"].items()))
             if key != prev_key:
-                blocks.append(ForagingBlock(block=len(blocks) + 1, first_trial=number, start_time=start,
-                                            reward_probability=dict(rec["probability"])))
+                blocks.append(
+                    ForagingBlock(
+                        block=len(blocks) + 1,
+                        first_trial=number,
+                        start_time=start,
+                        reward_probability=dict(rec["probability"]),
+                    )
+                )
                 prev_key = key
-            trials.append(ForagingTrial(
-                trial=number, start_time=start, stop_time=(rec["stop"] - t_zero).total_seconds(),
-                task=rec["task"], task_protocol=rec["task_protocol"], block=blocks[-1].block,
-                choice=rec["choice"], outcome=rec["outcome"], early_lick=rec["early_lick"],
-                auto_water=rec["auto_water"], free_water=False, events=rec["events"], licks=rec["licks"],
-                available_reward=rec["available_reward"], notes=rec["notes"],
-                lickport_position=rec["lickport_position"], valve_open_duration=rec["valve_open_duration"]))
+            trials.append(
+                ForagingTrial(
+                    trial=number,
+                    start_time=start,
+                    stop_time=(rec["stop"] - t_zero).total_seconds(),
+                    task=rec["task"],
+                    task_protocol=rec["task_protocol"],
+                    block=blocks[-1].block,
+                    choice=rec["choice"],
+                    outcome=rec["outcome"],
+                    early_lick=rec["early_lick"],
+                    auto_water=rec["auto_water"],
+                    free_water=False,
+                    events=rec["events"],
+                    licks=rec["licks"],
+                    available_reward=rec["available_reward"],
+                    notes=rec["notes"],
+                    lickport_position=rec["lickport_position"],
+                    valve_open_duration=rec["valve_open_duration"],
+                )
+            )
     first = files[0]
-    return ForagingSession(h2o=h2o, setup=first.setup, rig=rig_for_setup(first.setup),
-                           experiment=first.experiment, session_datetime=t_zero.to_pydatetime(),
-                           files=[f.path for f in files], trials=trials, blocks=blocks, skipped_trials=skipped)
+    return ForagingSession(
+        h2o=h2o,
+        setup=first.setup,
+        rig=rig_for_setup(first.setup),
+        experiment=first.experiment,
+        session_datetime=t_zero.to_pydatetime(),
+        files=[f.path for f in files],
+        trials=trials,
+        blocks=blocks,
+        skipped_trials=skipped,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # the subject metadata sheet
+
 
 def _parse_times(s: pd.Series) -> pd.Series:
     t = pd.to_datetime(s, format="%H:%M", errors="coerce")
@@ -603,7 +709,11 @@ def read_subject_meta(path: str | Path) -> pd.DataFrame:
         out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
     out["Training type"] = out["Training type"].fillna("").astype(str).str.strip()
     out["Notes"] = out["Notes"].fillna("").astype(str)
-    out["is_session"] = (out["Date"].notna() & (text["Time"] != "") & (text["Time-end"] != "")
-                         & ~out["Training type"].str.lower().isin(NOT_A_SESSION_TYPES)
-                         & (out["Water during training"].fillna(0) > 0)).astype(bool)
+    out["is_session"] = (
+        out["Date"].notna()
+        & (text["Time"] != "")
+        & (text["Time-end"] != "")
+        & ~out["Training type"].str.lower().isin(NOT_A_SESSION_TYPES)
+        & (out["Water during training"].fillna(0) > 0)
+    ).astype(bool)
     return out

@@ -37,21 +37,30 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .. import probes
+from ..errors import InputError
 
-__all__ = ["SpikeGLXError", "UnsupportedProbe", "SpikeGLXMeta", "read_meta", "electrode_config",
-           "expand_channel_subset", "IMEC_TYPES", "ELECTRODE_CONFIG_NAME_MAX"]
+__all__ = [
+    "SpikeGLXError",
+    "UnsupportedProbe",
+    "SpikeGLXMeta",
+    "read_meta",
+    "electrode_config",
+    "expand_channel_subset",
+    "IMEC_TYPES",
+    "ELECTRODE_CONFIG_NAME_MAX",
+]
 
 log = logging.getLogger(__name__)
 
 
-class SpikeGLXError(ValueError):
+class SpikeGLXError(InputError):
     """A .meta file that cannot be read or is inconsistent; the message starts with the file path."""
 
 
@@ -65,12 +74,12 @@ NP1_3B = "neuropixels 1.0 - 3B"
 #: SpikeGLX ``imDatPrb_type`` code -> lab.ProbeType name (codes <= 1 are NP1.0 3A/3B, see module doc).
 #: Commercial NP2.0 codes share the site layout of the prototypes they replace (checked at runtime).
 IMEC_TYPES: dict[int, str] = {
-    21: "neuropixels 2.0 - SS",          # NP2.0 single shank, prototype (PRB2_1_2_0640_0)
-    2003: "neuropixels 2.0 - SS",        # NP2.0 single shank, commercial (NP2003, NP2004)
-    24: "neuropixels 2.0 - MS",          # NP2.0 four shanks, prototype (NP2010 / PRB2_4_2_0640_0)
-    2013: "neuropixels 2.0 - MS",        # NP2.0 four shanks, commercial (NP2013, NP2014)
+    21: "neuropixels 2.0 - SS",  # NP2.0 single shank, prototype (PRB2_1_2_0640_0)
+    2003: "neuropixels 2.0 - SS",  # NP2.0 single shank, commercial (NP2003, NP2004)
+    24: "neuropixels 2.0 - MS",  # NP2.0 four shanks, prototype (NP2010 / PRB2_4_2_0640_0)
+    2013: "neuropixels 2.0 - MS",  # NP2.0 four shanks, commercial (NP2013, NP2014)
     1030: "neuropixels 1.0 - NHP long",  # NP1030 (NHP long, SOI90)
-    1100: "neuropixels 1.0 - ultra",     # NP1100 (Neuropixels Ultra, UHD1 passive)
+    1100: "neuropixels 1.0 - ultra",  # NP1100 (Neuropixels Ultra, UHD1 passive)
     2020: "neuropixels 2.0 - quad base",  # NP2020 / NP2021 (quad base)
 }
 
@@ -83,21 +92,21 @@ _NI_MAX_INT_DEFAULT = 32768  # SpikeGLX's NI full scale when niMaxInt is absent 
 @dataclass
 class SpikeGLXMeta:
     path: Path
-    raw: dict[str, str]              #: every key=value as written (``~imroTbl`` keeps its ``~``)
-    stream: str                      #: 'ap' | 'lf' | 'nidq'
-    probe_type: str | None           #: lab.ProbeType name (None for nidq)
-    part_number: str | None          #: imDatPrb_pn, else the catalogue part number of the geometry
-    serial: str | None               #: imProbeSN (3A) / imDatPrb_sn
-    sampling_rate: float             #: imSampRate / niSampRate, Hz
-    n_saved_channels: int            #: nSavedChans (sync channels included)
-    saved_channels: np.ndarray       #: 0-based acquisition channel of each saved channel, file order
-    electrodes: np.ndarray           #: per saved neural channel: 1-based pipeline.probes electrode
-    shank: np.ndarray                #: per saved neural channel: 1-based shank
-    x: np.ndarray                    #: um, as pipeline.probes.electrode_table x_coord
-    y: np.ndarray                    #: um, as pipeline.probes.electrode_table y_coord
-    uv_per_bit: float | None         #: microvolts per bit of the stream
+    raw: dict[str, str]  #: every key=value as written (``~imroTbl`` keeps its ``~``)
+    stream: str  #: 'ap' | 'lf' | 'nidq'
+    probe_type: str | None  #: lab.ProbeType name (None for nidq)
+    part_number: str | None  #: imDatPrb_pn, else the catalogue part number of the geometry
+    serial: str | None  #: imProbeSN (3A) / imDatPrb_sn
+    sampling_rate: float  #: imSampRate / niSampRate, Hz
+    n_saved_channels: int  #: nSavedChans (sync channels included)
+    saved_channels: np.ndarray  #: 0-based acquisition channel of each saved channel, file order
+    electrodes: np.ndarray  #: per saved neural channel: 1-based pipeline.probes electrode
+    shank: np.ndarray  #: per saved neural channel: 1-based shank
+    x: np.ndarray  #: um, as pipeline.probes.electrode_table x_coord
+    y: np.ndarray  #: um, as pipeline.probes.electrode_table y_coord
+    uv_per_bit: float | None  #: microvolts per bit of the stream
     file_create_time: datetime | None  #: fileCreateTime_original (CatGT) or fileCreateTime
-    first_sample: int | None         #: firstSample (absent while SpikeGLX is still writing)
+    first_sample: int | None  #: firstSample (absent while SpikeGLX is still writing)
     #: per saved neural channel: SpikeGLX's 'used' flag (False = reference site); all True without a site map
     is_used: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
 
@@ -162,7 +171,7 @@ def _site_map(text: str) -> tuple[list[str], np.ndarray]:
     """'(h1,h2,..)(a:b:c:d)...' -> (header fields, float array n x 4)."""
     m = re.match(r"\s*\(([^)]*)\)", text)
     header = m.group(1).split(",") if m else []
-    body = text[m.end():] if m else text
+    body = text[m.end() :] if m else text
     rows = re.findall(r"\(([^)]*)\)", body)
     if not rows:
         return header, np.empty((0, 4))
@@ -184,8 +193,12 @@ def _float(m: dict[str, str], key: str) -> float | None:
 def _pi_tools():
     """probeinterface's Neuropixels helpers (the imro decoding behind ``read_spikeglx``; 0.4.x API)."""
     try:
-        from probeinterface.neuropixels_tools import (_get_imro_active_contact_ids, _load_np_probe_features,
-                                                      _parse_imro_string, build_neuropixels_probe)
+        from probeinterface.neuropixels_tools import (
+            _get_imro_active_contact_ids,
+            _load_np_probe_features,
+            _parse_imro_string,
+            build_neuropixels_probe,
+        )
     except ImportError as e:  # the helpers are private: name the version this module was written for
         raise ImportError(f"pipeline.io.spikeglx needs probeinterface 0.4.x ({e})") from None
     return _parse_imro_string, _get_imro_active_contact_ids, _load_np_probe_features, build_neuropixels_probe
@@ -201,23 +214,25 @@ def _catalogue_spec(part_number: str | None) -> dict | None:
     return _np_features()["neuropixels_probes"].get(part_number)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _same_layout(part_number: str, lab_part_number: str) -> bool:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         a = _pi_tools()[3](part_number)
     b = probes._catalogue_probe(lab_part_number)
-    return (a.get_contact_count() == b.get_contact_count()
-            and np.allclose(a.contact_positions, b.contact_positions)
-            and list(a.contact_ids) == list(b.contact_ids))
+    return (
+        a.get_contact_count() == b.get_contact_count()
+        and np.allclose(a.contact_positions, b.contact_positions)
+        and list(a.contact_ids) == list(b.contact_ids)
+    )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _contact_index(lab_part_number: str) -> pd.Index:
     return pd.Index(probes._catalogue_probe(lab_part_number).contact_ids)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(probe_type: str) -> dict[str, np.ndarray]:
     return probes.electrode_table(probe_type)
 
@@ -236,19 +251,24 @@ def _probe_type(path: Path, m: dict[str, str]) -> tuple[str, str | None]:
         elif "typeImEnabled" in m or pn is not None:
             probe_type = NP1_3B
         else:
-            raise UnsupportedProbe(f"{path}: no imDatPrb_type, imProbeOpt, typeEnabled or typeImEnabled; "
-                                   "cannot tell which Neuropixels probe recorded this stream")
+            raise UnsupportedProbe(
+                f"{path}: no imDatPrb_type, imProbeOpt, typeEnabled or typeImEnabled; "
+                "cannot tell which Neuropixels probe recorded this stream"
+            )
     elif code in IMEC_TYPES:
         probe_type = IMEC_TYPES[code]
     else:
         raise UnsupportedProbe(
             f"{path}: probe imDatPrb_type={code} (part number {pn or 'not given'}) is not mapped to a "
             f"lab.ProbeType; supported types: 0 (NP1.0 3A/3B), "
-            + ", ".join(f"{k} ({v})" for k, v in IMEC_TYPES.items()))
+            + ", ".join(f"{k} ({v})" for k, v in IMEC_TYPES.items())
+        )
     lab_pn = probes.info(probe_type).part_number
     if pn is not None and _catalogue_spec(pn) is not None and not _same_layout(pn, lab_pn):
-        raise UnsupportedProbe(f"{path}: part number {pn} (imDatPrb_type={code}) has a site layout different "
-                               f"from lab probe type {probe_type!r} ({lab_pn}); add a probe type for it")
+        raise UnsupportedProbe(
+            f"{path}: part number {pn} (imDatPrb_type={code}) has a site layout different "
+            f"from lab probe type {probe_type!r} ({lab_pn}); add a probe type for it"
+        )
     return probe_type, pn
 
 
@@ -265,8 +285,10 @@ def _readout_electrodes(path: Path, m: dict[str, str], probe_type: str) -> tuple
             opt = int(text.split(")")[0].split(",")[1])
             banks = np.asarray(imro.get("bank", []), dtype=np.int64)
             if opt == 4 and banks.size and banks.max() > 0:
-                raise UnsupportedProbe(f"{path}: phase 3A option 4 probe (276 channels) with banks > 0; "
-                                       "its electrode numbering differs from NP1.0 and is not supported")
+                raise UnsupportedProbe(
+                    f"{path}: phase 3A option 4 probe (276 channels) with banks > 0; "
+                    "its electrode numbering differs from NP1.0 and is not supported"
+                )
         contact_ids = _get_imro_active_contact_ids(imro)
         channels = np.asarray(imro["channel"], dtype=np.int64)
     except SpikeGLXError:
@@ -277,8 +299,9 @@ def _readout_electrodes(path: Path, m: dict[str, str], probe_type: str) -> tuple
     index = _contact_index(lab_pn).get_indexer(pd.Index(contact_ids))
     if np.any(index < 0):
         bad = np.asarray(contact_ids)[index < 0][:5]
-        raise SpikeGLXError(f"{path}: ~imroTbl names sites {list(bad)} that probe type {probe_type!r} "
-                            f"({lab_pn}) does not have")
+        raise SpikeGLXError(
+            f"{path}: ~imroTbl names sites {list(bad)} that probe type {probe_type!r} ({lab_pn}) does not have"
+        )
     if len(np.unique(channels)) != len(channels):
         raise SpikeGLXError(f"{path}: ~imroTbl lists a readout channel twice")
     return np.c_[channels, index], imro
@@ -294,15 +317,17 @@ def _check_site_maps(path: Path, m: dict[str, str], electrodes: np.ndarray, prob
     if shank_map:
         _, a = _site_map(shank_map)
         if len(a) == n and n:
-            ok = ((a[:, 0] + 1 == t["shank"][i]) & (a[:, 1] + 1 == t["shank_col"][i])
-                  & (a[:, 2] + 1 == t["shank_row"][i]))
+            ok = (
+                (a[:, 0] + 1 == t["shank"][i]) & (a[:, 1] + 1 == t["shank_col"][i]) & (a[:, 2] + 1 == t["shank_row"][i])
+            )
             if not ok.all():
                 k = int(np.flatnonzero(~ok)[0])
                 raise SpikeGLXError(
                     f"{path}: ~imroTbl and ~snsShankMap disagree on {int((~ok).sum())} of {n} saved channels "
                     f"(first: saved channel {k}: imro electrode {electrodes[k]} is shank/col/row "
                     f"{t['shank'][i[k]]}/{t['shank_col'][i[k]]}/{t['shank_row'][i[k]]} (1-based), shank map "
-                    f"says {int(a[k, 0]) + 1}/{int(a[k, 1]) + 1}/{int(a[k, 2]) + 1})")
+                    f"says {int(a[k, 0]) + 1}/{int(a[k, 1]) + 1}/{int(a[k, 2]) + 1})"
+                )
             used = a[:, 3] != 0
         elif len(a):
             log.warning("%s: ~snsShankMap has %d entries for %d saved neural channels; not checked", path, len(a), n)
@@ -319,23 +344,26 @@ def _check_site_maps(path: Path, m: dict[str, str], electrodes: np.ndarray, prob
                     f"{path}: ~imroTbl and ~snsGeomMap disagree on {int((~ok).sum())} of {n} saved channels "
                     f"(first: saved channel {k}: imro electrode {electrodes[k]} at shank {t['shank'][i[k]]} "
                     f"x={t['x_coord'][i[k]]} y={t['y_coord'][i[k]]}, geometry map says shank {int(a[k, 0]) + 1} "
-                    f"x={a[k, 1]} (on its shank) z={a[k, 2]})")
+                    f"x={a[k, 1]} (on its shank) z={a[k, 2]})"
+                )
             used = a[:, 3] != 0
         elif len(a):
             log.warning("%s: ~snsGeomMap has %d entries for %d saved neural channels; not checked", path, len(a), n)
     return used
 
 
-def _imec_uv_per_bit(path: Path, m: dict[str, str], stream: str, pn: str | None, probe_type: str,
-                     imro: dict, entries: np.ndarray) -> float | None:
+def _imec_uv_per_bit(
+    path: Path, m: dict[str, str], stream: str, pn: str | None, probe_type: str, imro: dict, entries: np.ndarray
+) -> float | None:
     spec = _catalogue_spec(pn) or _catalogue_spec(probes.info(probe_type).part_number) or {}
     lo, hi = _float(m, "imAiRangeMin"), _float(m, "imAiRangeMax")
     vpp = (hi - lo) if lo is not None and hi is not None else (float(spec["adc_range_vpp"]) if spec else None)
     max_int = _float(m, "imMaxInt")
     if max_int is None and spec:
         max_int = 2.0 ** (int(spec["adc_bit_depth"]) - 1)
-    field_name, key, list_key = (("ap_gain", "imChan0apGain", "ap_gain_list") if stream == "ap"
-                                 else ("lf_gain", "imChan0lfGain", "lf_gain_list"))
+    field_name, key, list_key = (
+        ("ap_gain", "imChan0apGain", "ap_gain_list") if stream == "ap" else ("lf_gain", "imChan0lfGain", "lf_gain_list")
+    )
     gain = None
     gains = np.asarray(imro.get(field_name, []), dtype=np.float64)
     if gains.size == len(imro.get("channel", [])) and gains.size:
@@ -343,8 +371,9 @@ def _imec_uv_per_bit(path: Path, m: dict[str, str], stream: str, pn: str | None,
         if g.size and np.all(g == g[0]):
             gain = float(g[0])
         elif g.size:
-            log.warning("%s: channels have different %s (%s); uv_per_bit left None", path, field_name,
-                        sorted(set(g.tolist())))
+            log.warning(
+                "%s: channels have different %s (%s); uv_per_bit left None", path, field_name, sorted(set(g.tolist()))
+            )
             return None
     if gain is None:
         gain = _float(m, key)
@@ -392,8 +421,9 @@ def _stream(path: Path, m: dict[str, str]) -> str:
             raise SpikeGLXError(f"{path}: snsApLfSy={m['snsApLfSy']} saves AP and LF channels in one file")
         by_counts = "ap" if n_ap else ("lf" if n_lf else None)
         if by_counts and by_name and by_counts != by_name:
-            raise SpikeGLXError(f"{path}: the file name says {by_name.upper()} but snsApLfSy={m['snsApLfSy']} "
-                                f"says {by_counts.upper()}")
+            raise SpikeGLXError(
+                f"{path}: the file name says {by_name.upper()} but snsApLfSy={m['snsApLfSy']} says {by_counts.upper()}"
+            )
         if by_counts:
             return by_counts
     if by_name:
@@ -438,13 +468,29 @@ def _read_meta(path: Path) -> SpikeGLXMeta:
     except ValueError as e:
         raise SpikeGLXError(f"{path}: unreadable value ({e})") from None
 
-    common = dict(path=path, raw=raw, stream=stream, sampling_rate=rate, n_saved_channels=n_saved,
-                  saved_channels=saved, file_create_time=created, first_sample=first_sample)
+    common = dict(
+        path=path,
+        raw=raw,
+        stream=stream,
+        sampling_rate=rate,
+        n_saved_channels=n_saved,
+        saved_channels=saved,
+        file_create_time=created,
+        first_sample=first_sample,
+    )
     if stream == "nidq":
-        return SpikeGLXMeta(**common, probe_type=None, part_number=None, serial=None,
-                            electrodes=np.empty(0, dtype=np.int64), shank=np.empty(0, dtype=np.int64),
-                            x=np.empty(0), y=np.empty(0), uv_per_bit=_nidq_uv_per_bit(m),
-                            is_used=np.empty(0, dtype=bool))
+        return SpikeGLXMeta(
+            **common,
+            probe_type=None,
+            part_number=None,
+            serial=None,
+            electrodes=np.empty(0, dtype=np.int64),
+            shank=np.empty(0, dtype=np.int64),
+            x=np.empty(0),
+            y=np.empty(0),
+            uv_per_bit=_nidq_uv_per_bit(m),
+            is_used=np.empty(0, dtype=bool),
+        )
 
     probe_type, pn = _probe_type(path, m)
     try:
@@ -453,8 +499,10 @@ def _read_meta(path: Path) -> SpikeGLXMeta:
         raise SpikeGLXError(f"{path}: required key acqApLfSy missing") from None
     neural = saved < n_ap + n_lf
     if np.any(saved >= n_ap + n_lf + n_sy):
-        raise SpikeGLXError(f"{path}: snsSaveChanSubset has channels beyond the {n_ap + n_lf + n_sy} acquired "
-                            f"(acqApLfSy={m['acqApLfSy']})")
+        raise SpikeGLXError(
+            f"{path}: snsSaveChanSubset has channels beyond the {n_ap + n_lf + n_sy} acquired "
+            f"(acqApLfSy={m['acqApLfSy']})"
+        )
     if np.any(np.diff(neural.astype(np.int8)) > 0):
         raise SpikeGLXError(f"{path}: a sync channel is saved before neural channels")
     in_lf = saved >= n_ap
@@ -463,8 +511,10 @@ def _read_meta(path: Path) -> SpikeGLXMeta:
     if m.get("snsApLfSy"):
         s_ap, s_lf, s_sy = _ints(m["snsApLfSy"])
         if s_ap + s_lf != int(neural.sum()) or s_sy != int((~neural).sum()):
-            raise SpikeGLXError(f"{path}: snsApLfSy={m['snsApLfSy']} does not match the {int(neural.sum())} "
-                                f"neural and {int((~neural).sum())} sync channels of snsSaveChanSubset")
+            raise SpikeGLXError(
+                f"{path}: snsApLfSy={m['snsApLfSy']} does not match the {int(neural.sum())} "
+                f"neural and {int((~neural).sum())} sync channels of snsSaveChanSubset"
+            )
     readout = np.where(in_lf, saved - n_ap, saved)[neural]
 
     entries, imro = _readout_electrodes(path, m, probe_type)
@@ -477,13 +527,17 @@ def _read_meta(path: Path) -> SpikeGLXMeta:
     t = _table(probe_type)
     is_used = _check_site_maps(path, m, electrodes, probe_type)
     return SpikeGLXMeta(
-        **common, probe_type=probe_type,
+        **common,
+        probe_type=probe_type,
         part_number=pn or probes.info(probe_type).part_number,
         serial=m.get("imDatPrb_sn") or m.get("imProbeSN") or None,
-        electrodes=electrodes.astype(np.int64), shank=t["shank"][electrodes - 1].astype(np.int64),
-        x=t["x_coord"][electrodes - 1].astype(np.float64), y=t["y_coord"][electrodes - 1].astype(np.float64),
+        electrodes=electrodes.astype(np.int64),
+        shank=t["shank"][electrodes - 1].astype(np.int64),
+        x=t["x_coord"][electrodes - 1].astype(np.float64),
+        y=t["y_coord"][electrodes - 1].astype(np.float64),
         uv_per_bit=_imec_uv_per_bit(path, m, stream, pn, probe_type, imro, entry_of_channel),
-        is_used=is_used)
+        is_used=is_used,
+    )
 
 
 def electrode_config(probe_type: str, electrodes) -> dict:
@@ -519,5 +573,10 @@ def electrode_config(probe_type: str, electrodes) -> dict:
     name = ranges
     if len(name) > ELECTRODE_CONFIG_NAME_MAX:
         name = f"{e.size} electrodes {e[0]}-{e[-1]}, {starts.size} ranges #{config_hash.hex[:8]}"
-    return {"probe_type": probe_type, "electrode_config_name": name, "electrode_config_hash": config_hash,
-            "electrodes": e, "electrode_ranges": ranges}
+    return {
+        "probe_type": probe_type,
+        "electrode_config_name": name,
+        "electrode_config_hash": config_hash,
+        "electrodes": e,
+        "electrode_ranges": ranges,
+    }

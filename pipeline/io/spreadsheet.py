@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import InputError
 
-class SpreadsheetError(ValueError):
+
+class SpreadsheetError(InputError):
     """The file cannot be read as a table; the message names the file."""
 
 
@@ -29,8 +31,9 @@ def read_table(path: str | Path, sheet: str | int | None = None) -> pd.DataFrame
         if suffix in (".xlsx", ".xlsm", ".xls"):
             df = pd.read_excel(path, sheet_name=0 if sheet is None else sheet, dtype=object)
         elif suffix in (".csv", ".tsv", ".txt"):
-            df = pd.read_csv(path, sep=None if suffix != ".tsv" else "\t", engine="python", dtype=object,
-                             keep_default_na=True)
+            df = pd.read_csv(
+                path, sep=None if suffix != ".tsv" else "\t", engine="python", dtype=object, keep_default_na=True
+            )
         else:
             raise SpreadsheetError(f"{path}: unsupported file type {suffix!r} (use .xlsx or .csv)")
     except SpreadsheetError:

@@ -20,9 +20,25 @@ import scipy.io as sio
 
 from ..io.bpod_delay_response import PHOTOSTIM_POWER, TRIAL_COLUMNS
 
-STATE_NAMES = ("TrigTrialStart", "PreSamplePeriod", "SamplePeriod", "EarlyLickSample", "DelayPeriod",
-               "EarlyLickDelay", "ResponseCue", "GiveLeftDrop", "GiveRightDrop", "AnswerPeriod", "Reward",
-               "RewardConsumption", "NoResponse", "TimeOut", "StopLicking", "StopLickingReturn", "TrialEnd")
+STATE_NAMES = (
+    "TrigTrialStart",
+    "PreSamplePeriod",
+    "SamplePeriod",
+    "EarlyLickSample",
+    "DelayPeriod",
+    "EarlyLickDelay",
+    "ResponseCue",
+    "GiveLeftDrop",
+    "GiveRightDrop",
+    "AnswerPeriod",
+    "Reward",
+    "RewardConsumption",
+    "NoResponse",
+    "TimeOut",
+    "StopLicking",
+    "StopLickingReturn",
+    "TrialEnd",
+)
 
 
 @dataclass
@@ -90,9 +106,19 @@ def _trial(rng, ttype: int, protocol_type: int, delay: float, aborted: bool):
     return states, licks, truth
 
 
-def make_session_data(n_trials: int = 20, seed: int = 0, when: dt.datetime = dt.datetime(2021, 3, 1, 10, 0, 0),
-                      protocol_type: int = 5, autolearn: int = 4, reversal: int = 1, delay: float = 1.2,
-                      stim_prob: float = 0.25, abort_every: int = 0, h2o: str = "dm1", path: Path | None = None):
+def make_session_data(
+    n_trials: int = 20,
+    seed: int = 0,
+    when: dt.datetime = dt.datetime(2021, 3, 1, 10, 0, 0),
+    protocol_type: int = 5,
+    autolearn: int = 4,
+    reversal: int = 1,
+    delay: float = 1.2,
+    stim_prob: float = 0.25,
+    abort_every: int = 0,
+    h2o: str = "dm1",
+    path: Path | None = None,
+):
     """The SessionData structure (for scipy.io.savemat) and the ground truth."""
     rng = np.random.default_rng(seed)
     ttypes = rng.integers(0, 2, n_trials)
@@ -107,11 +133,21 @@ def make_session_data(n_trials: int = 20, seed: int = 0, when: dt.datetime = dt.
         aborted = abort_every > 0 and trial % abort_every == 0
         states, licks, truth = _trial(rng, int(ttypes[i]), protocol_type, delay, aborted)
         rid = "".join(rng.choice(["0", "1"], 16))
-        gui = dict(SamplePeriod=1.2, DelayPeriod=delay, AnswerPeriod=1.5, ProtocolType=float(protocol_type),
-                   Autolearn=float(autolearn), Autowater=2.0, Reversal=float(reversal), randomID=rid)
+        gui = dict(
+            SamplePeriod=1.2,
+            DelayPeriod=delay,
+            AnswerPeriod=1.5,
+            ProtocolType=float(protocol_type),
+            Autolearn=float(autolearn),
+            Autowater=2.0,
+            Reversal=float(reversal),
+            randomID=rid,
+        )
         settings.append(dict(GUI=gui, GaveFreeReward=np.array([[float(autowater[i]), 0.0, 150.0 + i]])))
-        mat_states = {s: (np.array(v) if len(v) > 1 else np.array(v[0]) if v else np.array([np.nan, np.nan]))
-                      for s, v in states.items()}
+        mat_states = {
+            s: (np.array(v) if len(v) > 1 else np.array(v[0]) if v else np.array([np.nan, np.nan]))
+            for s, v in states.items()
+        }
         mat_events = {k: np.array(v) for k, v in licks.items() if v}
         mat_events["Tup"] = np.array(sorted(b for v in states.values() for _, b in v))
         trials_raw.append(dict(States=mat_states, Events=mat_events))
@@ -121,13 +157,32 @@ def make_session_data(n_trials: int = 20, seed: int = 0, when: dt.datetime = dt.
             continue
         start = float(starts[i] - starts[0])
         left_type = 0 if reversal == 2 else 1
-        rows.append((trial, start, start + states["TrialEnd"][0][0], "audio delay", 1,
-                     "left" if ttypes[i] == left_type else "right", truth["early"], truth["outcome"],
-                     bool(autowater[i]), False))
-        notes += [(trial, "protocol #", f"{protocol_type:g}"), (trial, "autolearn", f"{autolearn:g}"),
-                  (trial, "bitcode", rid)]
-        for st, et in (("PreSamplePeriod", "presample"), ("SamplePeriod", "sample"), ("DelayPeriod", "delay"),
-                       ("ResponseCue", "go"), ("TrialEnd", "trialend")):
+        rows.append(
+            (
+                trial,
+                start,
+                start + states["TrialEnd"][0][0],
+                "audio delay",
+                1,
+                "left" if ttypes[i] == left_type else "right",
+                truth["early"],
+                truth["outcome"],
+                bool(autowater[i]),
+                False,
+            )
+        )
+        notes += [
+            (trial, "protocol #", f"{protocol_type:g}"),
+            (trial, "autolearn", f"{autolearn:g}"),
+            (trial, "bitcode", rid),
+        ]
+        for st, et in (
+            ("PreSamplePeriod", "presample"),
+            ("SamplePeriod", "sample"),
+            ("DelayPeriod", "delay"),
+            ("ResponseCue", "go"),
+            ("TrialEnd", "trialend"),
+        ):
             events += [(trial, et, a, b - a) for a, b in states[st]]
         for ev, at in (("Port1In", "left lick"), ("Port2In", "right lick")):
             actions += [(trial, at, x) for x in licks[ev]]
@@ -144,25 +199,37 @@ def make_session_data(n_trials: int = 20, seed: int = 0, when: dt.datetime = dt.
         TrialTypes=ttypes.astype(float)[None, :],
         StimTrials=stim.astype(float)[None, :],
         TrialStartTimestamp=starts[None, :],
-        Info=dict(BpodVersion="Bpod 0.7-0.9", SessionDate=when.strftime("%d-%b-%Y"),
-                  SessionStartTime_UTC=when.strftime("%H:%M:%S")),
+        Info=dict(
+            BpodVersion="Bpod 0.7-0.9",
+            SessionDate=when.strftime("%d-%b-%Y"),
+            SessionStartTime_UTC=when.strftime("%H:%M:%S"),
+        ),
         RawEvents=dict(Trial=_cell(trials_raw)),
         RawData=dict(OriginalStateNamesByNumber=_cell(names)),
         TrialSettings=ts,
     )
     truth = GeneratedSession(
-        path=path, h2o=h2o, session_datetime=when,
+        path=path,
+        h2o=h2o,
+        session_datetime=when,
         trials=pd.DataFrame(rows, columns=list(TRIAL_COLUMNS)),
         notes=pd.DataFrame(notes, columns=["trial", "trial_note_type", "trial_note"]),
         events=pd.DataFrame(events, columns=["trial", "trial_event_type", "trial_event_time", "duration"]),
         actions=pd.DataFrame(actions, columns=["trial", "action_event_type", "action_event_time"]),
         photostim_events=pd.DataFrame(pstim, columns=["trial", "photostim_protocol", "photostim_event_time", "power"]),
-        skipped_trials=skipped)
+        skipped_trials=skipped,
+    )
     return session, truth
 
 
-def write_session_file(folder: str | Path, h2o: str = "dm1", when: dt.datetime = dt.datetime(2021, 3, 1, 10, 0, 0),
-                       task: str = "tw2", version: str = "5", **kw) -> GeneratedSession:
+def write_session_file(
+    folder: str | Path,
+    h2o: str = "dm1",
+    when: dt.datetime = dt.datetime(2021, 3, 1, 10, 0, 0),
+    task: str = "tw2",
+    version: str = "5",
+    **kw,
+) -> GeneratedSession:
     """Write ``<folder>/<h2o>_<task>_<yyyymmdd>_<hhmmss>.mat`` and return its ground truth."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -179,8 +246,7 @@ def write_session_file(folder: str | Path, h2o: str = "dm1", when: dt.datetime =
             v5 = Path(tmp) / "v5.mat"
             sio.savemat(v5, {"SessionData": session})
             data = sio.loadmat(v5)
-        hdf5storage.savemat(str(path), {"SessionData": data["SessionData"]}, format="7.3",
-                            matlab_compatible=True)
+        hdf5storage.savemat(str(path), {"SessionData": data["SessionData"]}, format="7.3", matlab_compatible=True)
     else:
         raise ValueError(f"version must be '5' or '7.3', not {version!r}")
     return truth

@@ -88,27 +88,36 @@ def write_ontology_csv(path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [dict(id=997, acronym="root", name="root", parent_structure_id="", color_hex_triplet="FFFFFF")]
     for i, (rid, (acronym, name)) in enumerate(sorted(REGIONS.items())):
-        rows.append(dict(id=rid, acronym=acronym, name=name, parent_structure_id=997,
-                         color_hex_triplet=f"{(0x3060A0 + 0x151515 * i) & 0xFFFFFF:06X}"))
+        rows.append(
+            dict(
+                id=rid,
+                acronym=acronym,
+                name=name,
+                parent_structure_id=997,
+                color_hex_triplet=f"{(0x3060A0 + 0x151515 * i) & 0xFFFFFF:06X}",
+            )
+        )
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
 
 
 def _header(shape, voxel_um, encoding) -> bytes:
     v = f"{voxel_um:g}"
-    return ("NRRD0004\n"
-            "# Complete NRRD file format specification at:\n"
-            "# http://teem.sourceforge.net/nrrd/format.html\n"
-            "type: unsigned int\n"
-            "dimension: 3\n"
-            "space: left-posterior-superior\n"
-            f"sizes: {shape[0]} {shape[1]} {shape[2]}\n"
-            f"space directions: ({v},0,0) (0,{v},0) (0,0,{v})\n"
-            "kinds: domain domain domain\n"
-            "endian: little\n"
-            f"encoding: {encoding}\n"
-            "space origin: (0,0,0)\n"
-            "\n").encode("ascii")
+    return (
+        "NRRD0004\n"
+        "# Complete NRRD file format specification at:\n"
+        "# http://teem.sourceforge.net/nrrd/format.html\n"
+        "type: unsigned int\n"
+        "dimension: 3\n"
+        "space: left-posterior-superior\n"
+        f"sizes: {shape[0]} {shape[1]} {shape[2]}\n"
+        f"space directions: ({v},0,0) (0,{v},0) (0,0,{v})\n"
+        "kinds: domain domain domain\n"
+        "endian: little\n"
+        f"encoding: {encoding}\n"
+        "space origin: (0,0,0)\n"
+        "\n"
+    ).encode("ascii")
 
 
 def write_annotation_nrrd(path, shape=(132, 80, 114), voxel_um=10, encoding="gzip", seed=0) -> np.ndarray:
@@ -121,8 +130,9 @@ def write_annotation_nrrd(path, shape=(132, 80, 114), voxel_um=10, encoding="gzi
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     A, D, M = shape
-    truth = annotation_labels(shape, np.arange(A)[:, None, None], np.arange(D)[None, :, None],
-                              np.arange(M)[None, None, :], seed=seed)
+    truth = annotation_labels(
+        shape, np.arange(A)[:, None, None], np.arange(D)[None, :, None], np.arange(M)[None, None, :], seed=seed
+    )
     header = {
         "space": "left-posterior-superior",
         "space directions": np.diag([float(voxel_um)] * 3),
@@ -135,8 +145,9 @@ def write_annotation_nrrd(path, shape=(132, 80, 114), voxel_um=10, encoding="gzi
     return truth
 
 
-def write_large_annotation_nrrd(path, shape=ALLEN_SHAPE_10UM, voxel_um=10, encoding="gzip", seed=0,
-                                compresslevel=1, planes_per_chunk=4) -> Path:
+def write_large_annotation_nrrd(
+    path, shape=ALLEN_SHAPE_10UM, voxel_um=10, encoding="gzip", seed=0, compresslevel=1, planes_per_chunk=4
+) -> Path:
     """Write an Allen-sized annotation NRRD (default 1320 x 800 x 1140 at 10 um, 4.8 GB of uint32
     before compression) a few ML planes at a time, in bounded memory (~planes_per_chunk planes of
     float64 temporaries). The truth of any voxel is ``annotation_labels(shape, ap, dv, ml, seed)``."""
@@ -152,7 +163,7 @@ def write_large_annotation_nrrd(path, shape=ALLEN_SHAPE_10UM, voxel_um=10, encod
         comp = zlib.compressobj(compresslevel, zlib.DEFLATED, 31) if encoding == "gzip" else None
         for m0 in range(0, M, planes_per_chunk):
             ml = np.arange(m0, min(M, m0 + planes_per_chunk))[:, None, None]
-            chunk = annotation_labels((A, D, M), ap, dv, ml, seed=seed)   # (ml, dv, ap) = disk order
+            chunk = annotation_labels((A, D, M), ap, dv, ml, seed=seed)  # (ml, dv, ap) = disk order
             data = chunk.astype("<u4", copy=False).tobytes()
             f.write(comp.compress(data) if comp is not None else data)
         if comp is not None:

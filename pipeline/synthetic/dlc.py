@@ -18,8 +18,9 @@ SCORER = "DLC_resnet50_MAPsideNov4shuffle1_1030000"
 
 def make_dlc_frame(bodyparts: list[str], n_frames: int, seed: int = 0, scorer: str = SCORER) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    cols = pd.MultiIndex.from_product([[scorer], bodyparts, ["x", "y", "likelihood"]],
-                                      names=["scorer", "bodyparts", "coords"])
+    cols = pd.MultiIndex.from_product(
+        [[scorer], bodyparts, ["x", "y", "likelihood"]], names=["scorer", "bodyparts", "coords"]
+    )
     data = np.empty((n_frames, len(cols)))
     for i in range(len(bodyparts)):
         walk = np.cumsum(rng.normal(0, 2.0, (n_frames, 2)), axis=0) + rng.uniform(50, 400, 2)
@@ -42,15 +43,22 @@ def write_dlc(path: str | Path, df: pd.DataFrame) -> Path:
 @dataclass
 class GeneratedTracking:
     folder: Path
-    files: dict[tuple[str, int], Path]         # (camera position, trial) -> file
+    files: dict[tuple[str, int], Path]  # (camera position, trial) -> file
     frames: dict[tuple[str, int], pd.DataFrame]  # ground truth per file
 
 
-def write_tracking_session(root: str | Path, h2o: str, day: dt.date, trials: list[int], n: int = 1,
-                           positions: tuple[str, ...] = ("side", "bottom"),
-                           bodyparts: tuple[str, ...] = ("nose", "tongue", "jaw", "paw_left", "paw_right", "lickport"),
-                           frames_per_trial: tuple[int, int] = (200, 400), seed: int = 0,
-                           trial_map: dict[int, int] | None = None) -> GeneratedTracking:
+def write_tracking_session(
+    root: str | Path,
+    h2o: str,
+    day: dt.date,
+    trials: list[int],
+    n: int = 1,
+    positions: tuple[str, ...] = ("side", "bottom"),
+    bodyparts: tuple[str, ...] = ("nose", "tongue", "jaw", "paw_left", "paw_right", "lickport"),
+    frames_per_trial: tuple[int, int] = (200, 400),
+    seed: int = 0,
+    trial_map: dict[int, int] | None = None,
+) -> GeneratedTracking:
     """``{root}/{h2o}/{h2o}_{mmddyy}[_n]/{h2o}_{pos}_{idx}-0000.csv`` for each trial and camera.
 
     ``trial_map`` (file index -> trial) writes ``{h2o}_{mmddyy}_{pos}.txt`` and names files by index.
@@ -63,7 +71,8 @@ def write_tracking_session(root: str | Path, h2o: str, day: dt.date, trials: lis
     for pos in positions:
         if trial_map is not None:
             (folder / f"{h2o}_{day:%m%d%y}_{pos}.txt").write_text(
-                "".join(f"{i}\t{t}\n" for i, t in sorted(trial_map.items())))
+                "".join(f"{i}\t{t}\n" for i, t in sorted(trial_map.items()))
+            )
         for t in trials:
             df = make_dlc_frame(list(bodyparts), int(rng.integers(*frames_per_trial)), seed=int(rng.integers(1 << 30)))
             p = write_dlc(folder / f"{h2o}_{pos}_{index_of[t]}-0000.csv", df)

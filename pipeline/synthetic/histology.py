@@ -46,8 +46,7 @@ __all__ = [
 #: IBL's bregma in Allen CCF um, (ML, AP, DV)
 IBL_BREGMA_MLAPDV_UM = (5739.0, 5400.0, 332.0)
 #: regions along a generated track, deepest first: (id, acronym, name), real Allen ids
-TRACK_REGIONS = ((549, "TH", "Thalamus"), (672, "CP", "Caudoputamen"),
-                 (993, "MOs", "Secondary motor area"))
+TRACK_REGIONS = ((549, "TH", "Thalamus"), (672, "CP", "Caudoputamen"), (993, "MOs", "Secondary motor area"))
 GRID = 20.0
 
 
@@ -86,8 +85,7 @@ def _ccf_to_ibl(ccf, origin) -> np.ndarray:
     return np.column_stack([ccf[:, 0] - o[0], o[1] - ccf[:, 2], o[2] - ccf[:, 1]])
 
 
-def write_channel_locations(path, channels: pd.DataFrame, origin=IBL_BREGMA_MLAPDV_UM,
-                            origin_name="bregma") -> Path:
+def write_channel_locations(path, channels: pd.DataFrame, origin=IBL_BREGMA_MLAPDV_UM, origin_name="bregma") -> Path:
     """Write ``channels`` (columns channel, x, y, z, axial, lateral, brain_region_id, brain_region)
     the way the IBL alignment GUI does."""
     path = Path(path)
@@ -95,9 +93,13 @@ def write_channel_locations(path, channels: pd.DataFrame, origin=IBL_BREGMA_MLAP
     out = {}
     for r in channels.itertuples(index=False):
         out[f"channel_{int(r.channel)}"] = {
-            "x": float(r.x), "y": float(r.y), "z": float(r.z),
-            "axial": float(r.axial), "lateral": float(r.lateral),
-            "brain_region_id": int(r.brain_region_id), "brain_region": str(r.brain_region),
+            "x": float(r.x),
+            "y": float(r.y),
+            "z": float(r.z),
+            "axial": float(r.axial),
+            "lateral": float(r.lateral),
+            "brain_region_id": int(r.brain_region_id),
+            "brain_region": str(r.brain_region),
         }
     if origin is not None:
         out["origin"] = {origin_name: [float(v) for v in origin]}
@@ -118,16 +120,24 @@ def write_xyz_picks(path, xyz) -> Path:
 class IBLAlignmentTruth:
     channel_locations_path: Path
     xyz_picks_path: Path
-    origin: np.ndarray             #: (3,) as written
-    channels: pd.DataFrame         #: as written (channel, x, y, z, axial, lateral, brain_region_id, brain_region)
-    ccf: np.ndarray                #: (n_channels, 3) int64 CCF um (ML, DV, AP) on the 20 um grid
-    picks: np.ndarray              #: (n_picks, 3) float64 as written (IBL coordinates)
-    picks_ccf: np.ndarray          #: (n_picks, 3) float64 CCF um (ML, DV, AP), not rounded
+    origin: np.ndarray  #: (3,) as written
+    channels: pd.DataFrame  #: as written (channel, x, y, z, axial, lateral, brain_region_id, brain_region)
+    ccf: np.ndarray  #: (n_channels, 3) int64 CCF um (ML, DV, AP) on the 20 um grid
+    picks: np.ndarray  #: (n_picks, 3) float64 as written (IBL coordinates)
+    picks_ccf: np.ndarray  #: (n_picks, 3) float64 CCF um (ML, DV, AP), not rounded
 
 
-def write_ibl_alignment(folder, n_channels=384, shank: int | None = None, prefix: str = "",
-                        n_picks: int = 12, seed: int = 0, lateral=None, axial=None,
-                        origin=IBL_BREGMA_MLAPDV_UM) -> IBLAlignmentTruth:
+def write_ibl_alignment(
+    folder,
+    n_channels=384,
+    shank: int | None = None,
+    prefix: str = "",
+    n_picks: int = 12,
+    seed: int = 0,
+    lateral=None,
+    axial=None,
+    origin=IBL_BREGMA_MLAPDV_UM,
+) -> IBLAlignmentTruth:
     """Write ``{prefix}channel_locations[_shank{n}].json`` and ``xyz_picks[_shank{n}].json`` for one
     shank into ``folder``. ``lateral``/``axial`` default to IBL's NP1 layout."""
     folder = Path(folder)
@@ -147,13 +157,18 @@ def write_ibl_alignment(folder, n_channels=384, shank: int | None = None, prefix
     offset = rng.uniform(-9, 9, (n, 3))
     xyz = _ccf_to_ibl(ccf + offset, origin)
     regions = _regions_by_depth(axial - axial.min(), np.ptp(axial) + 1)
-    channels = pd.DataFrame({
-        "channel": np.arange(n, dtype=np.int64),
-        "x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2],
-        "axial": axial, "lateral": lateral,
-        "brain_region_id": np.array([r[0] for r in regions], dtype=np.int64),
-        "brain_region": pd.Series([r[1] for r in regions], dtype=object),
-    })
+    channels = pd.DataFrame(
+        {
+            "channel": np.arange(n, dtype=np.int64),
+            "x": xyz[:, 0],
+            "y": xyz[:, 1],
+            "z": xyz[:, 2],
+            "axial": axial,
+            "lateral": lateral,
+            "brain_region_id": np.array([r[0] for r in regions], dtype=np.int64),
+            "brain_region": pd.Series([r[1] for r in regions], dtype=object),
+        }
+    )
     suffix = "" if shank is None else f"_shank{shank}"
     cl = write_channel_locations(folder / f"{prefix}channel_locations{suffix}.json", channels, origin)
     depth = np.linspace(0, axial.max() + 1500.0, n_picks)
@@ -167,15 +182,16 @@ def write_ibl_alignment(folder, n_channels=384, shank: int | None = None, prefix
 class SiteInfoTruth:
     path: Path
     mm_per_pixel: float
-    pos: np.ndarray        #: (N, 3) as written (atlas pixels)
-    warp: np.ndarray       #: (N, 3) as written
-    ccf: np.ndarray        #: (N, 3) int64 CCF um (ML, DV, AP) on the 20 um grid
-    ont_id: np.ndarray     #: (N,) int64, 0 outside the brain
-    ont_name: list         #: (N,) str or None outside the brain
+    pos: np.ndarray  #: (N, 3) as written (atlas pixels)
+    warp: np.ndarray  #: (N, 3) as written
+    ccf: np.ndarray  #: (N, 3) int64 CCF um (ML, DV, AP) on the 20 um grid
+    ont_id: np.ndarray  #: (N,) int64, 0 outside the brain
+    ont_name: list  #: (N,) str or None outside the brain
 
 
-def write_site_info(path, n_sites=1000, n_in_brain=None, mm_per_pixel=0.02, site_pitch_um=10.0,
-                    seed=0) -> SiteInfoTruth:
+def write_site_info(
+    path, n_sites=1000, n_in_brain=None, mm_per_pixel=0.02, site_pitch_um=10.0, seed=0
+) -> SiteInfoTruth:
     """Write a MAP ``landmarks_*_siteInfo.mat`` (MATLAB v5) with struct ``site``; sites run from the
     tip up the shank, the first ``n_in_brain`` (default 80 %) in the brain."""
     import scipy.io as sio
@@ -187,8 +203,8 @@ def write_site_info(path, n_sites=1000, n_in_brain=None, mm_per_pixel=0.02, site
     depth = np.arange(n_sites) * float(site_pitch_um)
     ccf = GRID * np.round(track_positions(depth, seed) / GRID)
     px = mm_per_pixel * 1000.0
-    pos = (ccf + rng.uniform(-9, 9, ccf.shape)) / px          # sub-pixel positions, never a tie
-    warp = pos * rng.uniform(0.9, 1.1, 3) + rng.uniform(-50, 50, 3)   # some affine "subject" space
+    pos = (ccf + rng.uniform(-9, 9, ccf.shape)) / px  # sub-pixel positions, never a tie
+    warp = pos * rng.uniform(0.9, 1.1, 3) + rng.uniform(-50, 50, 3)  # some affine "subject" space
     regions = _regions_by_depth(depth[:n_in], depth[n_in - 1] + 1 if n_in else 1)
     ont_id = np.zeros(n_sites, dtype=np.int64)
     ont_id[:n_in] = [r[0] for r in regions]
@@ -228,15 +244,23 @@ def write_landmarks_csv(path, n_warp=12, n_track=20, seed=0, quoted=False) -> pd
         lines.append(",".join(f'"{x}"' for x in cells) if quoted else ",".join(cells))
     path.write_text("\n".join(lines) + "\n")
     vals = np.round(np.hstack([subj, ccf]), 6)
-    return pd.DataFrame({
-        "landmark_name": pd.Series(names, dtype=object), "warp": np.array(flags, dtype=bool),
-        "subj_x": vals[:, 0], "subj_y": vals[:, 1], "subj_z": vals[:, 2],
-        "ccf_x": vals[:, 3], "ccf_y": vals[:, 4], "ccf_z": vals[:, 5],
-    })
+    return pd.DataFrame(
+        {
+            "landmark_name": pd.Series(names, dtype=object),
+            "warp": np.array(flags, dtype=bool),
+            "subj_x": vals[:, 0],
+            "subj_y": vals[:, 1],
+            "subj_z": vals[:, 2],
+            "ccf_x": vals[:, 3],
+            "ccf_y": vals[:, 4],
+            "ccf_z": vals[:, 5],
+        }
+    )
 
 
-def histology_filename(h2o: str, date: dt.date, probe: int, kind: str = "siteInfo",
-                       time: dt.time | None = None, shank: int | None = None) -> str:
+def histology_filename(
+    h2o: str, date: dt.date, probe: int, kind: str = "siteInfo", time: dt.time | None = None, shank: int | None = None
+) -> str:
     """``landmarks_{h2o}_{YYYYMMDD}[_{HHMMSS}]_{probe}[_{shank}]`` + ``_siteInfo.mat`` or ``.csv``."""
     parts = [f"landmarks_{h2o}", date.strftime("%Y%m%d")]
     if time is not None:

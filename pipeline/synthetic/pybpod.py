@@ -25,13 +25,25 @@ from pipeline.io.pybpod import ForagingBlock, ForagingSession, ForagingTrial
 
 __all__ = ["GeneratedForagingDay", "write_foraging_day", "write_subject_meta"]
 
-CYCLE = 0.0001                       # Bpod state machine cycle (s): a 0-s state lasts one cycle
+CYCLE = 0.0001  # Bpod state machine cycle (s): a 0-s state lasts one cycle
 _PORT_LETTER = {"left": "L", "right": "R", "middle": "M"}
-_EVENT_TYPE = {"ITIBeforeVideoOn": "videostart", "Start": "bitcodestart", "DelayStart": "delay",
-               "GoCue": "go", "Double_dipped": "doubledip", "ITI": "trialend", "ITIAfterVideoOff": "videoend",
-               **{f"Choice_{x}": "choice" for x in "LRM"}, **{f"Reward_{x}": "reward" for x in "LRM"}}
-_RIG = {"tower-1": "Training-Tower-1", "tower-2": "Training-Tower-2", "tower-3": "Training-Tower-3",
-        "ephys_han": "Ephys-Han"}
+_EVENT_TYPE = {
+    "ITIBeforeVideoOn": "videostart",
+    "Start": "bitcodestart",
+    "DelayStart": "delay",
+    "GoCue": "go",
+    "Double_dipped": "doubledip",
+    "ITI": "trialend",
+    "ITIAfterVideoOff": "videoend",
+    **{f"Choice_{x}": "choice" for x in "LRM"},
+    **{f"Reward_{x}": "reward" for x in "LRM"},
+}
+_RIG = {
+    "tower-1": "Training-Tower-1",
+    "tower-2": "Training-Tower-2",
+    "tower-3": "Training-Tower-3",
+    "ephys_han": "Ephys-Han",
+}
 _CHOICE_MARKER = {"L": 0.002, "R": 0.003, "M": 0.004}
 _BITCODE_DIGITS = 20
 
@@ -99,8 +111,9 @@ class _Log:
             w.writerow(["__UUID4__", str(uuid.UUID(int=int(self.rng.integers(0, 2**62)), version=4))])
             w.writerow(["__CREATED_ON__", str(created)])
             w.writerow(["__DEFINITION_URL__", "http://pybpod-api.readthedocs.org"])
-            w.writerow(["__DEFINITION_TEXT__",
-                        "This file contains data recorded during a session from the PyBpod system"])
+            w.writerow(
+                ["__DEFINITION_TEXT__", "This file contains data recorded during a session from the PyBpod system"]
+            )
             w.writerow(["__SOFTWARE_REF__", "PyBpod API v1.8.1"])
             w.writerow(["__HAS_HEADER__"])
             w.writerow(["TYPE", "PC-TIME", "BPOD-INITIAL-TIME", "BPOD-FINAL-TIME", "MSG", "+INFO"])
@@ -113,9 +126,9 @@ class _Trial:
 
     def __init__(self):
         self.t = 0.0
-        self.visits: list[tuple[str, float]] = []      # (state, entry time)
+        self.visits: list[tuple[str, float]] = []  # (state, entry time)
         self.causes: list[tuple[int, str] | None] = []  # event that made the state machine enter it
-        self.extra: list[tuple[float, int, str]] = []   # events that changed no state
+        self.extra: list[tuple[float, int, str]] = []  # events that changed no state
         self.softcodes: list[tuple[float, int]] = []
         self.exit_time: float | None = None
         self.exit_by_tup = True
@@ -164,8 +177,10 @@ def _block_probabilities(rng, n_blocks: int, three: bool) -> list[tuple[float, .
         while len(out) < n_blocks:
             base = pairs[int(rng.integers(len(pairs)))]
             p = tuple(float(x) for x in rng.permutation(base))
-            if not out or (p != out[-1] and (len(set(p)) == 1 or int(np.argmax(p)) != int(np.argmax(out[-1]))
-                                             or len(set(out[-1])) == 1)):
+            if not out or (
+                p != out[-1]
+                and (len(set(p)) == 1 or int(np.argmax(p)) != int(np.argmax(out[-1])) or len(set(out[-1])) == 1)
+            ):
                 out.append(p)
         return out
     pairs = [(0.4, 0.05), (0.3857, 0.0643), (0.3375, 0.1125), (0.225, 0.225)]
@@ -190,31 +205,59 @@ def _setup_channels(setup: str) -> dict[str, int]:
 def _variables(rng, setup: str, three: bool, recording: bool, probs: list[tuple[float, ...]]) -> dict:
     ch = _setup_channels(setup)
     subject = {
-        "ValveOpenTime_L": 0.04, "ValveOpenTime_R": 0.04, "ValveOpenTime_M": 0.04,
-        "Trialnumber_in_block": 3, "Trialnumber_in_block_max": 15, "Trialnumber_in_block_min": 7,
-        "block_start_with_bias_check": False, "block_number": len(probs),
-        "difficulty_sum_reward_rate": 0.45, "difficulty_ratio_pair_num": 4, "delay": 0.5, "delay_min": 0.3,
-        "delay_max": 1.5, "response_time": 2.0, "Reward_consume_time": 1.0, "iti": 2.0, "iti_min": 1.0,
-        "iti_max": 6.0, "increase_ITI_on_ignore_trials": False, "motor_retractiondistance": 60000,
-        "motor_retract_waterport": True, "accumulate_reward": True, "auto_water": True,
-        "auto_water_time_multiplier": 0.75, "auto_water_min_unrewarder_trials_in_a_row": 3,
-        "auto_water_min_ignored_trials_in_a_row": 2, "auto_train_min_rewarded_trial_num": 0,
-        "early_lick_punishment": False, "reward_rate_family": 1, "lickport_number": 3.0 if three else 2.0,
-        "reward_probabilities_R": [p[1] for p in probs], "reward_probabilities_L": [p[0] for p in probs],
+        "ValveOpenTime_L": 0.04,
+        "ValveOpenTime_R": 0.04,
+        "ValveOpenTime_M": 0.04,
+        "Trialnumber_in_block": 3,
+        "Trialnumber_in_block_max": 15,
+        "Trialnumber_in_block_min": 7,
+        "block_start_with_bias_check": False,
+        "block_number": len(probs),
+        "difficulty_sum_reward_rate": 0.45,
+        "difficulty_ratio_pair_num": 4,
+        "delay": 0.5,
+        "delay_min": 0.3,
+        "delay_max": 1.5,
+        "response_time": 2.0,
+        "Reward_consume_time": 1.0,
+        "iti": 2.0,
+        "iti_min": 1.0,
+        "iti_max": 6.0,
+        "increase_ITI_on_ignore_trials": False,
+        "motor_retractiondistance": 60000,
+        "motor_retract_waterport": True,
+        "accumulate_reward": True,
+        "auto_water": True,
+        "auto_water_time_multiplier": 0.75,
+        "auto_water_min_unrewarder_trials_in_a_row": 3,
+        "auto_water_min_ignored_trials_in_a_row": 2,
+        "auto_train_min_rewarded_trial_num": 0,
+        "early_lick_punishment": False,
+        "reward_rate_family": 1,
+        "lickport_number": 3.0 if three else 2.0,
+        "reward_probabilities_R": [p[1] for p in probs],
+        "reward_probabilities_L": [p[0] for p in probs],
         "reward_probabilities_M": [p[2] for p in probs] if three else [0.0] * len(probs),
         "motor_forwardposition": 210000 + int(rng.integers(-5000, 5000)),
     }
     subject["motor_retractedposition"] = subject["motor_forwardposition"] + 60000
     setup_vars = {"GoCue_ch": "Serial1" if recording else "PWM5"}
     if recording:
-        setup_vars.update(if_recording_rig=True, bitcode_channel="BNC1", trial_indicator_channel="BNC2",
-                          camera_face_trig="Wire1", camera_trunk_trig="Wire2")
+        setup_vars.update(
+            if_recording_rig=True,
+            bitcode_channel="BNC1",
+            trial_indicator_channel="BNC2",
+            camera_face_trig="Wire1",
+            camera_trunk_trig="Wire2",
+        )
     for x in "LRM":
         setup_vars[f"WaterPort_{x}_ch_out"] = ch[x]
         setup_vars[f"WaterPort_{x}_ch_in"] = f"Port{ch[x]}In"
-    setup_vars.update(comport_motor="COM8" if recording else "COM4",
-                      retract_motor_signal=("PWM8" if recording else "PWM2", 255),
-                      protract_motor_signal=("SoftCode", 2))
+    setup_vars.update(
+        comport_motor="COM8" if recording else "COM4",
+        retract_motor_signal=("PWM8" if recording else "PWM2", 255),
+        protract_motor_signal=("SoftCode", 2),
+    )
     return subject, setup_vars
 
 
@@ -239,9 +282,22 @@ def _state_names(three: bool, recording: bool, auto: bool) -> list[str]:
     return names
 
 
-def _simulate_session(log: _Log, rng, *, h2o: str, setup: str, experiment: str, project: str, name: str,
-                      three: bool, recording: bool, n_trials: int, skip_every: int, trial_offset: int,
-                      file_name: str) -> list[dict]:
+def _simulate_session(
+    log: _Log,
+    rng,
+    *,
+    h2o: str,
+    setup: str,
+    experiment: str,
+    project: str,
+    name: str,
+    three: bool,
+    recording: bool,
+    n_trials: int,
+    skip_every: int,
+    trial_offset: int,
+    file_name: str,
+) -> list[dict]:
     """Write one bpod session into ``log``; return one record per bpod trial (file order)."""
     ports = ["left", "right", "middle"] if three else ["left", "right"]
     letters = [_PORT_LETTER[p] for p in ports]
@@ -275,18 +331,18 @@ def _simulate_session(log: _Log, rng, *, h2o: str, setup: str, experiment: str, 
     log.print("subject variables loaded from Json file")
     log.print(subject_vars)
     log.print("setup variables loaded from Json file")
-    log.wait(rng.uniform(0.2, 0.6))                           # reading the motor positions
+    log.wait(rng.uniform(0.2, 0.6))  # reading the motor positions
     log.print("json files (re)generated")
     log.print("Variables:", variables)
     seed = int((started - dt.datetime(1970, 1, 1)).total_seconds())
     log.print("Random seed:", str(seed))
-    log.wait(rng.uniform(0.3, 1.0))                           # retracting the lick ports
+    log.wait(rng.uniform(0.3, 1.0))  # retracting the lick ports
 
     lateral = 320000 + int(rng.integers(-20000, 20000))
     rostrocaudal = subject_vars["motor_forwardposition"]
     dorsoventral = 95000 + int(rng.integers(-3000, 3000))
-    accumulated = {x: True for x in letters}                 # baited from the start ('accumulate_reward')
-    printed_accumulated: dict[str, bool] | None = None       # what was last printed after a trial
+    accumulated = {x: True for x in letters}  # baited from the start ('accumulate_reward')
+    printed_accumulated: dict[str, bool] | None = None  # what was last printed after a trial
     unrewarded_in_row = ignored_in_row = 0
     iti_previous = 2.0
     bpod_clock = _r(rng.uniform(1, 3))
@@ -302,16 +358,22 @@ def _simulate_session(log: _Log, rng, *, h2o: str, setup: str, experiment: str, 
             block_left = int(np.ceil(min(15, 7 + rng.exponential(3))))
         block_left -= 1
         p = dict(zip(letters, probs[block]))
-        rec: dict = {"file_trial": k + 1, "task": "foraging 3lp" if three else "foraging",
-                     "task_protocol": 101 if three else 100,
-                     "probability": {pt: round(p[_PORT_LETTER[pt]], 3) for pt in ports}}
+        rec: dict = {
+            "file_trial": k + 1,
+            "task": "foraging 3lp" if three else "foraging",
+            "task_protocol": 101 if three else 100,
+            "probability": {pt: round(p[_PORT_LETTER[pt]], 3) for pt in ports},
+        }
         skip = skip_every > 0 and (trial_offset + k + 1) % skip_every == 0
 
         # ---- between trials: prints before the state machine is sent
         log.print("-----------------------------")
         if k == update_at:
-            variables = {**variables, "ValveOpenTime_L": round(variables["ValveOpenTime_L"] + 0.005, 3),
-                         "ValveOpenTime_R": round(variables["ValveOpenTime_R"] - 0.005, 3)}
+            variables = {
+                **variables,
+                "ValveOpenTime_L": round(variables["ValveOpenTime_L"] + 0.005, 3),
+                "ValveOpenTime_R": round(variables["ValveOpenTime_R"] - 0.005, 3),
+            }
             log.print("Variables updated:", variables)
         log.print("Blocknumber:", block + 1)
         start_row = log.print("Trialnumber:", k + 1)
@@ -322,13 +384,15 @@ def _simulate_session(log: _Log, rng, *, h2o: str, setup: str, experiment: str, 
         # spec 3.2: a trial begins where the task printed its trial number (bitcode on recording rigs)
         # just before sending the state machine; the first trial begins with the file
         rec["start_pc"] = log.rows[0][1] if k == 0 else start_row
-        log.wait(rng.uniform(0.01, 0.04))                     # building and sending the state machine
+        log.wait(rng.uniform(0.01, 0.04))  # building and sending the state machine
 
         # ---- behaviour draws
         reward = {x: bool(rng.random() < p[x]) for x in letters}
         baited = {x: reward[x] or accumulated[x] for x in letters}
-        auto = unrewarded_in_row >= variables["auto_water_min_unrewarder_trials_in_a_row"] or \
-            ignored_in_row >= variables["auto_water_min_ignored_trials_in_a_row"]
+        auto = (
+            unrewarded_in_row >= variables["auto_water_min_unrewarder_trials_in_a_row"]
+            or ignored_in_row >= variables["auto_water_min_ignored_trials_in_a_row"]
+        )
         ignore = rng.random() < 0.15
         w = np.array([p[x] + 0.1 for x in letters])
         chosen = letters[int(rng.choice(len(letters), p=w / w.sum()))]
@@ -345,9 +409,13 @@ def _simulate_session(log: _Log, rng, *, h2o: str, setup: str, experiment: str, 
         tr.enter("ITIBeforeVideoOff", None)
         tr.stay(iti_before - before_on)
         tr.enter("ITIBeforeVideoOn")
-        if rng.random() < 0.08:                               # a lick before the trial proper
-            tr.lick(ch[letters[int(rng.integers(len(letters)))]], _r(tr.t + rng.uniform(0.05, before_on - 0.1)),
-                    rng, transition=False)
+        if rng.random() < 0.08:  # a lick before the trial proper
+            tr.lick(
+                ch[letters[int(rng.integers(len(letters)))]],
+                _r(tr.t + rng.uniform(0.05, before_on - 0.1)),
+                rng,
+                transition=False,
+            )
         tr.stay(before_on)
         tr.enter("Start")
         tr.stay(0.02 if recording else CYCLE)
@@ -362,13 +430,13 @@ def _simulate_session(log: _Log, rng, *, h2o: str, setup: str, experiment: str, 
         tr.softcodes.append((tr.enter("ProtractLickports"), 2))
         tr.stay(CYCLE)
         delay_start = tr.enter("DelayStart")
-        if rng.random() < 0.2:                                # early licks during the delay
+        if rng.random() < 0.2:  # early licks during the delay
             for t in np.sort(rng.uniform(delay_start + 0.05, delay_start + delay - 0.05, int(rng.integers(1, 3)))):
                 tr.lick(ch[letters[int(rng.integers(len(letters)))]], _r(t), rng, transition=False)
         auto_water: dict[str, float] = {}
         choice = None
         outcome = "ignore"
-        if skip:                                              # the experimenter ended the trial in the delay
+        if skip:  # the experimenter ended the trial in the delay
             tr.stay(rng.uniform(0.1, 0.9) * delay)
             tr.exit_by_tup = False
             tr.end()
@@ -451,8 +519,13 @@ def _simulate_session(log: _Log, rng, *, h2o: str, setup: str, experiment: str, 
                     log.print("protracting Zabermotor")
         log.at(bpod_zero + dt.timedelta(seconds=tr.exit_time + rng.uniform(0.002, 0.01)))
         log.row("END-TRIAL", msg="The trial ended")
-        log.row("INFO", bpod_clock, _r(bpod_clock + tr.exit_time), "TRIAL-BPOD-TIME",
-                _r(bpod_clock + tr.exit_time) - bpod_clock)
+        log.row(
+            "INFO",
+            bpod_clock,
+            _r(bpod_clock + tr.exit_time),
+            "TRIAL-BPOD-TIME",
+            _r(bpod_clock + tr.exit_time) - bpod_clock,
+        )
         bpod_clock = _r(bpod_clock + tr.exit_time + rng.uniform(0.03, 0.08))
         occ = tr.occurrences()
         order = list(dict.fromkeys(s for s, _, _ in occ))
@@ -465,12 +538,12 @@ def _simulate_session(log: _Log, rng, *, h2o: str, setup: str, experiment: str, 
                 log.row("STATE", float("nan"), float("nan"), state, float("nan"))
 
         # ---- truth of this trial (from the simulation itself)
-        licks = sorted(
-            [(t, name) for t, _, name, _ in tr.timeline() if name.endswith("In")], key=lambda x: x[0])
+        licks = sorted([(t, name) for t, _, name, _ in tr.timeline() if name.endswith("In")], key=lambda x: x[0])
         port_of = {f"Port{ch[x]}In": pt for pt, x in zip(ports, letters)}
         lick_list = [(f"{port_of[name]} lick", t) for t, name in licks if name in port_of]
-        events = sorted(((_EVENT_TYPE[s], a, b - a) for s, a, b in occ if s in _EVENT_TYPE and a > 0),
-                        key=lambda e: e[1])
+        events = sorted(
+            ((_EVENT_TYPE[s], a, b - a) for s, a, b in occ if s in _EVENT_TYPE and a > 0), key=lambda e: e[1]
+        )
         rec["skip"] = None
         if skip:
             rec["skip"] = f"no GoCue state ({file_name}, bpod trial {k + 1})"
@@ -487,9 +560,12 @@ def _simulate_session(log: _Log, rng, *, h2o: str, setup: str, experiment: str, 
                 choice={"L": "left", "R": "right", "M": "middle"}[choice] if choice else None,
                 outcome=outcome,
                 early_lick="early" if any(t < go_time for _, t in lick_list) else "no early",
-                auto_water=bool(auto), events=events, licks=lick_list,
-                available_reward={pt: bool(printed_accumulated[x]) if printed_accumulated else False
-                                  for pt, x in zip(ports, letters)},
+                auto_water=bool(auto),
+                events=events,
+                licks=lick_list,
+                available_reward={
+                    pt: bool(printed_accumulated[x]) if printed_accumulated else False for pt, x in zip(ports, letters)
+                },
                 notes=notes,
                 valve_open_duration={pt: float(variables[f"ValveOpenTime_{x}"]) for pt, x in zip(ports, letters)},
             )
@@ -513,16 +589,19 @@ def _simulate_session(log: _Log, rng, *, h2o: str, setup: str, experiment: str, 
         printed_accumulated = dict(accumulated)
         for x in "LRM":
             log.print(f"reward_p_{x}:", p.get(x, 0.0))
-        log.wait(rng.uniform(0.02, 0.06))                    # reading the lick port motors
+        log.wait(rng.uniform(0.02, 0.06))  # reading the lick port motors
         if rng.random() < 0.1:
-            lateral += int(rng.integers(-2000, 2000))          # the experimenter nudged the lick ports
+            lateral += int(rng.integers(-2000, 2000))  # the experimenter nudged the lick ports
         motors = {"LickPort_Lateral_pos": lateral, "LickPort_RostroCaudal_pos": rostrocaudal}
         if three:
             motors["LickPort_DorsoVentral_pos"] = dorsoventral
         log.print("LickportMotors:", motors)
         if not rec["skip"]:
-            rec["lickport_position"] = {"lateral": float(lateral), "rostrocaudal": float(rostrocaudal),
-                                        **({"dorsoventral": float(dorsoventral)} if three else {})}
+            rec["lickport_position"] = {
+                "lateral": float(lateral),
+                "rostrocaudal": float(rostrocaudal),
+                **({"dorsoventral": float(dorsoventral)} if three else {}),
+            }
         records.append(rec)
         log.wait(rng.uniform(0.005, 0.02))
 
@@ -533,10 +612,20 @@ def _simulate_session(log: _Log, rng, *, h2o: str, setup: str, experiment: str, 
     return records
 
 
-def write_foraging_day(root, h2o: str = "FOR01", date: dt.date = dt.date(2021, 3, 1), n_sessions: int = 1,
-                       trials_per_session: int = 20, three_lickports: bool = False, setup: str = "Tower-2",
-                       seed: int = 0, skip_gocue_every: int = 0, *, experiment: str = "Foraging",
-                       bitcode: bool | None = None) -> GeneratedForagingDay:
+def write_foraging_day(
+    root,
+    h2o: str = "FOR01",
+    date: dt.date = dt.date(2021, 3, 1),
+    n_sessions: int = 1,
+    trials_per_session: int = 20,
+    three_lickports: bool = False,
+    setup: str = "Tower-2",
+    seed: int = 0,
+    skip_gocue_every: int = 0,
+    *,
+    experiment: str = "Foraging",
+    bitcode: bool | None = None,
+) -> GeneratedForagingDay:
     """Write ``n_sessions`` bpod sessions of ``h2o`` on ``date`` under the pybpod project folder
     ``root`` (``{root}/experiments/{experiment}/setups/{setup}/sessions/{YYYYMMDD-HHMMSS}/...csv``).
 
@@ -548,7 +637,7 @@ def write_foraging_day(root, h2o: str = "FOR01", date: dt.date = dt.date(2021, 3
     rng = np.random.default_rng(seed)
     recording = setup.lower() == "ephys_han" if bitcode is None else bool(bitcode)
     start = dt.datetime.combine(date, dt.time(10, 0)) + dt.timedelta(seconds=float(rng.uniform(0, 1800)))
-    start = start.replace(microsecond=0)                     # pybpod then writes PC-TIME without fraction
+    start = start.replace(microsecond=0)  # pybpod then writes PC-TIME without fraction
     files: list[Path] = []
     per_file: list[list[dict]] = []
     offset = 0
@@ -556,10 +645,21 @@ def write_foraging_day(root, h2o: str = "FOR01", date: dt.date = dt.date(2021, 3
         name = start.strftime("%Y%m%d-%H%M%S")
         path = root / "experiments" / experiment / "setups" / setup / "sessions" / name / f"{name}.csv"
         log = _Log(start, rng)
-        records = _simulate_session(log, rng, h2o=h2o, setup=setup, experiment=experiment, project=root.name,
-                                    name=name, three=three_lickports, recording=recording,
-                                    n_trials=trials_per_session, skip_every=skip_gocue_every,
-                                    trial_offset=offset, file_name=path.name)
+        records = _simulate_session(
+            log,
+            rng,
+            h2o=h2o,
+            setup=setup,
+            experiment=experiment,
+            project=root.name,
+            name=name,
+            three=three_lickports,
+            recording=recording,
+            n_trials=trials_per_session,
+            skip_every=skip_gocue_every,
+            trial_offset=offset,
+            file_name=path.name,
+        )
         log.write(path, created=start - dt.timedelta(microseconds=int(rng.integers(1000, 90000))))
         files.append(path)
         per_file.append(records)
@@ -581,23 +681,53 @@ def write_foraging_day(root, h2o: str = "FOR01", date: dt.date = dt.date(2021, 3
             number = len(trials) + 1
             start_time = (r["start_pc"] - t_zero).total_seconds()
             if previous is None or r["probability"] != previous:
-                blocks.append(ForagingBlock(block=len(blocks) + 1, first_trial=number, start_time=start_time,
-                                            reward_probability=dict(r["probability"])))
+                blocks.append(
+                    ForagingBlock(
+                        block=len(blocks) + 1,
+                        first_trial=number,
+                        start_time=start_time,
+                        reward_probability=dict(r["probability"]),
+                    )
+                )
                 previous = r["probability"]
-            trials.append(ForagingTrial(
-                trial=number, start_time=start_time, stop_time=(r["stop_pc"] - t_zero).total_seconds(),
-                task=r["task"], task_protocol=r["task_protocol"], block=blocks[-1].block, choice=r["choice"],
-                outcome=r["outcome"], early_lick=r["early_lick"], auto_water=r["auto_water"], free_water=False,
-                events=r["events"], licks=r["licks"], available_reward=r["available_reward"], notes=r["notes"],
-                lickport_position=r["lickport_position"], valve_open_duration=r["valve_open_duration"]))
-    truth = ForagingSession(h2o=h2o, setup=setup, rig=_RIG.get(setup.lower(), setup), experiment=experiment,
-                            session_datetime=t_zero, files=list(files), trials=trials, blocks=blocks,
-                            skipped_trials=skipped)
+            trials.append(
+                ForagingTrial(
+                    trial=number,
+                    start_time=start_time,
+                    stop_time=(r["stop_pc"] - t_zero).total_seconds(),
+                    task=r["task"],
+                    task_protocol=r["task_protocol"],
+                    block=blocks[-1].block,
+                    choice=r["choice"],
+                    outcome=r["outcome"],
+                    early_lick=r["early_lick"],
+                    auto_water=r["auto_water"],
+                    free_water=False,
+                    events=r["events"],
+                    licks=r["licks"],
+                    available_reward=r["available_reward"],
+                    notes=r["notes"],
+                    lickport_position=r["lickport_position"],
+                    valve_open_duration=r["valve_open_duration"],
+                )
+            )
+    truth = ForagingSession(
+        h2o=h2o,
+        setup=setup,
+        rig=_RIG.get(setup.lower(), setup),
+        experiment=experiment,
+        session_datetime=t_zero,
+        files=list(files),
+        trials=trials,
+        blocks=blocks,
+        skipped_trials=skipped,
+    )
     return GeneratedForagingDay(h2o=h2o, files=files, truth=truth)
 
 
-def write_subject_meta(meta_dir, h2o: str, days: list[dt.date], *, seed: int = 0,
-                       training_type: str = "foraging") -> Path:
+def write_subject_meta(
+    meta_dir, h2o: str, days: list[dt.date], *, seed: int = 0, training_type: str = "foraging"
+) -> Path:
     """``{meta_dir}/{h2o}.csv`` as the lab keeps it: a 'restriction' and a 'handling' row before the
     first day (not sessions), then one training row per day in ``days`` (dates alternately written
     YYYY-MM-DD and YYYY/MM/DD, both of which the lab used)."""
@@ -608,21 +738,46 @@ def write_subject_meta(meta_dir, h2o: str, days: list[dt.date], *, seed: int = 0
     first = days[0] if days else dt.date(2021, 3, 1)
     weight = round(float(rng.uniform(22, 26)), 1)
     rows = [
-        [(first - dt.timedelta(days=7)).isoformat(), "", "", "restriction", "", weight, 1.0,
-         "start of water restriction"],
-        [(first - dt.timedelta(days=1)).isoformat(), "15:00", "15:20", "handling", 0, round(weight * 0.9, 1), 1.0,
-         "handling, calm"],
+        [
+            (first - dt.timedelta(days=7)).isoformat(),
+            "",
+            "",
+            "restriction",
+            "",
+            weight,
+            1.0,
+            "start of water restriction",
+        ],
+        [
+            (first - dt.timedelta(days=1)).isoformat(),
+            "15:00",
+            "15:20",
+            "handling",
+            0,
+            round(weight * 0.9, 1),
+            1.0,
+            "handling, calm",
+        ],
     ]
     for i, d in enumerate(days):
         begin = dt.datetime.combine(d, dt.time(9, 30)) + dt.timedelta(minutes=int(rng.integers(0, 60)))
         end = begin + dt.timedelta(minutes=int(rng.integers(60, 120)))
-        rows.append([d.strftime("%Y-%m-%d" if i % 2 == 0 else "%Y/%m/%d"), begin.strftime("%H:%M"),
-                     end.strftime("%H:%M"), training_type, round(float(rng.uniform(0.5, 1.2)), 2),
-                     round(weight * float(rng.uniform(0.82, 0.9)), 1), round(float(rng.uniform(0, 0.6)), 2),
-                     "good session" if rng.random() < 0.5 else "biased to the left"])
+        rows.append(
+            [
+                d.strftime("%Y-%m-%d" if i % 2 == 0 else "%Y/%m/%d"),
+                begin.strftime("%H:%M"),
+                end.strftime("%H:%M"),
+                training_type,
+                round(float(rng.uniform(0.5, 1.2)), 2),
+                round(weight * float(rng.uniform(0.82, 0.9)), 1),
+                round(float(rng.uniform(0, 0.6)), 2),
+                "good session" if rng.random() < 0.5 else "biased to the left",
+            ]
+        )
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["Date", "Time", "Time-end", "Training type", "Water during training", "Weight",
-                    "Extra water", "Notes"])
+        w.writerow(
+            ["Date", "Time", "Time-end", "Training type", "Water during training", "Weight", "Extra water", "Notes"]
+        )
         w.writerows(rows)
     return path

@@ -22,35 +22,62 @@ import pandas as pd
 
 from pipeline.io.kilosort import SortingResult
 
-__all__ = ["GeneratedSorting", "write_kilosort", "write_jrclust_v3", "write_jrclust_v4", "write_large_kilosort",
-           "sorting_differences",
-           "np1_site_positions", "np1_channel_map"]
+__all__ = [
+    "GeneratedSorting",
+    "write_kilosort",
+    "write_jrclust_v3",
+    "write_jrclust_v4",
+    "write_large_kilosort",
+    "sorting_differences",
+    "np1_site_positions",
+    "np1_channel_map",
+]
 
 NP1_X = (43.0, 11.0, 59.0, 27.0)
 NP1_UV_PER_BIT = 2.34375
-KS_SAMPLES, KS_TROUGH = 61, 20          # Kilosort 2.5/3/4 template length and trough sample
-JRC_SAMPLES, JRC_TROUGH = 61, 24        # JRClust raw waveform window (spkLim_raw = [-24, 36])
-JRC_SITES_PER_EVENT = 9                 # 1 + 2 * maxSite
+KS_SAMPLES, KS_TROUGH = 61, 20  # Kilosort 2.5/3/4 template length and trough sample
+JRC_SAMPLES, JRC_TROUGH = 61, 24  # JRClust raw waveform window (spkLim_raw = [-24, 36])
+JRC_SITES_PER_EVENT = 9  # 1 + 2 * maxSite
 REFRACTORY_S = 0.0015
 FOOTPRINT_UM = 30.0
 FOOTPRINT_MAX_UM = 100.0
 N_PC_CHANNELS = 32
-CLUSTER_METRICS = ("firing_rate", "presence_ratio", "isi_viol", "amplitude_cutoff", "isolation_distance",
-                   "l_ratio", "d_prime", "nn_hit_rate", "nn_miss_rate", "silhouette_score", "max_drift",
-                   "cumulative_drift")
-WAVEFORM_METRICS = ("duration", "halfwidth", "PT_ratio", "repolarization_slope", "recovery_slope", "spread",
-                    "velocity_above", "velocity_below")
+CLUSTER_METRICS = (
+    "firing_rate",
+    "presence_ratio",
+    "isi_viol",
+    "amplitude_cutoff",
+    "isolation_distance",
+    "l_ratio",
+    "d_prime",
+    "nn_hit_rate",
+    "nn_miss_rate",
+    "silhouette_score",
+    "max_drift",
+    "cumulative_drift",
+)
+WAVEFORM_METRICS = (
+    "duration",
+    "halfwidth",
+    "PT_ratio",
+    "repolarization_slope",
+    "recovery_slope",
+    "spread",
+    "velocity_above",
+    "velocity_below",
+)
 JRC_NOTES = ("single", "multi", "ok", "", "noise", "Single unit", "multi?", "single")
 
 
 @dataclass
 class GeneratedSorting:
-    path: Path                      # folder (Kilosort) or .mat file (JRClust)
+    path: Path  # folder (Kilosort) or .mat file (JRClust)
     truth: SortingResult
-    units: dict = field(default_factory=dict)   # per-unit simulation values (peak_site, position_um, rate_hz, ...)
+    units: dict = field(default_factory=dict)  # per-unit simulation values (peak_site, position_um, rate_hz, ...)
 
 
 # ------------------------------------------------------------------------------------------ probe + units
+
 
 def np1_channel_map(n_channels: int = 384) -> np.ndarray:
     """Acquisition channels of the sites: all but the reference channel (n/2 - 1) from 64 channels up."""
@@ -74,23 +101,24 @@ def _shape(t: np.ndarray, width: float, ratio: float, delay: float) -> np.ndarra
 class _Sim:
     fs: float
     duration_s: float
-    positions: np.ndarray           # (C, 2) site positions
-    channel_map: np.ndarray         # (C,)
-    peak_site: np.ndarray           # (U,)
-    soma: np.ndarray                # (U, 2)
-    width: np.ndarray               # (U,) trough width, samples
+    positions: np.ndarray  # (C, 2) site positions
+    channel_map: np.ndarray  # (C,)
+    peak_site: np.ndarray  # (U,)
+    soma: np.ndarray  # (U, 2)
+    width: np.ndarray  # (U,) trough width, samples
     ratio: np.ndarray
     delay: np.ndarray
-    amp_scale: np.ndarray           # (U,) mean amplitude (template scaling / uV factor)
-    spike_times: np.ndarray         # (N,) int64 samples, sorted
-    spike_unit: np.ndarray          # (N,) unit index
-    spike_amp: np.ndarray           # (N,) relative amplitude (~1)
-    spike_pos: np.ndarray           # (N, 2) um (with drift and jitter)
+    amp_scale: np.ndarray  # (U,) mean amplitude (template scaling / uV factor)
+    spike_times: np.ndarray  # (N,) int64 samples, sorted
+    spike_unit: np.ndarray  # (N,) unit index
+    spike_amp: np.ndarray  # (N,) relative amplitude (~1)
+    spike_pos: np.ndarray  # (N, 2) um (with drift and jitter)
     rate_hz: np.ndarray
 
 
-def _simulate(rng: np.random.Generator, n_units: int, n_spikes: int, n_channels: int, duration_s: float,
-              fs: float) -> _Sim:
+def _simulate(
+    rng: np.random.Generator, n_units: int, n_spikes: int, n_channels: int, duration_s: float, fs: float
+) -> _Sim:
     if n_units < 1 or n_spikes < n_units:
         raise ValueError("need at least one unit and one spike per unit")
     channel_map = np1_channel_map(n_channels)
@@ -120,10 +148,23 @@ def _simulate(rng: np.random.Generator, n_units: int, n_spikes: int, n_channels:
     spike_amp = rng.lognormal(0.0, 0.15, n_spikes)
     drift = 6.0 * np.sin(2 * np.pi * t / duration_s + rng.uniform(0, 2 * np.pi))
     spike_pos = soma[unit] + np.column_stack([rng.normal(0, 2.0, n_spikes), drift + rng.normal(0, 3.0, n_spikes)])
-    return _Sim(fs=fs, duration_s=duration_s, positions=positions, channel_map=channel_map, peak_site=peak_site,
-                soma=soma, width=rng.uniform(1.6, 3.2, n_units), ratio=rng.uniform(0.25, 0.5, n_units),
-                delay=rng.uniform(8, 14, n_units), amp_scale=rng.uniform(20, 60, n_units), spike_times=samples,
-                spike_unit=unit, spike_amp=spike_amp, spike_pos=spike_pos, rate_hz=counts / duration_s)
+    return _Sim(
+        fs=fs,
+        duration_s=duration_s,
+        positions=positions,
+        channel_map=channel_map,
+        peak_site=peak_site,
+        soma=soma,
+        width=rng.uniform(1.6, 3.2, n_units),
+        ratio=rng.uniform(0.25, 0.5, n_units),
+        delay=rng.uniform(8, 14, n_units),
+        amp_scale=rng.uniform(20, 60, n_units),
+        spike_times=samples,
+        spike_unit=unit,
+        spike_amp=spike_amp,
+        spike_pos=spike_pos,
+        rate_hz=counts / duration_s,
+    )
 
 
 def _footprint(positions: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -153,11 +194,23 @@ def _write_tsv(path: Path, ids, column: str, values) -> None:
 
 # -------------------------------------------------------------------------------------------- Kilosort
 
-def write_kilosort(folder: str | Path, n_units: int = 20, n_spikes: int = 20_000, n_channels: int = 384,
-                   duration_s: float = 600.0, sample_rate: float = 30000.0, seed: int = 0,
-                   with_templates: bool = True, with_pcs: bool = True, labels: str | None = "group",
-                   with_metrics: bool = True, n_merged: int | None = None, with_clusters: bool = True,
-                   with_params: bool = True) -> GeneratedSorting:
+
+def write_kilosort(
+    folder: str | Path,
+    n_units: int = 20,
+    n_spikes: int = 20_000,
+    n_channels: int = 384,
+    duration_s: float = 600.0,
+    sample_rate: float = 30000.0,
+    seed: int = 0,
+    with_templates: bool = True,
+    with_pcs: bool = True,
+    labels: str | None = "group",
+    with_metrics: bool = True,
+    n_merged: int | None = None,
+    with_clusters: bool = True,
+    with_params: bool = True,
+) -> GeneratedSorting:
     """A Kilosort 2.5 + phy folder with ground truth.
 
     Templates: unit u has template u; ``n_merged`` units (default n_units // 5) were merged in phy from
@@ -175,7 +228,7 @@ def write_kilosort(folder: str | Path, n_units: int = 20, n_spikes: int = 20_000
     sim = _simulate(rng, n_units, n_spikes, n_channels, duration_s, sample_rate)
     n_sites = sim.channel_map.size
     n_merged = n_units // 5 if n_merged is None else n_merged
-    if not with_clusters:           # Kilosort alone: no phy merges, clusters are templates
+    if not with_clusters:  # Kilosort alone: no phy merges, clusters are templates
         n_merged = 0
         if labels in ("group", "legacy"):
             raise ValueError("phy labels need phy's spike_clusters.npy (with_clusters=True)")
@@ -191,7 +244,7 @@ def write_kilosort(folder: str | Path, n_units: int = 20, n_spikes: int = 20_000
     for j, u in enumerate(merged_units):
         unw[n_units + j] = 0.9 * _unit_waveforms(sim, u, KS_SAMPLES, KS_TROUGH, ratio_factor=0.7)
         template_unit[n_units + j] = u
-    for j in range(2):              # templates without spikes
+    for j in range(2):  # templates without spikes
         unw[n_units + n_merged + j] = 0.5 * _unit_waveforms(sim, j % n_units, KS_SAMPLES, KS_TROUGH)
     unw = unw.astype(np.float32)
 
@@ -202,7 +255,7 @@ def write_kilosort(folder: str | Path, n_units: int = 20, n_spikes: int = 20_000
         mine = np.flatnonzero(sim.spike_unit == u)
         second = mine[rng.random(mine.size) < 0.4]
         spike_template[second] = n_units + j
-        cluster_of_unit[u] = n_templates + j          # phy gives a merge a new id
+        cluster_of_unit[u] = n_templates + j  # phy gives a merge a new id
     spike_cluster = cluster_of_unit[sim.spike_unit].astype(np.int32)
     amplitudes = (sim.amp_scale[sim.spike_unit] * sim.spike_amp).astype(np.float64)
     cluster_ids = np.sort(cluster_of_unit)
@@ -225,12 +278,13 @@ def write_kilosort(folder: str | Path, n_units: int = 20, n_spikes: int = 20_000
             f"sample_rate = {float(sample_rate)!r}\n"
             "hp_filtered = False\n"
             "template_scaling = 20.0\n"
-            "extra = sample_rate * 2  # not a literal: ignored\n")
+            "extra = sample_rate * 2  # not a literal: ignored\n"
+        )
     n = n_spikes
     _write_npy(folder / "spike_times.npy", sim.spike_times.astype(np.uint64).reshape(n, 1))
     _write_npy(folder / "spike_templates.npy", spike_template.astype(np.uint32).reshape(n, 1))
     if with_clusters:
-        if labels == "group":     # phy rewrites spike_clusters.npy as int32 (N,)
+        if labels == "group":  # phy rewrites spike_clusters.npy as int32 (N,)
             _write_npy(folder / "spike_clusters.npy", spike_cluster)
         else:
             _write_npy(folder / "spike_clusters.npy", spike_cluster.astype(np.uint32).reshape(n, 1))
@@ -253,9 +307,10 @@ def write_kilosort(folder: str | Path, n_units: int = 20, n_spikes: int = 20_000
     spike_depths = None
     if with_pcs:
         # PC1 ~ amplitude x footprint at the spike's position; noise makes far channels slightly negative
-        chans = pc_feature_ind[spike_template]                                     # (N, F)
-        d = np.hypot(sim.positions[chans, 0] - sim.spike_pos[:, None, 0],
-                     sim.positions[chans, 1] - sim.spike_pos[:, None, 1])
+        chans = pc_feature_ind[spike_template]  # (N, F)
+        d = np.hypot(
+            sim.positions[chans, 0] - sim.spike_pos[:, None, 0], sim.positions[chans, 1] - sim.spike_pos[:, None, 1]
+        )
         pc1 = sim.spike_amp[:, None] * 10.0 * np.exp(-d / FOOTPRINT_UM) + rng.normal(0, 0.05, d.shape)
         pcs = np.stack([pc1, rng.normal(0, 1, d.shape), rng.normal(0, 0.5, d.shape)], axis=1).astype(np.float32)
         _write_npy(folder / "pc_features.npy", pcs)
@@ -264,8 +319,9 @@ def write_kilosort(folder: str | Path, n_units: int = 20, n_spikes: int = 20_000
         y = sim.positions[chans, 1]
         spike_depths = ((w * y).sum(axis=1) / w.sum(axis=1)).astype(np.float32)
         _write_npy(folder / "template_features.npy", rng.random((n, 32)).astype(np.float32))
-        _write_npy(folder / "template_feature_ind.npy",
-                   rng.integers(0, n_templates, (n_templates, 32)).astype(np.uint32))
+        _write_npy(
+            folder / "template_feature_ind.npy", rng.integers(0, n_templates, (n_templates, 32)).astype(np.uint32)
+        )
     if with_templates or with_pcs:
         spike_sites = template_peak[spike_template].astype(np.int32)
         if spike_depths is None:
@@ -304,18 +360,27 @@ def write_kilosort(folder: str | Path, n_units: int = 20, n_spikes: int = 20_000
                 quality[int(c)] = {"good": "good", "mua": "multi"}[ks_label[c]]
     if labels in ("group", "legacy"):
         groups = rng.choice(["good", "mua", "noise"], k, p=[0.4, 0.45, 0.15]).astype(object)
-        groups[:3] = ["good", "mua", "noise"][:min(3, k)]
+        groups[:3] = ["good", "mua", "noise"][: min(3, k)]
         if labels == "group" and k > 3:
-            groups[3] = "unsorted"          # falls back to KSLabel
+            groups[3] = "unsorted"  # falls back to KSLabel
         rng.shuffle(groups)
         if labels == "group":
             _write_tsv(folder / "cluster_group.tsv", cluster_ids, "group", groups)
-            info = pd.DataFrame({"cluster_id": cluster_ids, "Amplitude": 1.0, "ch": cluster_peak, "depth": 0.0,
-                                 "group": groups, "n_spikes": 0})
+            info = pd.DataFrame(
+                {
+                    "cluster_id": cluster_ids,
+                    "Amplitude": 1.0,
+                    "ch": cluster_peak,
+                    "depth": 0.0,
+                    "group": groups,
+                    "n_spikes": 0,
+                }
+            )
             info.to_csv(folder / "cluster_info.tsv", sep="\t", index=False)
         else:
             pd.DataFrame({"cluster_id": cluster_ids, "group": groups}).to_csv(
-                folder / "cluster_groups.csv", sep="\t", index=False)
+                folder / "cluster_groups.csv", sep="\t", index=False
+            )
         tsv = {"group": pd.Series(list(groups), index=cluster_ids), **tsv}
         for c, g in zip(cluster_ids, groups):
             if g in ("good", "mua", "noise"):
@@ -339,36 +404,38 @@ def write_kilosort(folder: str | Path, n_units: int = 20, n_spikes: int = 20_000
         wave_uv = uv[np.arange(k), :, cluster_peak]
         snr = rng.uniform(1.5, 8.0, k)
         counts = np.array([(spike_cluster == c).sum() for c in cluster_ids])
-        m = pd.DataFrame({
-            "cluster_id": cluster_ids,
-            "firing_rate": counts / duration_s,
-            "presence_ratio": rng.uniform(0.8, 1.0, k).round(2),
-            "isi_viol": rng.uniform(0, 0.5, k),
-            "amplitude_cutoff": rng.uniform(0, 0.2, k),
-            "isolation_distance": rng.uniform(20, 120, k),
-            "l_ratio": rng.uniform(0, 0.1, k),
-            "d_prime": rng.uniform(2, 8, k),
-            "nn_hit_rate": rng.uniform(0.6, 1, k),
-            "nn_miss_rate": rng.uniform(0, 0.05, k),
-            "silhouette_score": rng.uniform(0, 0.3, k),
-            "max_drift": rng.uniform(0, 40, k),
-            "cumulative_drift": rng.uniform(0, 200, k),
-            "epoch_name_quality_metrics": "complete_session",
-            "epoch_name_waveform_metrics": "complete_session",
-            "peak_channel": sim.channel_map[cluster_peak],
-            "snr": snr,
-            "duration": sim.width[[unit_of_cluster[int(c)] for c in cluster_ids]] / sample_rate * 1e3 * 3,
-            "halfwidth": rng.uniform(0.1, 0.4, k),
-            "PT_ratio": rng.uniform(0.2, 0.6, k),
-            "repolarization_slope": rng.uniform(0.1, 1.5, k),
-            "recovery_slope": rng.uniform(-0.3, 0, k),
-            "amplitude": np.ptp(wave_uv, axis=1),
-            "spread": rng.choice([20.0, 40.0, 60.0, 80.0], k),
-            "velocity_above": rng.normal(0.3, 0.2, k),
-            "velocity_below": np.where(rng.random(k) < 0.2, np.nan, rng.normal(-0.3, 0.2, k)),
-        })
+        m = pd.DataFrame(
+            {
+                "cluster_id": cluster_ids,
+                "firing_rate": counts / duration_s,
+                "presence_ratio": rng.uniform(0.8, 1.0, k).round(2),
+                "isi_viol": rng.uniform(0, 0.5, k),
+                "amplitude_cutoff": rng.uniform(0, 0.2, k),
+                "isolation_distance": rng.uniform(20, 120, k),
+                "l_ratio": rng.uniform(0, 0.1, k),
+                "d_prime": rng.uniform(2, 8, k),
+                "nn_hit_rate": rng.uniform(0.6, 1, k),
+                "nn_miss_rate": rng.uniform(0, 0.05, k),
+                "silhouette_score": rng.uniform(0, 0.3, k),
+                "max_drift": rng.uniform(0, 40, k),
+                "cumulative_drift": rng.uniform(0, 200, k),
+                "epoch_name_quality_metrics": "complete_session",
+                "epoch_name_waveform_metrics": "complete_session",
+                "peak_channel": sim.channel_map[cluster_peak],
+                "snr": snr,
+                "duration": sim.width[[unit_of_cluster[int(c)] for c in cluster_ids]] / sample_rate * 1e3 * 3,
+                "halfwidth": rng.uniform(0.1, 0.4, k),
+                "PT_ratio": rng.uniform(0.2, 0.6, k),
+                "repolarization_slope": rng.uniform(0.1, 1.5, k),
+                "recovery_slope": rng.uniform(-0.3, 0, k),
+                "amplitude": np.ptp(wave_uv, axis=1),
+                "spread": rng.choice([20.0, 40.0, 60.0, 80.0], k),
+                "velocity_above": rng.normal(0.3, 0.2, k),
+                "velocity_below": np.where(rng.random(k) < 0.2, np.nan, rng.normal(-0.3, 0.2, k)),
+            }
+        )
         m.index = pd.RangeIndex(k)
-        m.to_csv(folder / "metrics.csv")            # ecephys keeps the unnamed index column
+        m.to_csv(folder / "metrics.csv")  # ecephys keeps the unnamed index column
         wm = m[["cluster_id", "peak_channel", "snr", "amplitude", *WAVEFORM_METRICS]].copy()
         wm.insert(1, "epoch_name", "complete_session")
         wm.to_csv(folder / "waveform_metrics.csv")
@@ -383,22 +450,51 @@ def write_kilosort(folder: str | Path, n_units: int = 20, n_spikes: int = 20_000
     unit_position = sim.positions[peak] if (peak >= 0).all() else None
 
     truth = SortingResult(
-        path=folder, sorter="kilosort2", sample_rate=float(sample_rate) if with_params else 30000.0,
-        spike_times=sim.spike_times, spike_clusters=spike_cluster if with_clusters else spike_template.astype(np.int32),
-        spike_sites=spike_sites, spike_depths=spike_depths, amplitudes=amplitudes.astype(np.float32),
-        channel_map=sim.channel_map, channel_positions=sim.positions,
+        path=folder,
+        sorter="kilosort2",
+        sample_rate=float(sample_rate) if with_params else 30000.0,
+        spike_times=sim.spike_times,
+        spike_clusters=spike_cluster if with_clusters else spike_template.astype(np.int32),
+        spike_sites=spike_sites,
+        spike_depths=spike_depths,
+        amplitudes=amplitudes.astype(np.float32),
+        channel_map=sim.channel_map,
+        channel_positions=sim.positions,
         cluster_ids=cluster_ids if with_clusters else np.unique(spike_template).astype(np.int32),
-        cluster_quality=quality, cluster_labels=label_df, peak_channel=peak, mean_waveforms=mean_waveforms,
-        waveform_unit=waveform_unit, unit_amp=unit_amp, unit_snr=unit_snr, unit_position=unit_position,
-        metrics=metrics, waveform_metrics=waveform_metrics, missing=[], amp_unit=amp_unit)
-    units = {"peak_site": sim.peak_site, "soma_um": sim.soma, "rate_hz": sim.rate_hz,
-             "cluster_id": cluster_of_unit, "merged_units": merged_units, "template_peak_site": template_peak,
-             "unwhitened_templates": unw, "ks_label": ks_label}
+        cluster_quality=quality,
+        cluster_labels=label_df,
+        peak_channel=peak,
+        mean_waveforms=mean_waveforms,
+        waveform_unit=waveform_unit,
+        unit_amp=unit_amp,
+        unit_snr=unit_snr,
+        unit_position=unit_position,
+        metrics=metrics,
+        waveform_metrics=waveform_metrics,
+        missing=[],
+        amp_unit=amp_unit,
+    )
+    units = {
+        "peak_site": sim.peak_site,
+        "soma_um": sim.soma,
+        "rate_hz": sim.rate_hz,
+        "cluster_id": cluster_of_unit,
+        "merged_units": merged_units,
+        "template_peak_site": template_peak,
+        "unwhitened_templates": unw,
+        "ks_label": ks_label,
+    }
     return GeneratedSorting(path=folder, truth=truth, units=units)
 
 
-def write_large_kilosort(folder: str | Path, n_units: int = 400, n_spikes: int = 20_000_000, n_channels: int = 384,
-                         seed: int = 0, chunk: int = 2_000_000) -> Path:
+def write_large_kilosort(
+    folder: str | Path,
+    n_units: int = 400,
+    n_spikes: int = 20_000_000,
+    n_channels: int = 384,
+    seed: int = 0,
+    chunk: int = 2_000_000,
+) -> Path:
     """A benchmark-scale Kilosort folder (spike_times, spike_clusters, spike_templates, amplitudes, probe,
     templates, labels; no PC features), written chunk by chunk into memory-mapped .npy files.
 
@@ -435,8 +531,10 @@ def write_large_kilosort(folder: str | Path, n_units: int = 400, n_spikes: int =
     for a in out.values():
         a.flush()
     del out
-    (folder / "params.py").write_text(f"dat_path = 'large.bin'\nn_channels_dat = {n_channels + 1}\ndtype = 'int16'\n"
-                                      f"offset = 0\nsample_rate = {fs!r}\nhp_filtered = False\n")
+    (folder / "params.py").write_text(
+        f"dat_path = 'large.bin'\nn_channels_dat = {n_channels + 1}\ndtype = 'int16'\n"
+        f"offset = 0\nsample_rate = {fs!r}\nhp_filtered = False\n"
+    )
     _write_npy(folder / "channel_map.npy", channel_map.astype(np.int32))
     _write_npy(folder / "channel_positions.npy", positions)
     peak = np.sort(rng.choice(n_sites, n_units, replace=n_units > n_sites))
@@ -446,12 +544,17 @@ def write_large_kilosort(folder: str | Path, n_units: int = 400, n_spikes: int =
         templates[u] = (_shape(t, 2.5, 0.35, 11.0) * _footprint(positions, positions[peak[u]])).astype(np.float32)
     _write_npy(folder / "templates.npy", templates)
     _write_npy(folder / "whitening_mat_inv.npy", np.eye(n_sites))
-    _write_tsv(folder / "cluster_group.tsv", np.arange(n_units), "group",
-               rng.choice(["good", "mua", "noise"], n_units, p=[0.4, 0.5, 0.1]))
+    _write_tsv(
+        folder / "cluster_group.tsv",
+        np.arange(n_units),
+        "group",
+        rng.choice(["good", "mua", "noise"], n_units, p=[0.4, 0.5, 0.1]),
+    )
     return folder
 
 
 # -------------------------------------------------------------------------------------------- JRClust
+
 
 def _jrc_sim(rng, n_units, n_spikes, n_channels, duration_s, sample_rate, noise_fraction):
     """Shared JRClust simulation: clusters 1..U, noise spikes (cluster 0 or -1), local site groups."""
@@ -486,19 +589,41 @@ def _jrc_truth(path, sorter, sim, cluster, spike_site, wav, pos, notes, snr, mis
     quality = {}
     for cid, note in zip(cluster_ids, notes):
         n = note.strip().lower()
-        quality[int(cid)] = ("good" if n.startswith("single") else "multi" if n.startswith("multi")
-                             else "ok" if n.startswith("ok") else "all")
+        quality[int(cid)] = (
+            "good"
+            if n.startswith("single")
+            else "multi"
+            if n.startswith("multi")
+            else "ok"
+            if n.startswith("ok")
+            else "all"
+        )
     return SortingResult(
-        path=Path(path), sorter=sorter, sample_rate=sim.fs, spike_times=sim.spike_times[keep],
-        spike_clusters=cluster[keep], spike_sites=spike_site[keep].astype(np.int32),
-        spike_depths=sim.spike_pos[keep, 1].astype(np.float32), amplitudes=None,
-        channel_map=sim.channel_map, channel_positions=sim.positions, cluster_ids=cluster_ids,
+        path=Path(path),
+        sorter=sorter,
+        sample_rate=sim.fs,
+        spike_times=sim.spike_times[keep],
+        spike_clusters=cluster[keep],
+        spike_sites=spike_site[keep].astype(np.int32),
+        spike_depths=sim.spike_pos[keep, 1].astype(np.float32),
+        amplitudes=None,
+        channel_map=sim.channel_map,
+        channel_positions=sim.positions,
+        cluster_ids=cluster_ids,
         cluster_quality=quality,
         cluster_labels=pd.DataFrame({"note": notes}, index=pd.Index(cluster_ids.astype(np.int64), name="cluster_id")),
-        peak_channel=sim.peak_site.astype(np.int64), mean_waveforms=wav[:, 0, :].T.copy(), waveform_unit="uV",
-        unit_amp=np.ptp(wav[:, 0, :], axis=0).astype(np.float64), unit_snr=snr.astype(np.float64),
-        unit_position=pos, metrics=None, waveform_metrics=None, missing=list(missing), amp_unit="uV",
-        dropped_spikes=int((~keep).sum()))
+        peak_channel=sim.peak_site.astype(np.int64),
+        mean_waveforms=wav[:, 0, :].T.copy(),
+        waveform_unit="uV",
+        unit_amp=np.ptp(wav[:, 0, :], axis=0).astype(np.float64),
+        unit_snr=snr.astype(np.float64),
+        unit_position=pos,
+        metrics=None,
+        waveform_metrics=None,
+        missing=list(missing),
+        amp_unit="uV",
+        dropped_spikes=int((~keep).sum()),
+    )
 
 
 def _cell(strings) -> np.ndarray:
@@ -522,9 +647,18 @@ def _mat_path(path: str | Path, default_name: str) -> Path:
     return path if path.suffix == ".mat" else path / default_name
 
 
-def write_jrclust_v3(path: str | Path, n_units: int = 20, n_spikes: int = 20_000, n_channels: int = 384,
-                     duration_s: float = 600.0, sample_rate: float = 30000.0, seed: int = 0,
-                     noise_fraction: float = 0.05, with_site_map: bool = True, fmt: str = "7.3") -> GeneratedSorting:
+def write_jrclust_v3(
+    path: str | Path,
+    n_units: int = 20,
+    n_spikes: int = 20_000,
+    n_channels: int = 384,
+    duration_s: float = 600.0,
+    sample_rate: float = 30000.0,
+    seed: int = 0,
+    noise_fraction: float = 0.05,
+    with_site_map: bool = True,
+    fmt: str = "7.3",
+) -> GeneratedSorting:
     """A JRClust v3 ``*_jrc.mat`` (MATLAB v7.3 by default, ``fmt='5'`` for a classic file).
 
     MATLAB orientation and 1-based indices: viTime_spk (N,1) int32 samples, viSite_spk (N,1) int32,
@@ -534,12 +668,17 @@ def write_jrclust_v3(path: str | Path, n_units: int = 20, n_spikes: int = 20_000
     """
     path = _mat_path(path, "sim_g0_t0.imec.ap_imec3_opt3_jrc.mat")
     rng = np.random.default_rng(seed)
-    sim, cluster, spike_site, wav, pos, notes, local = _jrc_sim(rng, n_units, n_spikes, n_channels, duration_s,
-                                                                sample_rate, noise_fraction)
+    sim, cluster, spike_site, wav, pos, notes, local = _jrc_sim(
+        rng, n_units, n_spikes, n_channels, duration_s, sample_rate, noise_fraction
+    )
     snr = rng.uniform(2, 12, n_units)
     n = n_spikes
-    P = {"sRateHz": np.array([[float(sample_rate)]]), "uV_per_bit": np.array([[NP1_UV_PER_BIT]]),
-         "vcFile": "sim_g0_t0.imec.ap.bin", "maxSite": np.array([[4.0]])}
+    P = {
+        "sRateHz": np.array([[float(sample_rate)]]),
+        "uV_per_bit": np.array([[NP1_UV_PER_BIT]]),
+        "vcFile": "sim_g0_t0.imec.ap.bin",
+        "maxSite": np.array([[4.0]]),
+    }
     if with_site_map:
         P["viSite2Chan"] = (sim.channel_map + 1).astype(np.float64).reshape(-1, 1)
         P["mrSiteXY"] = sim.positions
@@ -570,19 +709,38 @@ def write_jrclust_v3(path: str | Path, n_units: int = 20, n_spikes: int = 20_000
         sio.savemat(str(path), data, do_compression=True)
     else:
         _savemat73(path, data)
-    truth = _jrc_truth(path, "jrclust_v3", sim, cluster, spike_site, wav,
-                       pos.astype(np.float32).astype(np.float64), notes, snr.astype(np.float32))
+    truth = _jrc_truth(
+        path,
+        "jrclust_v3",
+        sim,
+        cluster,
+        spike_site,
+        wav,
+        pos.astype(np.float32).astype(np.float64),
+        notes,
+        snr.astype(np.float32),
+    )
     if not with_site_map:
         truth.channel_map = np.arange(int(spike_site.max()) + 1)
         truth.channel_positions = np.full((truth.channel_map.size, 2), np.nan)
-    return GeneratedSorting(path=path, truth=truth,
-                            units={"peak_site": sim.peak_site, "soma_um": sim.soma, "rate_hz": sim.rate_hz,
-                                   "local_sites": local})
+    return GeneratedSorting(
+        path=path,
+        truth=truth,
+        units={"peak_site": sim.peak_site, "soma_um": sim.soma, "rate_hz": sim.rate_hz, "local_sites": local},
+    )
 
 
-def write_jrclust_v4(path: str | Path, n_units: int = 20, n_spikes: int = 20_000, n_channels: int = 384,
-                     duration_s: float = 600.0, sample_rate: float = 30000.0, seed: int = 0,
-                     noise_fraction: float = 0.05, with_prm: bool = True) -> GeneratedSorting:
+def write_jrclust_v4(
+    path: str | Path,
+    n_units: int = 20,
+    n_spikes: int = 20_000,
+    n_channels: int = 384,
+    duration_s: float = 600.0,
+    sample_rate: float = 30000.0,
+    seed: int = 0,
+    noise_fraction: float = 0.05,
+    with_prm: bool = True,
+) -> GeneratedSorting:
     """A JRClust v4 ``*_res.mat`` (MATLAB v7.3) and, with_prm, its ``.prm`` parameter file beside it.
 
     spikeTimes/spikeSites/spikeClusters (N,1) int32 (1-based; clusters <= 0 are noise), spikePositions
@@ -592,8 +750,9 @@ def write_jrclust_v4(path: str | Path, n_units: int = 20, n_spikes: int = 20_000
     """
     path = _mat_path(path, "sim_g0_t0.imec.ap_res.mat")
     rng = np.random.default_rng(seed)
-    sim, cluster, spike_site, wav, pos, notes, local = _jrc_sim(rng, n_units, n_spikes, n_channels, duration_s,
-                                                                sample_rate, noise_fraction)
+    sim, cluster, spike_site, wav, pos, notes, local = _jrc_sim(
+        rng, n_units, n_spikes, n_channels, duration_s, sample_rate, noise_fraction
+    )
     snr = rng.uniform(2, 12, n_units)
     n = n_spikes
     data = {
@@ -614,8 +773,11 @@ def write_jrclust_v4(path: str | Path, n_units: int = 20, n_spikes: int = 20_000
     _savemat73(path, data)
     missing = []
     if with_prm:
-        prm = path.with_name(path.name[: -len("_res.mat")] + ".prm") if path.name.endswith("_res.mat") \
+        prm = (
+            path.with_name(path.name[: -len("_res.mat")] + ".prm")
+            if path.name.endswith("_res.mat")
             else path.with_suffix(".prm")
+        )
         site_loc = ";\n    ".join(f"{x:g}, {y:g}" for x, y in sim.positions)
         prm.write_text(
             "% JRCLUST parameters (simulated)\n"
@@ -628,22 +790,31 @@ def write_jrclust_v4(path: str | Path, n_units: int = 20, n_spikes: int = 20_000
             f"siteLoc = [{site_loc}]; % (formerly mrSiteXY) Site locations (in um)\n"
             f"shankMap = [{', '.join('1' for _ in sim.channel_map)}];\n"
             "probePad = [12, 12];\n"
-            "useGPU = false;\n")
+            "useGPU = false;\n"
+        )
     truth = _jrc_truth(path, "jrclust_v4", sim, cluster, spike_site, wav, pos, notes, snr, missing)
     truth.unit_amp = np.ptp(wav[:, 0, :], axis=0).astype(np.float32).astype(np.float64)
     if not with_prm:
         truth.sample_rate = 30000.0
         truth.channel_map = np.arange(int(spike_site.max()) + 1)
         truth.channel_positions = np.full((truth.channel_map.size, 2), np.nan)
-    return GeneratedSorting(path=path, truth=truth,
-                            units={"peak_site": sim.peak_site, "soma_um": sim.soma, "rate_hz": sim.rate_hz,
-                                   "local_sites": local})
+    return GeneratedSorting(
+        path=path,
+        truth=truth,
+        units={"peak_site": sim.peak_site, "soma_um": sim.soma, "rate_hz": sim.rate_hz, "local_sites": local},
+    )
 
 
 # ------------------------------------------------------------------------------------------- comparison
 
-def sorting_differences(got: SortingResult, truth: SortingResult, rtol: float = 1e-4, atol: float = 1e-4,
-                        skip: tuple[str, ...] = ("path", "missing", "params")) -> list[str]:
+
+def sorting_differences(
+    got: SortingResult,
+    truth: SortingResult,
+    rtol: float = 1e-4,
+    atol: float = 1e-4,
+    skip: tuple[str, ...] = ("path", "missing", "params"),
+) -> list[str]:
     """Field-by-field differences between a reader's result and the truth ([] when they agree).
 
     Integer arrays must be equal, float arrays close (NaN == NaN), shapes identical, None only where the
@@ -658,13 +829,23 @@ def sorting_differences(got: SortingResult, truth: SortingResult, rtol: float = 
         a, b = getattr(got, f.name), getattr(truth, f.name)
         if b is None or a is None:
             if not (a is None and b is None):
-                out.append(f"{f.name}: {'None' if a is None else type(a).__name__} != "
-                           f"{'None' if b is None else type(b).__name__}")
+                out.append(
+                    f"{f.name}: {'None' if a is None else type(a).__name__} != "
+                    f"{'None' if b is None else type(b).__name__}"
+                )
             continue
         if isinstance(b, pd.DataFrame):
             try:
-                pd.testing.assert_frame_equal(a, b, check_dtype=False, check_exact=False, rtol=rtol, atol=atol,
-                                              check_index_type=False, check_column_type=False)
+                pd.testing.assert_frame_equal(
+                    a,
+                    b,
+                    check_dtype=False,
+                    check_exact=False,
+                    rtol=rtol,
+                    atol=atol,
+                    check_index_type=False,
+                    check_column_type=False,
+                )
             except AssertionError as e:
                 out.append(f"{f.name}: {str(e).splitlines()[0:3]}")
         elif isinstance(b, np.ndarray):
@@ -674,8 +855,10 @@ def sorting_differences(got: SortingResult, truth: SortingResult, rtol: float = 
             elif b.dtype.kind in "iub" and a.dtype.kind in "iub":
                 if not np.array_equal(a, b):
                     bad = np.flatnonzero(a.ravel() != b.ravel())
-                    out.append(f"{f.name}: {bad.size} values differ, first at {bad[0]}: {a.ravel()[bad[0]]} != "
-                               f"{b.ravel()[bad[0]]}")
+                    out.append(
+                        f"{f.name}: {bad.size} values differ, first at {bad[0]}: {a.ravel()[bad[0]]} != "
+                        f"{b.ravel()[bad[0]]}"
+                    )
             elif not np.allclose(a.astype(np.float64), b.astype(np.float64), rtol=rtol, atol=atol, equal_nan=True):
                 diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
                 out.append(f"{f.name}: max difference {np.nanmax(diff):.3g}")

@@ -22,24 +22,31 @@ from pathlib import Path
 import numpy as np
 import scipy.io as sio
 
-__all__ = ["PROBES", "GeneratedMeta", "write_meta", "GeneratedBitcode", "random_bitcodes", "write_bitcode_mat",
-           "subset_text"]
+__all__ = [
+    "PROBES",
+    "GeneratedMeta",
+    "write_meta",
+    "GeneratedBitcode",
+    "random_bitcodes",
+    "write_bitcode_mat",
+    "subset_text",
+]
 
 
 @dataclass(frozen=True)
 class _Probe:
-    probe_type: str        # lab.ProbeType name
-    type_code: int         # imDatPrb_type
-    part_number: str       # imDatPrb_pn
+    probe_type: str  # lab.ProbeType name
+    type_code: int  # imDatPrb_type
+    part_number: str  # imDatPrb_pn
     shanks: int
     sites_per_shank: int
     row_pitch: float
     col_pitch: float
-    stagger: float         # x shift of even (0-based) rows, um
+    stagger: float  # x shift of even (0-based) rows, um
     shank_pitch: float
-    x0: float              # x of a column-0 site of an odd row from the shank's left edge (snsGeomMap)
+    x0: float  # x of a column-0 site of an odd row from the shank's left edge (snsGeomMap)
     acq: tuple[int, int, int]  # acqApLfSy
-    v_range: float         # imAiRangeMax
+    v_range: float  # imAiRangeMax
     max_int: int
     ap_gain: float
     lf_gain: float | None
@@ -49,12 +56,60 @@ class _Probe:
 #: generator probe name -> layout (NP1: 2 columns 32 um apart, 20 um rows, even rows +16 um;
 #: NP2: 2 columns 32 um apart, 15 um rows, no stagger, shanks 250 um apart)
 PROBES = {
-    "np1": _Probe("neuropixels 1.0 - 3B", 0, "PRB_1_4_0480_1", 1, 960, 20.0, 32.0, 16.0, 0.0, 11.0,
-                  (384, 384, 1), 0.6, 512, 500.0, 250.0, (191, 575, 959)),
-    "np2_4shank": _Probe("neuropixels 2.0 - MS", 24, "NP2010", 4, 1280, 15.0, 32.0, 0.0, 250.0, 27.0,
-                         (384, 0, 1), 0.5, 8192, 80.0, None, ()),
-    "np2_4shank_commercial": _Probe("neuropixels 2.0 - MS", 2013, "NP2014", 4, 1280, 15.0, 32.0, 0.0, 250.0,
-                                    27.0, (384, 0, 1), 0.62, 2048, 100.0, None, ()),
+    "np1": _Probe(
+        "neuropixels 1.0 - 3B",
+        0,
+        "PRB_1_4_0480_1",
+        1,
+        960,
+        20.0,
+        32.0,
+        16.0,
+        0.0,
+        11.0,
+        (384, 384, 1),
+        0.6,
+        512,
+        500.0,
+        250.0,
+        (191, 575, 959),
+    ),
+    "np2_4shank": _Probe(
+        "neuropixels 2.0 - MS",
+        24,
+        "NP2010",
+        4,
+        1280,
+        15.0,
+        32.0,
+        0.0,
+        250.0,
+        27.0,
+        (384, 0, 1),
+        0.5,
+        8192,
+        80.0,
+        None,
+        (),
+    ),
+    "np2_4shank_commercial": _Probe(
+        "neuropixels 2.0 - MS",
+        2013,
+        "NP2014",
+        4,
+        1280,
+        15.0,
+        32.0,
+        0.0,
+        250.0,
+        27.0,
+        (384, 0, 1),
+        0.62,
+        2048,
+        100.0,
+        None,
+        (),
+    ),
 }
 
 
@@ -67,16 +122,16 @@ class GeneratedMeta:
     serial: str
     sampling_rate: float
     n_saved_channels: int
-    saved_channels: np.ndarray    #: 0-based acquisition channels in the file (sync included)
-    electrodes: np.ndarray        #: per saved neural channel, 1-based pipeline.probes electrode
-    shank: np.ndarray             #: 1-based
+    saved_channels: np.ndarray  #: 0-based acquisition channels in the file (sync included)
+    electrodes: np.ndarray  #: per saved neural channel, 1-based pipeline.probes electrode
+    shank: np.ndarray  #: 1-based
     x: np.ndarray
     y: np.ndarray
     is_used: np.ndarray
     uv_per_bit: float
     file_create_time: dt.datetime
     first_sample: int
-    readout_sites: np.ndarray     #: per readout channel 0..383: 0-based (shank, site on shank)
+    readout_sites: np.ndarray  #: per readout channel 0..383: 0-based (shank, site on shank)
 
 
 def subset_text(channels) -> str:
@@ -118,10 +173,22 @@ def _select_sites(p: _Probe, layout: str, rng, bank: int, shank: int, banks) -> 
     raise ValueError(f"unknown layout {layout!r}")
 
 
-def write_meta(path, probe: str = "np1", stream: str = "ap", *, layout: str = "bank", bank: int = 0,
-               shank: int = 0, banks=None, saved=None, site_map: str | None = "auto", tilde: bool = True,
-               original_create_time: dt.datetime | None = None, seed: int = 0,
-               overrides: dict[str, str | None] | None = None) -> GeneratedMeta:
+def write_meta(
+    path,
+    probe: str = "np1",
+    stream: str = "ap",
+    *,
+    layout: str = "bank",
+    bank: int = 0,
+    shank: int = 0,
+    banks=None,
+    saved=None,
+    site_map: str | None = "auto",
+    tilde: bool = True,
+    original_create_time: dt.datetime | None = None,
+    seed: int = 0,
+    overrides: dict[str, str | None] | None = None,
+) -> GeneratedMeta:
     """Write one imec stream's ``.meta`` file.
 
     ``layout``: 'bank' (every channel on bank ``bank``, on shank ``shank`` for 4-shank probes),
@@ -167,9 +234,11 @@ def write_meta(path, probe: str = "np1", stream: str = "ap", *, layout: str = "b
         entries = [f"({c} {sites[c, 0]} {sites[c, 1] // 384} 0 {sites[c, 1]})" for c in range(384)]
     imro = f"({p.type_code},384)" + "".join(entries)
     label = "AP" if stream == "ap" else "LF"
-    chan_map = (f"({n_ap},{n_lf},{n_sy})"
-                + "".join(f"({label}{c};{base + c}:{base + c})" for c in neural)
-                + "".join(f"(SY{k};{n_ap + n_lf + k}:{n_ap + n_lf + k})" for k in range(n_sy)))
+    chan_map = (
+        f"({n_ap},{n_lf},{n_sy})"
+        + "".join(f"({label}{c};{base + c}:{base + c})" for c in neural)
+        + "".join(f"(SY{k};{n_ap + n_lf + k}:{n_ap + n_lf + k})" for k in range(n_sy))
+    )
     used_flag = is_used.astype(int)
     keys: dict[str, str | None] = {
         "acqApLfSy": ",".join(map(str, p.acq)),
@@ -215,12 +284,14 @@ def write_meta(path, probe: str = "np1", stream: str = "ap", *, layout: str = "b
     if site_map == "auto":
         site_map = "geom" if p.type_code == 2013 else "shank"
     if site_map == "shank" and stream == "ap":
-        tables[f"{t}snsShankMap"] = (f"({p.shanks},2,{p.sites_per_shank // 2})"
-                                     + "".join(f"({a}:{c}:{r}:{u})" for a, c, r, u in zip(s, col, row, used_flag)))
+        tables[f"{t}snsShankMap"] = f"({p.shanks},2,{p.sites_per_shank // 2})" + "".join(
+            f"({a}:{c}:{r}:{u})" for a, c, r, u in zip(s, col, row, used_flag)
+        )
     elif site_map == "geom" and stream == "ap":
         gx = p.x0 + col * p.col_pitch + np.where(row % 2 == 0, p.stagger, 0.0)
-        tables[f"{t}snsGeomMap"] = (f"({p.part_number},{p.shanks},{p.shank_pitch:g},70)"
-                                    + "".join(f"({a}:{xx:g}:{yy:g}:{u})" for a, xx, yy, u in zip(s, gx, y, used_flag)))
+        tables[f"{t}snsGeomMap"] = f"({p.part_number},{p.shanks},{p.shank_pitch:g},70)" + "".join(
+            f"({a}:{xx:g}:{yy:g}:{u})" for a, xx, yy, u in zip(s, gx, y, used_flag)
+        )
     for k, v in tables.items():
         v = overrides.get(k.lstrip("~"), v)
         if v is not None:
@@ -228,12 +299,24 @@ def write_meta(path, probe: str = "np1", stream: str = "ap", *, layout: str = "b
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return GeneratedMeta(
-        path=path, stream=stream, probe_type=p.probe_type, part_number=p.part_number, serial=serial,
-        sampling_rate=rate, n_saved_channels=len(saved_acq), saved_channels=saved_acq,
-        electrodes=electrodes.astype(np.int64), shank=(s + 1).astype(np.int64), x=x.astype(float),
-        y=y.astype(float), is_used=is_used if site_map and stream == "ap" else np.ones(len(neural), bool),
-        uv_per_bit=uv, file_create_time=original_create_time or created,
-        first_sample=first_sample if stream == "ap" else first_sample // 12, readout_sites=sites)
+        path=path,
+        stream=stream,
+        probe_type=p.probe_type,
+        part_number=p.part_number,
+        serial=serial,
+        sampling_rate=rate,
+        n_saved_channels=len(saved_acq),
+        saved_channels=saved_acq,
+        electrodes=electrodes.astype(np.int64),
+        shank=(s + 1).astype(np.int64),
+        x=x.astype(float),
+        y=y.astype(float),
+        is_used=is_used if site_map and stream == "ap" else np.ones(len(neural), bool),
+        uv_per_bit=uv,
+        file_create_time=original_create_time or created,
+        first_sample=first_sample if stream == "ap" else first_sample // 12,
+        readout_sites=sites,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,13 +327,13 @@ def write_meta(path, probe: str = "np1", stream: str = "ap", *, layout: str = "b
 class GeneratedBitcode:
     path: Path
     version: str
-    bitcodes: list[str]                 #: per ephys trial, as written
-    trial_start: np.ndarray | None      #: samples
-    go_cue: np.ndarray | None           #: samples, NaN at free-water trials (full length)
-    trial_numbers: np.ndarray | None    #: trialNum as written (0 = no behaviour trial)
-    free_water: np.ndarray              #: per ephys trial
-    behavior_trials: np.ndarray         #: 1-based behaviour trial of each ephys trial kept
-    ephys_index: np.ndarray             #: 0-based ephys trial of each of those
+    bitcodes: list[str]  #: per ephys trial, as written
+    trial_start: np.ndarray | None  #: samples
+    go_cue: np.ndarray | None  #: samples, NaN at free-water trials (full length)
+    trial_numbers: np.ndarray | None  #: trialNum as written (0 = no behaviour trial)
+    free_water: np.ndarray  #: per ephys trial
+    behavior_trials: np.ndarray  #: 1-based behaviour trial of each ephys trial kept
+    ephys_index: np.ndarray  #: 0-based ephys trial of each of those
     dropped_ephys: list[int] = field(default_factory=list)
     extras: dict = field(default_factory=dict)
 
@@ -269,10 +352,23 @@ def _cell(items) -> np.ndarray:
     return arr
 
 
-def write_bitcode_mat(path, behavior_codes, *, recorded=None, n_before: int = 0, n_after: int = 0,
-                      free_water=None, fs: float = 30000.0, fmt: str = "new", version: str = "5",
-                      trial_num: bool = True, go_cue_layout: str = "nan", corrupt: dict[int, str] | None = None,
-                      foraging_extras: bool = False, seed: int = 0) -> GeneratedBitcode:
+def write_bitcode_mat(
+    path,
+    behavior_codes,
+    *,
+    recorded=None,
+    n_before: int = 0,
+    n_after: int = 0,
+    free_water=None,
+    fs: float = 30000.0,
+    fmt: str = "new",
+    version: str = "5",
+    trial_num: bool = True,
+    go_cue_layout: str = "nan",
+    corrupt: dict[int, str] | None = None,
+    foraging_extras: bool = False,
+    seed: int = 0,
+) -> GeneratedBitcode:
     """Write a bitcode file for the ephys recording of (part of) a behaviour session.
 
     ``recorded``: 0-based behaviour trials the recording saw (consecutive; default all).
@@ -344,8 +440,15 @@ def write_bitcode_mat(path, behavior_codes, *, recorded=None, n_before: int = 0,
         raise ValueError(f"version must be '5' or '7.3', not {version!r}")
     keep = np.flatnonzero(behav_of_ephys > 0)
     return GeneratedBitcode(
-        path=path, version=version, bitcodes=written,
-        trial_start=start if fmt == "new" else None, go_cue=go if fmt == "new" else None,
-        trial_numbers=behav_of_ephys if fmt == "new" and trial_num else None, free_water=fw,
-        behavior_trials=behav_of_ephys[keep], ephys_index=keep,
-        dropped_ephys=np.flatnonzero(behav_of_ephys == 0).tolist(), extras=extras)
+        path=path,
+        version=version,
+        bitcodes=written,
+        trial_start=start if fmt == "new" else None,
+        go_cue=go if fmt == "new" else None,
+        trial_numbers=behav_of_ephys if fmt == "new" and trial_num else None,
+        free_water=fw,
+        behavior_trials=behav_of_ephys[keep],
+        ephys_index=keep,
+        dropped_ephys=np.flatnonzero(behav_of_ephys == 0).tolist(),
+        extras=extras,
+    )

@@ -1,25 +1,20 @@
 """MAP pipeline: rig behavior, video tracking, Neuropixels spike sorting and histology in one
 DataJoint database.
 
-Import the schema modules you need (``from pipeline import lab, experiment``); importing one
-connects to the configured database (see :mod:`pipeline.db`) and creates its tables if needed.
+``import pipeline`` (and any reader under :mod:`pipeline.io`) connects to nothing, reads no
+settings and leaves logging alone. Import the schema modules you need
+(``from pipeline import lab, experiment``); the first use of one of their tables connects to the
+configured database (see :mod:`pipeline.db`) and creates its tables if needed.
 """
 
 import warnings
+from importlib.metadata import PackageNotFoundError, version
 
-from . import errors
-
-# DataJoint 2 warns at import when no datajoint.json exists; with no file we use the embedded
-# database on purpose, so the warning only confuses.
+# DataJoint 2 warns at import when no datajoint.json exists; with no file the pipeline uses the
+# embedded database (or an old dj_local_conf.json) on purpose, so the warning only confuses.
 warnings.filterwarnings("ignore", message="No datajoint.json found", category=UserWarning)
 
-__version__ = "0.1.0"
-
 try:
-    from . import config, log  # noqa: F401  (config loads the settings file at import)
-
-    log.setup()
-except errors.ConfigError:
-    # A broken settings file must not make the package unimportable (mapshell reports it);
-    # importing pipeline.config, or any schema module, raises the error again.
-    pass
+    __version__ = version("map-pipeline")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"

@@ -168,11 +168,35 @@ def validate(key: str, value: Any) -> Any:
     return VALIDATORS[key](key, value)
 
 
+_DELETED = object()
+#: Keys changed in this process since the settings were loaded (key -> value, or _DELETED);
+#: :func:`save_local` applies just these to the file as it is then, so that two processes
+#: changing different keys never lose each other's change.
+_changed: dict[str, Any] = {}
+_changed_other: dict[str, Any] = {}
+
+
 class CustomSettings(dict):
     """A dict of the ``custom`` settings that validates on assignment."""
 
     def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, validate(key, value))
+        value = validate(key, value)
+        super().__setitem__(key, value)
+        _changed[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        _changed[key] = _DELETED
+
+    def pop(self, key, *default):
+        if key in self:
+            _changed[key] = _DELETED
+        return super().pop(key, *default)
+
+    def clear(self) -> None:
+        for k in self:
+            _changed[k] = _DELETED
+        super().clear()
 
     def update(self, *args, **kwargs) -> None:  # noqa: D102 - same as dict.update, validated
         for k, v in dict(*args, **kwargs).items():
@@ -239,7 +263,9 @@ def load(path: str | Path | None = None) -> Path | None:
     new_other: dict[str, Any] = {}
     if p is not None:
         try:
-            data = parse_json(p.read_text())
+            data = parse_json(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{p}: not a UTF-8 text file (byte {e.start}); save it as UTF-8 JSON") from None
         except FileNotFoundError:
             raise ConfigError(f"{p}: file not found") from None
         except json.JSONDecodeError as e:
@@ -260,31 +286,81 @@ def load(path: str | Path | None = None) -> Path | None:
         dict.__setitem__(custom, k, v)
     other.clear()
     other.update(new_other)
+    _changed.clear()
+    _changed_other.clear()
     source = p
     return p
+
+
+def set_other(key: str, value: Any) -> None:
+    """Set (or with None remove) a top-level key of the settings file, e.g. ``database.user``."""
+    if value is None:
+        other.pop(key, None)
+        _changed_other[key] = _DELETED
+    else:
+        other[key] = value
+        _changed_other[key] = value
 
 
 def save_local(path: str | Path | None = None) -> Path:
     """Write the settings to ``path``, else the file they came from, else ``./dj_local_conf.json``.
 
-    Every value is validated again first (lists may have been edited in place).
+    Every value is validated again first (lists may have been edited in place). Saving to the
+    file the settings came from re-reads it under a lock and applies only the keys changed in
+    this process, so concurrent writers of different keys all keep theirs; the file is replaced
+    atomically (never half-written). A file holding a password is made readable by its owner only.
     """
+    import fcntl
+    import tempfile
+
     for k, v in list(custom.items()):
         validate(k, v)
     target = Path(path).expanduser() if path is not None else (source or Path.cwd() / CONFIG_FILENAME)
-    data = dict(other)
-    if target.is_file() and target != source:
-        try:  # keep what another file already holds outside our section
-            existing = json.loads(target.read_text())
-            if isinstance(existing, dict):
-                data = {**existing, **other}
-        except json.JSONDecodeError:
-            pass
-    data["custom"] = dict(custom)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=4) + "\n")
-    tmp.replace(target)
+    lock_path = target.with_name(target.name + ".lock")
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        existing: dict[str, Any] = {}
+        if target.is_file():
+            try:
+                loaded = parse_json(target.read_text(encoding="utf-8"))
+                existing = loaded if isinstance(loaded, dict) else {}
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                existing = {}
+        same_file = source is not None and target.resolve() == Path(source).resolve()
+        if same_file:  # merge: the file as it is now + what this process changed
+            data = {k: v for k, v in existing.items() if k != "custom"}
+            section = dict(existing.get("custom") or {}) if isinstance(existing.get("custom"), dict) else {}
+            for k, v in _changed_other.items():
+                data.pop(k, None) if v is _DELETED else data.__setitem__(k, v)
+            for k, v in _changed.items():
+                section.pop(k, None) if v is _DELETED else section.__setitem__(k, v)
+        else:  # another file: keep what it holds outside our section, write all of ours
+            data = {**{k: v for k, v in existing.items() if k != "custom"}, **other}
+            section = dict(custom)
+        data["custom"] = section
+        fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(json.dumps(data, indent=4) + "\n")
+            if any("password" in k.lower() for k in data):
+                os.chmod(tmp, 0o600)
+            elif target.exists():
+                os.chmod(tmp, target.stat().st_mode & 0o777)
+            else:
+                os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    if same_file:  # now in step with the file
+        dict.clear(custom)
+        for k, v in section.items():
+            dict.__setitem__(custom, k, v)
+        other.clear()
+        other.update({k: v for k, v in data.items() if k != "custom"})
+    _changed.clear()
+    _changed_other.clear()
     return target
 
 
@@ -302,7 +378,7 @@ def schema_prefix() -> str:
 
 def redacted(value: Any, key: str = "") -> Any:
     """A copy of ``value`` with anything that looks like a secret replaced by ``'***'``."""
-    secret_words = ("password", "passwd", "secret", "token")
+    secret_words = ("password", "passwd", "secret", "token", "key")
     if isinstance(value, dict):
         return {k: redacted(v, k) for k, v in value.items()}
     if isinstance(value, list):
@@ -314,7 +390,7 @@ def redacted(value: Any, key: str = "") -> Any:
 
 def show() -> dict[str, Any]:
     """The settings as a JSON-able dict for display, secrets redacted."""
-    return {"file": str(source) if source else None, "custom": dict(custom), **redacted(other)}
+    return {"file": str(source) if source else None, "custom": redacted(dict(custom)), **redacted(other)}
 
 
 load()

@@ -4,9 +4,15 @@
   the embedded PostgreSQL (:mod:`pipeline.embedded`). ``MAP_EMBEDDED=1``/``0`` forces either way.
 * Otherwise DataJoint's own configuration picks the server (MySQL/MariaDB or PostgreSQL).
 
-Schema modules create an unactivated ``dj.Schema`` and call :func:`register`; it activates the
-schema as ``<prefix><module>`` right away, unless ``auto_activate`` was switched off (tests do,
-to bind every module to a fresh prefix of their own with :func:`activate_all`).
+Schema modules create an unactivated ``dj.Schema`` and call :func:`register`; importing one
+connects to nothing. The schema is activated as ``<prefix><module>`` on the first use of one of
+its tables (DataJoint 2's deferred activation: declaring on an unactivated schema only records
+the classes), connecting then. Tests switch ``auto_activate`` off and bind every module to a
+fresh prefix of their own with :func:`activate_all`.
+
+Importing this module also makes the contributors' guide's lines work (``dj.config['custom']``,
+``dj.config.save_local()``, an old ``dj_local_conf.json``'s ``database.*`` keys): see
+:mod:`pipeline.compat`.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from pathlib import Path
 
 import datajoint as dj
 
-from . import config, embedded
+from . import compat, config, embedded
 
 log = logging.getLogger(__name__)
+
+compat.install()  # the guide's dj.config['custom'] and dj.config.save_local()
 
 #: Import order of the schema modules (each after the ones it references).
 SCHEMA_MODULE_ORDER = (
@@ -40,6 +48,19 @@ SCHEMA_MODULE_ORDER = (
     "histology",
     "ingest_histology",
 )
+
+#: Where each schema module lives. The ingest bookkeeping tables live with their ingest step.
+SCHEMA_MODULE_PATHS = {
+    "lab": "pipeline.lab",
+    "experiment": "pipeline.experiment",
+    "ingest_behavior": "pipeline.ingest.behavior.tables",
+    "ephys": "pipeline.ephys",
+    "ingest_ephys": "pipeline.ingest.ephys.tables",
+    "tracking": "pipeline.tracking",
+    "ccf": "pipeline.ccf",
+    "histology": "pipeline.histology",
+    "ingest_histology": "pipeline.ingest.histology.tables",
+}
 
 #: MariaDB's default max_allowed_packet (16 MB) breaks large blob inserts.
 MIN_ALLOWED_PACKET = 64 * 1024 * 1024
@@ -61,6 +82,7 @@ class _Registered:
 
 
 _registry: dict[str, _Registered] = {}
+_warned: set[str] = set()
 _embedded_server: embedded.EmbeddedServer | None = None
 
 
@@ -90,6 +112,8 @@ def uses_embedded() -> bool:
         return False
     if os.environ.get("DJ_HOST") or os.environ.get("DJ_USER"):
         return False
+    if compat.legacy_database():  # an old dj_local_conf.json naming the lab server
+        return False
     return dj.settings.find_config_file() is None
 
 
@@ -98,6 +122,8 @@ def _dj_config_source() -> str:
     parts = []
     if path:
         parts.append(str(path))
+    if compat.legacy_database():
+        parts.append(f"{config.source} database.*")
     env = [k for k in ("DJ_HOST", "DJ_USER", "DJ_BACKEND", "DJ_PORT") if os.environ.get(k)]
     if env:
         parts.append("env " + ",".join(env))
@@ -147,6 +173,14 @@ def connect(reset: bool = False) -> dj.Connection:
 
     if dj_instance._singleton_connection is not None and not reset:
         return dj_instance._singleton_connection
+    from . import log as map_log
+
+    map_log.ensure_setup()
+    if not uses_embedded():
+        disagreement = compat.apply_legacy_database()
+        if disagreement and disagreement not in _warned:
+            _warned.add(disagreement)
+            log.warning("%s", disagreement)
     t = target()
     if t.embedded:
         _configure_embedded()
@@ -195,8 +229,7 @@ def store_location() -> str:
 def ensure_store() -> None:
     """Configure the ``map`` store unless DataJoint's configuration already has one.
 
-    Default: the ``store_location`` setting, else ``<data folder>/store``. With a shared lab
-    database that default is only readable on this machine, so say so.
+    Default: the ``store_location`` setting, else ``<data folder>/store``.
     """
     stores = dict(dj.config.stores)
     if STORE in stores:
@@ -205,11 +238,20 @@ def ensure_store() -> None:
     location.mkdir(parents=True, exist_ok=True)
     stores[STORE] = {"protocol": "file", "location": str(location)}
     dj.config.stores = stores
-    if not uses_embedded() and not config.get("store_location"):
+
+
+def warn_if_local_store() -> None:
+    """Say once, when a step is about to write large arrays, that a lab server's arrays would go to a
+    folder only this machine can read (no store configured for a shared database)."""
+    if uses_embedded() or config.get("store_location") or "store" in _warned:
+        return
+    spec = dict(dj.config.stores).get(STORE) or {}
+    if spec.get("protocol", "file") == "file" and str(spec.get("location", "")).startswith(str(embedded.data_dir())):
+        _warned.add("store")
         log.warning(
             "large arrays (spike times, waveforms) are stored under %s, which only this machine can "
             "read; configure stores.%s in datajoint.json (a shared folder or s3) for a lab server",
-            location,
+            spec.get("location"),
             STORE,
         )
 
@@ -243,10 +285,51 @@ def schema_name(module: str, prefix: str | None = None) -> str:
 
 
 def register(module: str, schema: dj.Schema, after_activate: Callable[[], None] | None = None) -> None:
-    """Called at the bottom of each schema module; activates it unless activation is deferred."""
+    """Called at the bottom of each schema module. Connects to nothing: the schema is activated on
+    the first use of one of its tables (see :func:`ensure_active`)."""
     _registry[module] = _Registered(module, schema, after_activate)
-    if auto_activate:
-        _activate(_registry[module], schema_name(module), connect())
+    for cls, _context in schema.declare_list:
+        _install_activation_hook(cls, module)
+        for name, part in vars(cls).items():
+            if name[:1].isupper() and isinstance(part, type) and issubclass(part, dj.Part):
+                _install_activation_hook(part, module)
+
+
+def _install_activation_hook(cls: type, module: str) -> None:
+    """Make ``cls()`` (which every class-level DataJoint call goes through: ``Table & key``,
+    ``Table.insert``, ``Table()``...) activate the module's schema first if it is not yet."""
+
+    def __init__(self, *args, **kwargs):
+        if type(self).database is None:
+            ensure_active(module)
+
+    cls.__init__ = __init__
+
+
+_activating: set[str] = set()
+
+
+def ensure_active(module: str) -> None:
+    """Activate ``module``'s schema (and the schema modules before it that are imported) on the
+    configured database, connecting if needed. A no-op when it is active already."""
+    reg = _registry[module]
+    if reg.schema.database is not None or module in _activating:
+        return
+    if not auto_activate:
+        from .errors import MapError
+
+        raise MapError(f"schema module {module!r} is not bound to a database (call db.activate_all first)")
+    conn = connect()
+    for m in SCHEMA_MODULE_ORDER:  # parents first: a table's foreign keys need them declared
+        if m == module:
+            break
+        if m in _registry and _registry[m].schema.database is None:
+            ensure_active(m)
+    _activating.add(module)
+    try:
+        _activate(reg, schema_name(module), conn)
+    finally:
+        _activating.discard(module)
 
 
 def _activate(reg: _Registered, name: str, conn: dj.Connection) -> None:
@@ -260,25 +343,38 @@ def _activate(reg: _Registered, name: str, conn: dj.Connection) -> None:
         reg.after_activate()
 
 
+def import_module(module: str):
+    """The Python module of schema module ``module`` (e.g. ``ingest_ephys``), imported."""
+    return importlib.import_module(SCHEMA_MODULE_PATHS[module])
+
+
 def activate_all(
     prefix: str | None = None, conn: dj.Connection | None = None, modules: tuple[str, ...] = SCHEMA_MODULE_ORDER
 ) -> dict[str, str]:
     """Import every schema module and (re)bind it to ``prefix`` on ``conn``; returns module -> schema."""
     conn = conn or connect()
     for m in modules:
-        importlib.import_module(f"pipeline.{m}")
+        import_module(m)
     names = {}
     for m in modules:
         name = schema_name(m, prefix)
-        _activate(_registry[m], name, conn)
+        _activating.add(m)
+        try:
+            _activate(_registry[m], name, conn)
+        finally:
+            _activating.discard(m)
         names[m] = name
     return names
 
 
-def load_modules(modules: tuple[str, ...] = SCHEMA_MODULE_ORDER) -> None:
-    """Import the schema modules (each activates itself unless activation is deferred)."""
-    for m in modules:
-        importlib.import_module(f"pipeline.{m}")
+def load_modules(modules: tuple[str, ...] = SCHEMA_MODULE_ORDER, activate: bool = True) -> dict:
+    """Import the schema modules (and activate them unless ``activate`` is False); returns
+    module name -> Python module."""
+    out = {m: import_module(m) for m in modules}
+    if activate and auto_activate:
+        for m in modules:
+            ensure_active(m)
+    return out
 
 
 def drop_all(modules: tuple[str, ...] = SCHEMA_MODULE_ORDER) -> None:

@@ -31,9 +31,8 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     import pandas as pd
 
     from .ingest.animals import load_animals
-    from .ingest.behavior import ingest_behavior
+    from .ingest.behavior import ingest_behavior, ingest_foraging
     from .ingest.ephys import ingest_ephys
-    from .ingest.foraging import ingest_foraging
     from .ingest.insertion_location import load_insertion_locations
     from .ingest.tracking import ingest_tracking
     from .synthetic.animals import make_animals, write_animals

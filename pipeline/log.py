@@ -1,8 +1,12 @@
-"""Logging as the seed describes: ``MAP_LOGLEVEL`` (or ``loglevel``) and an optional log file.
+"""Logging as the seed describes: ``MAP_LOGLEVEL`` (or ``loglevel`` / ``dj.config['loglevel']``)
+and an optional log file (``logfile`` setting).
 
-The root logger stays at ERROR so third-party chatter is quiet; the chosen level applies to
-the ``pipeline`` and ``datajoint`` loggers. A filter removes passwords from every record,
-because connection strings and settings do get logged.
+Only the ``pipeline`` and ``datajoint`` loggers are configured, and only when an action runs or
+the database is first used (never at import): the root logger and other libraries are left
+alone. The console is quiet by default (warnings and errors of the pipeline; DataJoint's own
+chatter, such as its "connected" line, only at WARNING and above); the log file gets everything
+at the chosen level, including each item of every run and the run's summary. A filter removes
+secrets from every record, because connection strings and settings do get logged.
 """
 
 from __future__ import annotations
@@ -10,18 +14,22 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 
-from . import config
-
-FORMAT = "%(asctime)s:%(levelname)s:%(module)s:%(funcName)s:%(message)s"
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+CONSOLE_FORMAT = "%(levelname)s: %(message)s"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_SECRET = re.compile(r"(?i)(password|passwd|pass|secret|token)(['\"]?\s*[:=]\s*['\"]?)([^'\"\s,}&]+)")
+SECRET_WORDS = ("password", "passwd", "secret", "token", "key")
+_SECRET = re.compile(
+    r"(?i)((?:[a-z_.]*)(?:password|passwd|pass|secret|token|access_key|secret_key|api_key)['\"]?\s*[:=]\s*['\"]?)"
+    r"([^'\"\s,}&]+)"
+)
 _URL_PW = re.compile(r"(://[^:/@\s]+:)([^@/\s]+)(@)")
 
 
 def redact(text: str) -> str:
-    """Replace secrets in ``text`` (``password=...``, ``"password": "..."``, ``user:pw@host``)."""
-    return _URL_PW.sub(r"\1***\3", _SECRET.sub(r"\1\2***", text))
+    """Replace secrets in ``text`` (``password=...``, ``"token": "..."``, ``user:pw@host``)."""
+    return _URL_PW.sub(r"\1***\3", _SECRET.sub(r"\1***", text))
 
 
 class RedactingFilter(logging.Filter):
@@ -33,47 +41,96 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def level_name() -> str:
-    """``MAP_LOGLEVEL``, else ``loglevel`` from the settings file, else INFO."""
-    raw = os.environ.get("MAP_LOGLEVEL") or config.other.get("loglevel") or "INFO"
+class _NotReport(logging.Filter):
+    """The per-item ``pipeline.report`` lines go to the log file only (the console gets the summary)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith("pipeline.report")
+
+
+class _NoSSLFallback(logging.Filter):
+    """DataJoint warns on every connection to a server without TLS that it fell back to a plain
+    connection; that is the normal case on a lab network (and for the embedded database)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("datajoint") and "Falling back to non-SSL" in record.getMessage())
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """Writes to the *current* ``sys.stderr``, so that a progress bar (which redirects it while it
+    is drawn) prints log lines above the bar instead of breaking it."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def level_name(explicit: str | None = None) -> tuple[str, bool]:
+    """(level, whether it was asked for): ``explicit``, ``MAP_LOGLEVEL``, ``loglevel`` in the settings
+    file, else INFO (not asked for: the console then shows warnings only)."""
+    from . import config
+
+    raw = explicit or os.environ.get("MAP_LOGLEVEL") or config.other.get("loglevel")
+    if not raw:
+        return "INFO", False
     name = str(raw).upper()
     if name not in LEVELS:
         raise config.ConfigError(f"MAP_LOGLEVEL/loglevel: {raw!r} is not one of {', '.join(LEVELS)}")
-    return name
+    return name, True
 
 
 _handlers: list[logging.Handler] = []
+configured = False
 
 
 def setup(level: str | None = None) -> str:
-    """Configure logging; safe to call more than once (handlers are replaced, not added)."""
-    import datajoint  # noqa: F401  (it installs its own handler at import; replace it after)
+    """Configure the pipeline's logging; safe to call more than once (handlers are replaced)."""
+    global configured
+    from . import config
 
-    name = (level or level_name()).upper()
-    root = logging.getLogger()
-    root.setLevel(logging.ERROR)
-    for h in _handlers:
-        for lg in (root, logging.getLogger("pipeline"), logging.getLogger("datajoint")):
+    name, asked = level_name(level)
+    lvl = logging.getLevelName(name)
+    loggers = [logging.getLogger("pipeline"), logging.getLogger("datajoint")]
+    for lg in loggers:
+        for h in _handlers:
             if h in lg.handlers:
                 lg.removeHandler(h)
     _handlers.clear()
-    fmt = logging.Formatter(FORMAT)
-    console = logging.StreamHandler()
-    console.setFormatter(fmt)
+    console = ConsoleHandler()
+    console.setFormatter(logging.Formatter(CONSOLE_FORMAT))
+    console.setLevel(lvl if asked else logging.WARNING)
+    console.addFilter(_NotReport())
     _handlers.append(console)
     logfile = config.get("logfile")
     if logfile:
         fh = logging.FileHandler(os.path.expanduser(logfile))
-        fh.setFormatter(fmt)
+        fh.setFormatter(logging.Formatter(FORMAT))
+        fh.setLevel(lvl)
         _handlers.append(fh)
     for h in _handlers:
         h.addFilter(RedactingFilter())
-    for lname in ("pipeline", "datajoint"):
-        lg = logging.getLogger(lname)
-        lg.setLevel(name)
+        h.addFilter(_NoSSLFallback())
+    pipeline_logger, dj_logger = loggers
+    pipeline_logger.setLevel(lvl)
+    dj_logger.setLevel(max(lvl, logging.WARNING))  # DataJoint's INFO/DEBUG is SQL and "connected" chatter
+    for lg in loggers:
         lg.propagate = False
-        for h in list(lg.handlers):
+        for h in list(lg.handlers):  # DataJoint installs its own handler at import
             lg.removeHandler(h)
         for h in _handlers:
             lg.addHandler(h)
+    configured = True
     return name
+
+
+def ensure_setup() -> None:
+    """Configure logging once, if no action did (e.g. when the pipeline is used from Python)."""
+    if not configured:
+        setup()

@@ -15,38 +15,47 @@ from collections.abc import Callable
 
 log = logging.getLogger("pipeline.shell")
 
-BANNER_MODULES = ("lab", "experiment")
-
-
-def _connect_and_load(modules=BANNER_MODULES) -> dict:
-    """Connect, import the schema modules; return the namespace for the shell."""
-    import importlib
-
+def _connect_and_load(modules: tuple[str, ...] | None = None) -> dict:
+    """Connect, import and activate the schema modules; return the namespace for the shell."""
     import datajoint as dj
 
-    from . import config
+    from . import config, db
 
-    ns = {"dj": dj, "config": config}
-    for m in modules:
-        ns[m] = importlib.import_module(f"pipeline.{m}")
+    ns = {"dj": dj, "config": config, "sys": sys, "np": None}
+    import numpy as np
+
+    ns["np"] = np
+    ns.update(db.load_modules(modules or db.SCHEMA_MODULE_ORDER))
     return ns
+
+
+def banner(modules) -> str:
+    return "map shell.\n\nschema modules:\n\n" + "\n".join(f"- {m}" for m in modules) + "\n"
+
+
+def _finish(args, summary) -> int:
+    """Print the step's summary (every item with --verbose, failures only with --quiet); exit status."""
+    text = summary.report(verbose=getattr(args, "verbose", False), quiet=getattr(args, "quiet", False))
+    if text:
+        print(text)
+    return 0 if summary.ok else 1
 
 
 # --- actions -----------------------------------------------------------------------------
 
 
 def action_shell(args) -> int:
-    """Interactive Python with the schema modules loaded (or run -c CODE / a script on stdin)."""
+    """Interactive Python with dj, sys and every schema module loaded (or run -c CODE / a script on stdin)."""
     from . import db
 
     print(f"Connecting {db.target()}")
     ns = _connect_and_load()
-    banner = "map shell.\n\nschema modules:\n\n" + "\n".join(f"- {m}" for m in BANNER_MODULES) + "\n"
+    text = banner(db.SCHEMA_MODULE_ORDER)
     code = args.command
     if code is None and not sys.stdin.isatty():
         code = sys.stdin.read()
     if code is not None:
-        print(banner)
+        print(text)
         try:
             exec(compile(code, "<mapshell>", "exec"), ns)
         except SystemExit as e:
@@ -60,12 +69,12 @@ def action_shell(args) -> int:
     try:
         from IPython import start_ipython
 
-        print(banner)
+        print(text)
         start_ipython(argv=["--no-banner"], user_ns=ns)
     except ImportError:
         import code as code_mod
 
-        code_mod.interact(banner=banner, local=ns)
+        code_mod.interact(banner=text, local=ns)
     return 0
 
 
@@ -83,41 +92,33 @@ def action_load_animal(args) -> int:
     """Load subjects and water-restriction records from an xlsx/csv sheet."""
     from .ingest.animals import load_animals
 
-    _connect_and_load()
     summary = load_animals(args.file, args.sheet)
-    print(summary.report())
-    return 0 if summary.ok else 1
+    return _finish(args, summary)
 
 
 def action_ingest_behavior(args) -> int:
     """Load new delay-response sessions from the rig folders in behavior_data_paths."""
     from .ingest.behavior import ingest_behavior
 
-    _connect_and_load(BANNER_MODULES + ("ingest_behavior",))
     paths = [[args.rig, args.path, 0]] if args.path else None
     summary = ingest_behavior(paths)
-    print(summary.report())
-    return 0 if summary.ok else 1
+    return _finish(args, summary)
 
 
 def action_ingest_foraging(args) -> int:
     """Load new foraging sessions from the pybpod projects in the behavior_bpod setting."""
-    from .ingest.foraging import ingest_foraging
+    from .ingest.behavior import ingest_foraging
 
-    _connect_and_load(BANNER_MODULES + ("ingest_behavior",))
     summary = ingest_foraging()
-    print(summary.report())
-    return 0 if summary.ok else 1
+    return _finish(args, summary)
 
 
 def action_ingest_ephys(args) -> int:
     """Load spike sorting (Kilosort, JRClust v3/v4) per probe for sessions with ephys folders."""
     from .ingest.ephys import ingest_ephys
 
-    _connect_and_load(BANNER_MODULES + ("ephys", "ingest_ephys"))
     summary = ingest_ephys([args.path] if args.path else None)
-    print(summary.report())
-    return 0 if summary.ok else 1
+    return _finish(args, summary)
 
 
 def action_load_insertion_location(args) -> int:
@@ -125,7 +126,6 @@ def action_load_insertion_location(args) -> int:
     from . import config
     from .ingest.insertion_location import load_insertion_locations
 
-    _connect_and_load(BANNER_MODULES + ("ephys",))
     path = args.file or config.get("recording_notes_spreadsheet")
     if not path:
         print("give the sheet, or set recording_notes_spreadsheet", file=sys.stderr)
@@ -133,26 +133,20 @@ def action_load_insertion_location(args) -> int:
     summary = load_insertion_locations(
         path, args.sheet or config.get("recording_notes_sheet_name"), replace=args.replace
     )
-    print(summary.report())
-    return 0 if summary.ok else 1
+    return _finish(args, summary)
 
 
 def action_ingest_tracking(args) -> int:
     """Load DeepLabCut tracking per trial and camera for sessions without tracking."""
     from .ingest.tracking import ingest_tracking
 
-    _connect_and_load(BANNER_MODULES + ("tracking",))
     summary = ingest_tracking()
-    print(summary.report())
-    return 0 if summary.ok else 1
+    return _finish(args, summary)
 
 
 def action_ccfload(args) -> int:
     """Load the Allen CCF region ontology and annotation volume named in ccf_data_paths."""
-    from . import config
-
-    ns = _connect_and_load(BANNER_MODULES + ("ccf",))
-    ccf = ns["ccf"]
+    from . import ccf, config
     paths = config.get("ccf_data_paths")
     if not paths:
         print(
@@ -179,10 +173,8 @@ def action_ingest_histology(args) -> int:
     """Load electrode CCF positions, brain regions and probe tracks for insertions without histology."""
     from .ingest.histology import ingest_histology
 
-    _connect_and_load(BANNER_MODULES + ("ephys", "ccf", "histology", "ingest_histology"))
     summary = ingest_histology([args.path] if args.path else None)
-    print(summary.report())
-    return 0 if summary.ok else 1
+    return _finish(args, summary)
 
 
 def action_config(args) -> int:
@@ -251,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(
             "--prefix", default=default, help="schema name prefix (default map_v2_, or MAP_SCHEMA_PREFIX)"
         )
+        parser.add_argument("-v", "--verbose", action="store_true", default=default or False,
+                            help="list every item in the summary")
+        parser.add_argument("-q", "--quiet", action="store_true", default=default or False,
+                            help="print only failures")
         parser.add_argument(
             "--loglevel",
             default=default,
@@ -323,8 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.prefix:
         os.environ["MAP_SCHEMA_PREFIX"] = args.prefix
-    from .errors import ConfigError, ConnectionProblem
-    from .io.spreadsheet import SpreadsheetError
+    from .errors import MapError
 
     try:
         from . import log as map_log
@@ -334,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ConfigError, ConnectionProblem, SpreadsheetError) as e:  # user-fixable: one line
+    except MapError as e:  # user-fixable (settings, connection, a whole input): one line, no traceback
+        logging.getLogger("pipeline.report").info("mapshell %s: %s", args.action, e)
         print(f"mapshell {args.action}: {e}", file=sys.stderr)
         return 2
 

@@ -107,7 +107,6 @@ def _clear_tables() -> None:
     """Delete the rows of every table that has no fixed contents, and of everything below them.
 
     Plain DELETEs, children first: DataJoint's cascading ``delete`` took 7-11 s per test."""
-    import importlib
     import inspect
 
     import networkx as nx
@@ -116,7 +115,7 @@ def _clear_tables() -> None:
     conn.dependencies.load()
     targets: set[str] = set()
     for m in reversed(db.SCHEMA_MODULE_ORDER):
-        mod = importlib.import_module(f"pipeline.{m}")
+        mod = db.import_module(m)
         for cls in vars(mod).values():
             if (
                 inspect.isclass(cls)

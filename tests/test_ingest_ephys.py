@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 from conftest import run_mapshell
 
-from pipeline import ephys, ingest_ephys, lab
+from pipeline import ephys, lab
+from pipeline.ingest import ephys as ingest_ephys
 from pipeline.ingest.behavior import ingest_behavior
 from pipeline.ingest.ephys import ingest_ephys as ingest
-from pipeline.ingest.ephys import segment_spikes
+from pipeline.ingest.ephys.step import segment_spikes
 from pipeline.ingest.insertion_location import load_insertion_locations
 from pipeline.synthetic.bpod_delay_response import write_session_file
 from pipeline.synthetic.sorting import write_jrclust_v3, write_jrclust_v4, write_kilosort

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from conftest import run_mapshell
 
-from pipeline import experiment, ingest_behavior, lab
-from pipeline.ingest.foraging import ingest_foraging
+from pipeline import experiment, lab
+from pipeline.ingest import behavior as ingest_behavior
+from pipeline.ingest.behavior import ingest_foraging
 from pipeline.synthetic.pybpod import write_foraging_day, write_subject_meta
 
 DAYS = [dt.date(2021, 3, 1), dt.date(2021, 3, 2)]

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from conftest import run_mapshell
 
-from pipeline import ccf, ephys, histology, ingest_histology, lab
+from pipeline import ccf, ephys, histology, lab
+from pipeline.ingest import histology as ingest_histology
 from pipeline.ingest.behavior import ingest_behavior
 from pipeline.ingest.ephys import ingest_ephys
 from pipeline.ingest.histology import ingest_histology as ingest

@@ -1,41 +1,59 @@
 """``load-animal``: subjects and their water-restriction records from a spreadsheet.
 
-Columns (header names are case-insensitive; spaces count as underscores):
+Columns (header names are case-insensitive; spaces count as underscores; see docs/sheets.md):
 
 =========================  ========  =================================================
 column                     required  value
 =========================  ========  =================================================
-subject_id                 yes       integer animal id
+subject_id                 yes       positive whole number (within lab.Subject.subject_id)
 water_restriction_number   yes       the h2o id used in rig file names, e.g. ``dl25``
 wr_start_date              yes       date water restriction started
-wr_start_weight            yes       grams, > 0
+wr_start_weight            yes       grams, > 0 (decimal(6, 3): below 1000)
 sex                        yes       M, F or Unknown (male/female/u accepted)
-username                   no        lab.Person username (owner)
+username                   no        lab.Person username: the animal's owner
 fullname                   no        creates the Person if ``username`` is new
-cage_number                no        integer
+cage_number                no        whole number >= 0
 date_of_birth              no        date
 animal_source              no        one of lab.AnimalSource
 animal_strain              no        one of lab.AnimalStrain
 =========================  ========  =================================================
 
+Dates are date cells or ISO text (``YYYY-MM-DD``, optionally with a time); ``03/04/2024`` is
+refused as ambiguous. Any other column is refused (with the closest known name), unless its
+header starts with ``#``. Text lengths and number ranges are checked against the table
+definitions (read from the DataJoint headings at run time).
+
+The owner (``username``) is stored as ``lab.Subject.username``; the behaviour loaders can take
+it as the session owner.
+
 The whole file is checked first; if any row is bad, every bad row is reported (with its row
-number in the sheet) and nothing is inserted. Rows already in the database with the same
-values are skipped, so loading a file twice is a no-op; a row that contradicts the database
+number and column in the sheet) and nothing is inserted. Rows already in the database with the
+same values are skipped, so loading a file twice is a no-op; a row that contradicts the database
 is an error, never a silent overwrite.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import math
-from decimal import Decimal, InvalidOperation
+import logging
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ..errors import InputError
-from ..io.spreadsheet import read_table
+from ..io.spreadsheet import (
+    CellError,
+    blank,
+    column_type,
+    date_cell,
+    decimal_cell,
+    int_cell,
+    read_table,
+    sheet_label,
+    show,
+    text_cell,
+    unknown_columns,
+    where,
+)
 from .summary import Summary
 
 REQUIRED = ("subject_id", "water_restriction_number", "wr_start_date", "wr_start_weight", "sex")
@@ -43,85 +61,102 @@ OPTIONAL = ("username", "fullname", "cage_number", "date_of_birth", "animal_sour
 SEX = {"m": "M", "male": "M", "f": "F", "female": "F", "u": "Unknown", "unknown": "Unknown"}
 
 
+log = logging.getLogger(__name__)
+
+
 class RowError(InputError):
     pass
 
 
-def _blank(v: Any) -> bool:
-    return (
-        v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()) or v is pd.NaT
+def _limits() -> dict:
+    """Column limits read from the table headings at run time (so they follow lab.py): text
+    lengths, integer ranges, decimal places."""
+    from .. import lab
+
+    return dict(
+        subject_id=column_type(lab.Subject, "subject_id"),
+        cage_number=column_type(lab.Subject, "cage_number"),
+        username=column_type(lab.Person, "username"),
+        fullname=column_type(lab.Person, "fullname"),
+        water_restriction_number=column_type(lab.WaterRestriction, "water_restriction_number"),
+        wr_start_weight=column_type(lab.WaterRestriction, "wr_start_weight"),
     )
 
 
-def _int(v: Any, col: str) -> int:
-    try:
-        f = float(str(v).strip())
-    except ValueError:
-        raise RowError(f"{col} {v!r} is not a whole number") from None
-    if not f.is_integer():
-        raise RowError(f"{col} {v!r} is not a whole number")
-    return int(f)
+def parse_row(raw: dict, sources: set[str], strains: set[str], limits: dict | None = None) -> dict:
+    """One sheet row -> {'subject': ..., 'water_restriction': ..., 'person': ..., 'strain': ...}.
 
+    Every problem of the row is collected; a :class:`RowError` lists them all (each naming its
+    row and column)."""
+    limits = limits if limits is not None else _limits()
+    row = raw.get("row_number", "?")
+    problems: list[str] = []
 
-def _date(v: Any, col: str) -> dt.date:
-    if isinstance(v, dt.datetime):
-        return v.date()
-    if isinstance(v, dt.date):
-        return v
-    try:
-        return pd.Timestamp(str(v).strip()).date()
-    except (ValueError, TypeError):
-        raise RowError(f"{col} {v!r} is not a date (use YYYY-MM-DD)") from None
+    def cell(fn, col: str, *args, **kw) -> Any:
+        try:
+            return fn(raw[col], row, col, *args, **kw)
+        except CellError as e:
+            problems.append(str(e))
+            return None
 
+    def given(col: str) -> bool:
+        return not blank(raw.get(col))
 
-def _weight(v: Any) -> Decimal:
-    try:
-        w = Decimal(str(v).strip())
-    except InvalidOperation:
-        raise RowError(f"wr_start_weight {v!r} is not a number") from None
-    if not (0 < w < 1000):
-        raise RowError(f"wr_start_weight {v!r} must be a weight in grams between 0 and 1000")
-    return w.quantize(Decimal("0.001"))
-
-
-def parse_row(raw: dict, sources: set[str], strains: set[str]) -> dict:
-    """One sheet row -> {'subject': ..., 'water_restriction': ..., 'person': ..., 'strain': ...}."""
-    missing = [c for c in REQUIRED if _blank(raw.get(c))]
+    missing = [c for c in REQUIRED if not given(c)]
     if missing:
-        raise RowError(f"missing {', '.join(missing)}")
-    subject_id = _int(raw["subject_id"], "subject_id")
-    sex = SEX.get(str(raw["sex"]).strip().lower())
-    if sex is None:
-        raise RowError(f"sex {raw['sex']!r} is not M, F or Unknown")
-    subject = dict(subject_id=subject_id, sex=sex)
-    if not _blank(raw.get("cage_number")):
-        subject["cage_number"] = _int(raw["cage_number"], "cage_number")
-    if not _blank(raw.get("date_of_birth")):
-        subject["date_of_birth"] = _date(raw["date_of_birth"], "date_of_birth")
-    if not _blank(raw.get("animal_source")):
+        problems.append(f"missing {', '.join(missing)} in row {row}")
+    subject: dict[str, Any] = {}
+    if given("subject_id"):
+        subject["subject_id"] = cell(int_cell, "subject_id", limits["subject_id"], lo=1)
+    if given("sex"):
+        sex = SEX.get(str(raw["sex"]).strip().lower())
+        if sex is None:
+            problems.append(f"sex {show(raw['sex'])} is not M, F or Unknown {where(row, 'sex')}")
+        subject["sex"] = sex
+    if given("cage_number"):
+        subject["cage_number"] = cell(int_cell, "cage_number", limits["cage_number"], lo=0)
+    if given("date_of_birth"):
+        subject["date_of_birth"] = cell(date_cell, "date_of_birth")
+    if given("animal_source"):
         src = str(raw["animal_source"]).strip()
         if src not in sources:
-            raise RowError(f"animal_source {src!r} is not one of {', '.join(sorted(sources))}")
+            problems.append(
+                f"animal_source {show(src)} is not one of {', '.join(sorted(sources))} {where(row, 'animal_source')}"
+            )
         subject["animal_source"] = src
     person = None
-    if not _blank(raw.get("username")):
-        subject["username"] = str(raw["username"]).strip()
-        if not _blank(raw.get("fullname")):
-            person = dict(username=subject["username"], fullname=str(raw["fullname"]).strip())
+    if given("username"):
+        subject["username"] = cell(text_cell, "username", limits["username"])
+        if given("fullname"):
+            fullname = cell(text_cell, "fullname", limits["fullname"])
+            person = dict(username=subject["username"], fullname=fullname)
+    elif given("fullname"):
+        problems.append(f"fullname without a username {where(row, 'username')}")
     strain = None
-    if not _blank(raw.get("animal_strain")):
+    if given("animal_strain"):
         strain = str(raw["animal_strain"]).strip()
         if strain not in strains:
-            raise RowError(f"animal_strain {strain!r} is not one of {', '.join(sorted(strains))}")
-    h2o = str(raw["water_restriction_number"]).strip()
-    if len(h2o) > 16 or not h2o.replace("_", "").replace("-", "").isalnum():
-        raise RowError(f"water_restriction_number {h2o!r} must be up to 16 letters/digits")
-    wr = dict(
-        subject_id=subject_id,
-        water_restriction_number=h2o,
-        wr_start_date=_date(raw["wr_start_date"], "wr_start_date"),
-        wr_start_weight=_weight(raw["wr_start_weight"]),
-    )
+            problems.append(
+                f"animal_strain {show(strain)} is not one of {', '.join(sorted(strains))} {where(row, 'animal_strain')}"
+            )
+    wr: dict[str, Any] = dict(subject_id=subject.get("subject_id"))
+    if given("water_restriction_number"):
+        h2o = cell(text_cell, "water_restriction_number", limits["water_restriction_number"])
+        if h2o is not None and not h2o.replace("_", "").replace("-", "").isalnum():
+            problems.append(
+                f"water_restriction_number {show(h2o)} must be letters, digits, _ or - "
+                f"{where(row, 'water_restriction_number')}"
+            )
+        wr["water_restriction_number"] = h2o
+    if given("wr_start_date"):
+        wr["wr_start_date"] = cell(date_cell, "wr_start_date")
+    if given("wr_start_weight"):
+        wr["wr_start_weight"] = cell(decimal_cell, "wr_start_weight", limits["wr_start_weight"], gt=0)
+    born, start = subject.get("date_of_birth"), wr.get("wr_start_date")
+    if born and start and born > start:
+        problems.append(f"date_of_birth {born} is after wr_start_date {start} {where(row, 'date_of_birth')}")
+    if problems:
+        raise RowError("; ".join(problems))
     return dict(subject=subject, water_restriction=wr, person=person, strain=strain)
 
 
@@ -143,32 +178,59 @@ def load_animals(path: str | Path, sheet: str | int | None = None) -> Summary:
     path = Path(path)
     summary = Summary(what=f"animals in {path.name}")
     df = read_table(path, sheet)
+    label = sheet_label(path, sheet)
     absent = [c for c in REQUIRED if c not in df.columns]
     if absent:
-        summary.fail(str(path), f"missing column(s) {', '.join(absent)}; required: {', '.join(REQUIRED)}")
+        summary.fail(label, f"missing column(s) {', '.join(absent)}; required: {', '.join(REQUIRED)}")
+    unknown = unknown_columns(df, REQUIRED + OPTIONAL)
+    if unknown:
+        summary.fail(label, unknown)
+    if not summary.ok:
         return summary
     summary.found = len(df)
+    limits = _limits()
     sources = set(lab.AnimalSource().to_arrays("animal_source"))
     strains = set(lab.AnimalStrain().to_arrays("animal_strain"))
-    persons = set(lab.Person().to_arrays("username"))
+    persons = {str(u): str(f) for u, f in zip(*lab.Person().to_arrays("username", "fullname"))}
 
     parsed: list[tuple[int, dict]] = []
     seen_subject: dict[int, int] = {}
     seen_h2o: dict[str, int] = {}
+    new_people: dict[str, tuple[str, int]] = {}  # username -> (fullname, row) of people to create
     for raw in df.to_dict("records"):
         rown = raw["row_number"]
         item = f"{path.name} row {rown}"
         try:
-            p = parse_row(raw, sources, strains)
+            p = parse_row(raw, sources, strains, limits)
             sid, h2o = p["subject"]["subject_id"], p["water_restriction"]["water_restriction_number"]
+            problems = []
             if sid in seen_subject:
-                raise RowError(f"subject_id {sid} repeats row {seen_subject[sid]}")
+                problems.append(f"subject_id {sid} repeats row {seen_subject[sid]} {where(rown, 'subject_id')}")
             if h2o in seen_h2o:
-                raise RowError(f"water_restriction_number {h2o!r} repeats row {seen_h2o[h2o]}")
-            seen_subject[sid], seen_h2o[h2o] = rown, rown
-            user = p["subject"].get("username")
-            if user and user not in persons and not p["person"]:
-                raise RowError(f"username {user!r} is not in lab.Person (add a fullname column to create it)")
+                problems.append(
+                    f"water_restriction_number {h2o!r} repeats row {seen_h2o[h2o]} "
+                    f"{where(rown, 'water_restriction_number')}"
+                )
+            seen_subject.setdefault(sid, rown)
+            seen_h2o.setdefault(h2o, rown)
+            user, person = p["subject"].get("username"), p["person"]
+            if user and user not in persons and not person:
+                problems.append(
+                    f"username {user!r} is not in lab.Person {where(rown, 'username')} "
+                    "(add a fullname column to create it)"
+                )
+            if person:
+                known = persons.get(user)
+                if known is None and user in new_people:
+                    known = new_people[user][0]
+                if known is not None and known != person["fullname"]:
+                    problems.append(
+                        f"fullname {person['fullname']!r} of username {user!r} {where(rown, 'fullname')} "
+                        f"differs from {known!r} (in lab.Person or an earlier row)"
+                    )
+                new_people.setdefault(user, (person["fullname"], rown))
+            if problems:
+                raise RowError("; ".join(problems))
             parsed.append((rown, p))
         except RowError as e:
             summary.fail(item, str(e))
@@ -180,19 +242,22 @@ def load_animals(path: str | Path, sheet: str | int | None = None) -> Summary:
         s, wr = p["subject"], p["water_restriction"]
         key = dict(subject_id=s["subject_id"])
         try:
-            owner = lab.WaterRestriction & dict(water_restriction_number=wr["water_restriction_number"])
-            if owner and owner.fetch1("subject_id") != s["subject_id"]:
+            holder = lab.WaterRestriction & dict(water_restriction_number=wr["water_restriction_number"])
+            if holder and holder.fetch1("subject_id") != s["subject_id"]:
                 raise RowError(
-                    f"water_restriction_number {wr['water_restriction_number']!r} already belongs "
-                    f"to subject {owner.fetch1('subject_id')}"
+                    f"water_restriction_number {wr['water_restriction_number']!r} "
+                    f"{where(rown, 'water_restriction_number')} already belongs "
+                    f"to subject {holder.fetch1('subject_id')}"
                 )
             if lab.Subject & key:
                 diff = _same((lab.Subject & key).fetch1(), s)
                 wr_rows = (lab.WaterRestriction & key).to_dicts()
                 diff += _same(wr_rows[0], wr) if wr_rows else ["(no water restriction yet)"]
+                if p["strain"] and not (lab.Subject.Strain & dict(key, animal_strain=p["strain"])):
+                    diff.append("animal_strain")
                 if diff:
                     raise RowError(
-                        f"subject {s['subject_id']} is already in the database with different "
+                        f"subject {s['subject_id']} (row {rown}) is already in the database with different "
                         f"{', '.join(diff)}; fix the sheet or update the database on purpose"
                     )
                 summary.skip(f"subject {s['subject_id']}", "already loaded with the same values")
@@ -204,14 +269,21 @@ def load_animals(path: str | Path, sheet: str | int | None = None) -> Summary:
     if not summary.ok:
         return summary  # nothing partial: a bad file inserts no row at all
     conn = lab.Subject.connection
-    with conn.transaction:
-        for rown, p in to_insert:
-            if p["person"] and not (lab.Person & dict(username=p["person"]["username"])):
-                lab.Person.insert1(p["person"])
-            lab.Subject.insert1(p["subject"])
-            if p["strain"]:
-                lab.Subject.Strain.insert1(dict(subject_id=p["subject"]["subject_id"], animal_strain=p["strain"]))
-            lab.WaterRestriction.insert1(p["water_restriction"])
+    rown = None
+    try:
+        with conn.transaction:
+            for rown, p in to_insert:
+                if p["person"] and not (lab.Person & dict(username=p["person"]["username"])):
+                    lab.Person.insert1(p["person"])
+                lab.Subject.insert1(p["subject"])
+                if p["strain"]:
+                    lab.Subject.Strain.insert1(dict(subject_id=p["subject"]["subject_id"], animal_strain=p["strain"]))
+                lab.WaterRestriction.insert1(p["water_restriction"])
+    except Exception as e:  # a check above missed something: still one line, and nothing inserted
+        log.debug("insert failed", exc_info=True)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        summary.fail(f"{path.name} row {rown}", f"the database refused the row ({first}); nothing was inserted")
+        return summary
     for rown, p in to_insert:
         summary.load(f"subject {p['subject']['subject_id']} ({p['water_restriction']['water_restriction_number']})")
     return summary

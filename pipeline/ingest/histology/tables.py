@@ -3,7 +3,7 @@ skip it and a changed file is noticed instead of silently reloaded."""
 
 import datajoint as dj
 
-from . import db, ephys  # noqa: F401  (referenced in the table definitions)
+from ... import db, ephys  # noqa: F401  (referenced in the table definitions)
 
 schema = dj.Schema()
 

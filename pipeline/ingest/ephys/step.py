@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from .bulk import insert_frame, with_key
-from .files import readable_roots
-from .progress import track
-from .summary import Summary
+from ...errors import InputError
+from .. import runner
+from ..bulk import insert_frame, with_key
+from ..files import readable_roots
+from ..summary import Summary
 
 log = logging.getLogger(__name__)
 
@@ -167,23 +167,14 @@ def manually_curated(sorting_path: Path) -> bool:
 
 def read_sorting(method: str, path: Path):
     if method.startswith("jrclust"):
-        from ..io.jrclust import read_jrclust_v3, read_jrclust_v4
+        from ...io.jrclust import read_jrclust_v3, read_jrclust_v4
 
         result = read_jrclust_v4(path) if method == "jrclust_v4" else read_jrclust_v3(path)
     else:
-        from ..io.kilosort import read_kilosort
+        from ...io.kilosort import read_kilosort
 
         result = read_kilosort(path)
     return result
-
-
-def behavior_bitcodes(session_key: dict) -> tuple[np.ndarray, list[str]]:
-    """Trial numbers and bitcodes (TrialNote 'bitcode') of a behaviour session, in trial order."""
-    from .. import experiment
-
-    notes = (experiment.TrialNote & session_key & {"trial_note_type": "bitcode"}).to_pandas().reset_index()
-    notes = notes.sort_values("trial")
-    return notes["trial"].to_numpy(), [str(c) for c in notes["trial_note"]]
 
 
 def segment_spikes(spike_samples: np.ndarray, trial_start: np.ndarray, trials: np.ndarray) -> np.ndarray:
@@ -222,13 +213,53 @@ def _file_rows(folder: Path, files: dict[str, Path]) -> list[dict]:
     return rows
 
 
-def load_probe(session_key: dict, h2o: str, pf: ProbeFolder) -> dict:
-    """Read, check and write one probe folder in one transaction; returns a short result dict."""
-    from .. import ephys, ingest_ephys, lab
-    from ..io.bitcode import BitcodeError, align_trials, read_bitcode
-    from ..io.kilosort import group_by_cluster
-    from ..io.spikeglx import electrode_config, read_meta
+@dataclass
+class ProbeInputs:
+    """What build needs from the database: the behaviour session's trials."""
 
+    trials: np.ndarray  # behaviour trial numbers with a bitcode, in order
+    codes: list[str]  # their bitcodes
+    free_water: dict[int, bool]  # trial -> free water (to pad old files' go cues)
+
+
+@dataclass
+class ProbeRecord:
+    """One probe folder, read, aligned and converted: the rows to write (without the session key)."""
+
+    probe_serial: str
+    probe_type: str
+    config: dict  # electrode_config_name, electrode_config_hash, electrodes, is_used
+    sampling_rate: float
+    clustering: dict
+    trials: pd.DataFrame  # trial, trial_start, go_time
+    units: list[dict]  # Clustering.Unit rows without the clustering key / electrode config
+    metrics: list[tuple[str, pd.DataFrame]]  # (Clustering part name, rows)
+    labels: pd.DataFrame | None
+    files: list[dict]
+    n_spikes: int
+    method: str
+    notes: list[str]
+
+
+def read_probe_inputs(session_key: dict) -> ProbeInputs:
+    """The behaviour session's bitcodes (TrialNote 'bitcode') and free-water flags, in trial order."""
+    from ... import experiment
+
+    notes = (experiment.TrialNote & session_key & {"trial_note_type": "bitcode"}).to_pandas().reset_index()
+    notes = notes.sort_values("trial")
+    free = dict(zip(*(experiment.BehaviorTrial & session_key).to_arrays("trial", "free_water")))
+    return ProbeInputs(
+        notes["trial"].to_numpy(), [str(c) for c in notes["trial_note"]], {int(k): bool(v) for k, v in free.items()}
+    )
+
+
+def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) -> ProbeRecord:
+    """Read, check and align one probe folder (pure: no database)."""
+    from ...io.bitcode import BitcodeError, align_trials, read_bitcode
+    from ...io.kilosort import group_by_cluster
+    from ...io.spikeglx import electrode_config, read_meta
+
+    notes: list[str] = []
     meta_path = ap_meta(pf.path)
     meta = read_meta(meta_path)
     method, sorting_path = find_sorting(pf.path, h2o)
@@ -240,7 +271,7 @@ def load_probe(session_key: dict, h2o: str, pf: ProbeFolder) -> dict:
             f"{bit_path}: old-format bitcode file without sTrig/goCue trial times; "
             f"trials cannot be placed on the probe clock"
         )
-    b_trials, b_codes = behavior_bitcodes(session_key)
+    b_trials, b_codes = inputs.trials, inputs.codes
     if not len(b_codes):
         raise EphysIngestError(f"{bit_path}: the behaviour session has no trial bitcodes to align to")
     try:
@@ -257,11 +288,8 @@ def load_probe(session_key: dict, h2o: str, pf: ProbeFolder) -> dict:
     elif bit.go_cue_complete:
         go = np.asarray(bit.go_cue, dtype=np.float64)
     else:  # older files list go cues only for trials that were not free water: pad those with NaN
-        from .. import experiment
-
-        free = dict(zip(*(experiment.BehaviorTrial & session_key).to_arrays("trial", "free_water")))
         fw = np.zeros(bit.n_trials, dtype=bool)
-        fw[align.ephys_index] = [bool(free.get(int(t), False)) for t in align.behavior_trials]
+        fw[align.ephys_index] = [inputs.free_water.get(int(t), False) for t in align.behavior_trials]
         try:
             go = bit.pad_go_cue(fw)
         except BitcodeError as e:
@@ -271,16 +299,15 @@ def load_probe(session_key: dict, h2o: str, pf: ProbeFolder) -> dict:
         raise EphysIngestError(f"{bit_path}: trial start times are not increasing")
     fs = float(sorting.sample_rate)
     if meta.sampling_rate and abs(meta.sampling_rate - fs) > 1.0:
-        log.warning(
-            "%s: sorting sample rate %.3f Hz differs from the meta's %.3f Hz; using the sorting's",
-            sorting_path,
-            fs,
-            meta.sampling_rate,
+        notes.append(
+            f"{sorting_path.name}: sorting sample rate {fs:.3f} Hz differs from the meta's "
+            f"{meta.sampling_rate:.3f} Hz; the sorting's is used"
         )
     t0 = starts[0]
     spike_samples = np.asarray(sorting.spike_times)
     spike_trial = segment_spikes(spike_samples, starts, trials)
     spike_s = (spike_samples.astype(np.float64) - t0) / fs
+    del spike_samples
 
     # electrodes: sorting site -> saved channel -> probe electrode
     chan_to_electrode = np.asarray(meta.electrodes)
@@ -297,132 +324,150 @@ def load_probe(session_key: dict, h2o: str, pf: ProbeFolder) -> dict:
     if sorting.spike_depths is not None:
         arrays.append(np.asarray(sorting.spike_depths, dtype=np.float32))
     ids, offsets, grouped = group_by_cluster(np.asarray(sorting.spike_clusters), *arrays)
+    n_spikes = int(len(spike_s))
+    del arrays, spike_s, spike_trial
     cfg = electrode_config(meta.probe_type, chan_to_electrode)
     peak_site = np.asarray(sorting.peak_channel)
     peak_electrode = np.where(peak_site >= 0, site_electrode[np.clip(peak_site, 0, None)], -1)
     uv = meta.uv_per_bit or 1.0
 
-    clustering_key = dict(session_key, insertion_number=pf.insertion_number)
-    probe_serial = meta.serial or f"{h2o}-{session_key['session']}-{pf.insertion_number}"
-    conn = ephys.ProbeInsertion.connection
-    with conn.transaction:
-        lab.Probe.insert1(dict(probe=probe_serial, probe_type=meta.probe_type), skip_duplicates=True)
-        cfg_hash = cfg["electrode_config_hash"].hex  # stored as hex text: DataJoint 2.3's uuid fails on PostgreSQL
+    index = {c: k for k, c in enumerate(np.asarray(sorting.cluster_ids))}
+    units = []
+    for k, cid in enumerate(ids):
+        j = index[int(cid)]
+        sl = slice(offsets[k], offsets[k + 1])
+        a = [g[sl] for g in grouped]
+        wf = None if sorting.mean_waveforms is None else np.asarray(sorting.mean_waveforms[j], dtype=np.float32)
+        if wf is not None and sorting.waveform_unit != "uV":
+            wf = wf * np.float32(uv)
+        amp = None if sorting.unit_amp is None else float(sorting.unit_amp[j])
+        if amp is not None and getattr(sorting, "amp_unit", "uV") == "bits":
+            amp *= uv
+        units.append(
+            dict(
+                unit=int(cid),
+                unit_quality=sorting.cluster_quality.get(int(cid), "all"),
+                electrode=int(peak_electrode[j]) if peak_electrode[j] >= 0 else None,
+                unit_posx=None if sorting.unit_position is None else float(sorting.unit_position[j][0]),
+                unit_posy=None if sorting.unit_position is None else float(sorting.unit_position[j][1]),
+                n_spikes=int(offsets[k + 1] - offsets[k]),
+                spike_times=a[0],
+                spike_trials=a[1],
+                spike_sites=a[2] if sorting.spike_sites is not None else None,
+                spike_depths=a[-1] if sorting.spike_depths is not None else None,
+                unit_amp=amp,
+                unit_snr=None if sorting.unit_snr is None else float(sorting.unit_snr[j]),
+                waveform=wf,
+            )
+        )
+    no_peak = sum(u["electrode"] is None for u in units)
+    if no_peak:
+        notes.append(f"probe {pf.insertion_number}: {no_peak} units without a peak electrode (no metrics row)")
+    unit_ids = [int(c) for c in ids]
+    metrics = []
+    for part, frame, columns in (
+        ("ClusterMetric", sorting.metrics, METRIC_COLUMNS),
+        ("WaveformMetric", sorting.waveform_metrics, WAVEFORM_METRIC_COLUMNS),
+    ):
+        if frame is not None:
+            m = frame.reindex(unit_ids)
+            missing = int(m.isna().all(axis=1).sum())
+            if missing:
+                notes.append(f"probe {pf.insertion_number}: {missing} units have no {part} row (loaded without)")
+            cols = {c: a for c, a in columns.items() if c in m.columns}
+            df = m[list(cols)].rename(columns=cols).reset_index(drop=True).astype(float)
+            df = df.loc[:, ~df.columns.duplicated()]  # e.g. PT_ratio and pt_ratio both present
+            df.insert(0, "unit", unit_ids)
+            metrics.append((part, df))
+    labels = sorting.cluster_labels
+    long = None
+    if labels is not None and len(labels.columns):
+        long = (
+            labels.reindex(unit_ids)
+            .reset_index(names="unit")
+            .melt(id_vars="unit", var_name="label_source", value_name="label")
+            .dropna()
+        )
+        long["label"] = long["label"].astype(str).str[:64]
+        long["label_source"] = long["label_source"].astype(str).str[:32]
+    files = {"meta": meta_path, "sorting": sorting_path, "bitcode": bit_path}
+    return ProbeRecord(
+        probe_serial=meta.serial or f"{h2o}-{session}-{pf.insertion_number}",
+        probe_type=meta.probe_type,
+        config=dict(cfg, is_used=_is_used(meta, cfg["electrodes"])),
+        sampling_rate=fs,
+        clustering=dict(
+            clustering_method=method,
+            clustering_time=dt.datetime.fromtimestamp(int(sorting_path.stat().st_mtime)),
+            quality_control=sorting.metrics is not None,
+            manual_curation=manually_curated(sorting_path),
+            sampling_rate=fs,
+            clustering_note=f"loaded from {sorting_path.name}"[:2000],
+        ),
+        trials=pd.DataFrame(dict(trial=trials, trial_start=(starts - t0) / fs, go_time=(go - t0) / fs)),
+        units=units,
+        metrics=metrics,
+        labels=long,
+        files=_file_rows(pf.path, files),
+        n_spikes=n_spikes,
+        method=method,
+        notes=notes,
+    )
+
+
+def write_probe(clustering_key: dict, pf: ProbeFolder, rec: ProbeRecord) -> None:
+    """Insert one probe in one transaction."""
+    from ... import db, ephys, lab
+    from .tables import EphysIngest
+
+    cfg = rec.config
+    with db.connect().transaction:
+        lab.Probe.insert1(dict(probe=rec.probe_serial, probe_type=rec.probe_type), skip_duplicates=True)
+        cfg_hash = cfg["electrode_config_hash"].hex  # hex text: DataJoint 2.3's uuid fails on PostgreSQL
         existing = (lab.ElectrodeConfig & {"electrode_config_hash": cfg_hash}).to_dicts()
         if existing:
             cfg_key = dict(
                 probe_type=existing[0]["probe_type"], electrode_config_name=existing[0]["electrode_config_name"]
             )
         else:
-            cfg_key = dict(probe_type=meta.probe_type, electrode_config_name=cfg["electrode_config_name"])
+            cfg_key = dict(probe_type=rec.probe_type, electrode_config_name=cfg["electrode_config_name"])
             lab.ElectrodeConfig.insert1(dict(cfg_key, electrode_config_hash=cfg_hash))
             lab.ElectrodeConfig.ElectrodeGroup.insert1(dict(cfg_key, electrode_group=0))
             insert_frame(
                 lab.ElectrodeConfig.Electrode,
                 pd.DataFrame(
                     dict(
-                        probe_type=meta.probe_type,
+                        probe_type=rec.probe_type,
                         electrode_config_name=cfg_key["electrode_config_name"],
                         electrode_group=0,
                         electrode=np.asarray(cfg["electrodes"], dtype=np.int64),
-                        is_used=_is_used(meta, cfg["electrodes"]),
+                        is_used=cfg["is_used"],
                     )
                 ),
             )
-        ephys.ProbeInsertion.insert1(dict(clustering_key, probe=probe_serial, **cfg_key))
-        ephys.ProbeInsertion.RecordingSystemSetup.insert1(dict(clustering_key, sampling_rate=fs))
-        ephys.Clustering.insert1(
-            dict(
-                clustering_key,
-                clustering_method=method,
-                clustering_time=dt.datetime.fromtimestamp(int(sorting_path.stat().st_mtime)),
-                quality_control=sorting.metrics is not None,
-                manual_curation=manually_curated(sorting_path),
-                sampling_rate=fs,
-                clustering_note=f"loaded from {sorting_path.name}"[:2000],
-            )
-        )
-        insert_frame(
-            ephys.Clustering.Trial,
-            with_key(
-                pd.DataFrame(dict(trial=trials, trial_start=(starts - t0) / fs, go_time=(go - t0) / fs)), clustering_key
-            ),
-        )
-        index = {c: k for k, c in enumerate(np.asarray(sorting.cluster_ids))}
-        units = []
-        for k, cid in enumerate(ids):
-            j = index[int(cid)]
-            sl = slice(offsets[k], offsets[k + 1])
-            a = [g[sl] for g in grouped]
-            wf = None if sorting.mean_waveforms is None else np.asarray(sorting.mean_waveforms[j], dtype=np.float32)
-            if wf is not None and sorting.waveform_unit != "uV":
-                wf = wf * np.float32(uv)
-            amp = None if sorting.unit_amp is None else float(sorting.unit_amp[j])
-            if amp is not None and getattr(sorting, "amp_unit", "uV") == "bits":
-                amp *= uv
-            units.append(
-                dict(
-                    clustering_key,
-                    unit=int(cid),
-                    unit_quality=sorting.cluster_quality.get(int(cid), "all"),
-                    **(
-                        dict(cfg_key, electrode_group=0, electrode=int(peak_electrode[j]))
-                        if peak_electrode[j] >= 0
-                        else {}
-                    ),
-                    unit_posx=None if sorting.unit_position is None else float(sorting.unit_position[j][0]),
-                    unit_posy=None if sorting.unit_position is None else float(sorting.unit_position[j][1]),
-                    n_spikes=int(offsets[k + 1] - offsets[k]),
-                    spike_times=a[0],
-                    spike_trials=a[1],
-                    spike_sites=a[2] if sorting.spike_sites is not None else None,
-                    spike_depths=a[-1] if sorting.spike_depths is not None else None,
-                    unit_amp=amp,
-                    unit_snr=None if sorting.unit_snr is None else float(sorting.unit_snr[j]),
-                    waveform=wf,
-                )
-            )
-        ephys.Clustering.Unit.insert(units)
-        unit_ids = [int(c) for c in ids]
-        for table, frame, columns in (
-            (ephys.Clustering.ClusterMetric, sorting.metrics, METRIC_COLUMNS),
-            (ephys.Clustering.WaveformMetric, sorting.waveform_metrics, WAVEFORM_METRIC_COLUMNS),
-        ):
-            if frame is not None:
-                m = frame.reindex(unit_ids)
-                cols = {c: a for c, a in columns.items() if c in m.columns}
-                df = m[list(cols)].rename(columns=cols).reset_index(drop=True).astype(float)
-                df = df.loc[:, ~df.columns.duplicated()]  # e.g. PT_ratio and pt_ratio both present
-                df.insert(0, "unit", unit_ids)
-                insert_frame(table, with_key(df, clustering_key))
-        labels = sorting.cluster_labels
-        if labels is not None and len(labels.columns):
-            long = (
-                labels.reindex(unit_ids)
-                .reset_index(names="unit")
-                .melt(id_vars="unit", var_name="label_source", value_name="label")
-                .dropna()
-            )
-            long["label"] = long["label"].astype(str).str[:64]
-            long["label_source"] = long["label_source"].astype(str).str[:32]
-            insert_frame(ephys.Clustering.UnitLabel, with_key(long, clustering_key))
-        ingest_ephys.EphysIngest.insert1(dict(clustering_key, probe_folder=str(pf.path), ephys_root=str(pf.root)))
-        files = {"meta": meta_path, "sorting": sorting_path, "bitcode": bit_path}
-        ingest_ephys.EphysIngest.EphysFile.insert([dict(clustering_key, **r) for r in _file_rows(pf.path, files)])
-    return dict(
-        clustering_key,
-        n_units=len(ids),
-        n_spikes=int(len(spike_s)),
-        method=method,
-        n_trials=len(trials),
-        dropped=len(align.dropped_ephys),
-    )
+        ephys.ProbeInsertion.insert1(dict(clustering_key, probe=rec.probe_serial, **cfg_key))
+        ephys.ProbeInsertion.RecordingSystemSetup.insert1(dict(clustering_key, sampling_rate=rec.sampling_rate))
+        ephys.Clustering.insert1(dict(clustering_key, **rec.clustering))
+        insert_frame(ephys.Clustering.Trial, with_key(rec.trials, clustering_key))
+        no_electrode = dict(probe_type=None, electrode_config_name=None, electrode_group=None, electrode=None)
+
+        def unit_row(u: dict) -> dict:
+            peak = dict(cfg_key, electrode_group=0, electrode=u["electrode"]) if u["electrode"] is not None else no_electrode
+            return dict(clustering_key, **{**u, **peak})
+
+        ephys.Clustering.Unit.insert([unit_row(u) for u in rec.units])
+        for part, df in rec.metrics:
+            insert_frame(getattr(ephys.Clustering, part), with_key(df, clustering_key))
+        if rec.labels is not None:
+            insert_frame(ephys.Clustering.UnitLabel, with_key(rec.labels, clustering_key))
+        EphysIngest.insert1(dict(clustering_key, probe_folder=str(pf.path), ephys_root=str(pf.root)))
+        EphysIngest.EphysFile.insert([dict(clustering_key, **r) for r in rec.files])
 
 
 def _changed(clustering_key: dict, pf: ProbeFolder) -> list[str]:
-    from .. import ingest_ephys
+    from .tables import EphysIngest
 
-    rows = (ingest_ephys.EphysIngest.EphysFile & clustering_key).to_dicts()
+    rows = (EphysIngest.EphysFile & clustering_key).to_dicts()
     out = []
     for r in rows:
         p = pf.path / r["ephys_file"]
@@ -435,41 +480,77 @@ def _changed(clustering_key: dict, pf: ProbeFolder) -> list[str]:
     return out
 
 
+class EphysStep(runner.Step):
+    name = "ingest-ephys"
+    what = "probes"
+
+    def __init__(self, paths: list | None = None):
+        self.paths = paths
+
+    def find(self, summary: Summary) -> list[runner.Item]:
+        from ... import db, experiment, lab
+
+        roots = readable_roots("ephys_data_paths", self.paths, summary, "ephys")
+        for r in roots:
+            summary.look(
+                f"{r}: <h2o>/<YYYYMMDD | YYYY-MM-DD | catgt_<YYYYMMDD>_g0 | *<h2o>*_<date>*>/"
+                f"<N | *imec<N>>/*.ap.meta, for each behaviour session"
+            )
+        sessions = (
+            (experiment.Session * lab.WaterRestriction).proj("session_date", "water_restriction_number").to_dicts()
+        )
+        items = []
+        for s in sessions:
+            key = dict(subject_id=s["subject_id"], session=s["session"])
+            h2o, day = s["water_restriction_number"], s["session_date"]
+            seen: set[int] = set()
+            for root in roots:
+                for pf in probe_folders(root, h2o, day):
+                    if pf.insertion_number not in seen:
+                        seen.add(pf.insertion_number)
+                        items.append(
+                            runner.Item(
+                                label=f"{h2o} session {key['session']} probe {pf.insertion_number} ({pf.path})",
+                                group=f"{h2o} {day}",
+                                key=dict(key, insertion_number=pf.insertion_number),
+                                data=(h2o, pf),
+                            )
+                        )
+        if items:
+            db.warn_if_local_store()
+        return items
+
+    def check(self, item: runner.Item):
+        from ... import ephys
+
+        if ephys.ProbeInsertion & item.key:
+            changed = _changed(item.key, item.data[1])
+            if changed:
+                return "fail", (
+                    f"already loaded, but these files changed since: {', '.join(changed)}; "
+                    f"delete the insertion to load it again"
+                )
+            return "skip", "already loaded"
+        return None
+
+    def inputs(self, item: runner.Item) -> ProbeInputs:
+        return read_probe_inputs({k: item.key[k] for k in ("subject_id", "session")})
+
+    def build(self, item: runner.Item, inputs: ProbeInputs) -> ProbeRecord:
+        h2o, pf = item.data
+        return build_probe(h2o, item.key["session"], pf, inputs)
+
+    def write(self, item: runner.Item, record: ProbeRecord, inputs) -> runner.Done:
+        write_probe(item.key, item.data[1], record)
+        n_units = len(record.units)
+        return runner.Done(
+            text=f"{item.label}: {record.method}, {n_units} units, {record.n_spikes} spikes, {len(record.trials)} trials",
+            counts=dict(probes=1, units=n_units, trials=len(record.trials)),
+            notes=record.notes,
+        )
+
+
 def ingest_ephys(paths: list | None = None, progress: bool | None = None) -> Summary:
     """Load the probes of every behaviour session that has ephys folders under ``paths``
     (default: the ephys_data_paths setting)."""
-    from .. import ephys, experiment, lab
-
-    summary = Summary(what="probes")
-    roots = readable_roots("ephys_data_paths", paths, summary, "ephys")
-    sessions = (experiment.Session * lab.WaterRestriction).proj("session_date", "water_restriction_number").to_dicts()
-    work: list[tuple[dict, str, ProbeFolder]] = []
-    for s in sessions:
-        key = dict(subject_id=s["subject_id"], session=s["session"])
-        seen: set[int] = set()
-        for root in roots:
-            for pf in probe_folders(root, s["water_restriction_number"], s["session_date"]):
-                if pf.insertion_number not in seen:
-                    seen.add(pf.insertion_number)
-                    work.append((key, s["water_restriction_number"], pf))
-    summary.found = len(work)
-    for key, h2o, pf in track(work, "ingest-ephys", total=len(work), enabled=progress):
-        item = f"{h2o} session {key['session']} probe {pf.insertion_number} ({pf.path})"
-        ikey = dict(key, insertion_number=pf.insertion_number)
-        if ephys.ProbeInsertion & ikey:
-            summary.already_loaded(item, _changed(ikey, pf), "delete the insertion to load it again")
-            continue
-        try:
-            result = load_probe(key, h2o, pf)
-        except (EphysIngestError, ValueError, OSError) as e:
-            summary.fail(item, str(e))
-            continue
-        except Exception as e:  # rolled back: nothing of this probe is in the database
-            log.exception("loading %s failed", item)
-            summary.fail(item, f"database insert failed and was rolled back: {type(e).__name__}: {e}")
-            continue
-        summary.load(
-            f"{item}: {result['method']}, {result['n_units']} units, {result['n_spikes']} spikes, "
-            f"{result['n_trials']} trials"
-        )
-    return summary
+    return runner.run(EphysStep(paths), progress=progress)

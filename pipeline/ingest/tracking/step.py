@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import config
-from ..errors import InputError
-from .progress import track
-from .summary import Summary
+from ... import config
+from ...errors import InputError, SkipItem
+from .. import runner
+from ..summary import Summary
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +80,10 @@ def trial_map(folder: Path, h2o: str, day: dt.date, position: str) -> dict[int, 
     return None
 
 
-def _read_session(
+def build_session(
     folder: Path, h2o: str, day: dt.date, rig: str, trials: set[int], devices: dict
 ) -> tuple[list, list, set]:
-    from ..io.dlc import map_bodyparts, read_dlc
+    from ...io.dlc import map_bodyparts, read_dlc
 
     tracking_rows, feature_rows, unknown = [], [], set()
     cams = MTL_CAMERAS if rig == "RRig-MTL" else CAMERAS
@@ -132,72 +132,91 @@ def _read_session(
     return tracking_rows, feature_rows, unknown
 
 
-def ingest_tracking(paths: list | None = None, progress: bool | None = None) -> Summary:
-    from .. import experiment, lab, tracking
+class TrackingStep(runner.Step):
+    name = "ingest-tracking"
+    what = "tracking sessions"
 
-    summary = Summary(what="tracking sessions")
-    entries = config.validate(
-        "tracking_data_paths", paths if paths is not None else config.get("tracking_data_paths", [])
-    )
-    devices = dict(zip(*tracking.TrackingDevice().to_arrays("tracking_device", "sampling_rate")))
-    sessions = (
-        (experiment.Session * lab.WaterRestriction)
-        .proj("session_date", "session_datetime", "rig", "water_restriction_number")
-        .to_pandas()
-        .reset_index()
-    )
-    sessions = sessions.sort_values(["subject_id", "session_datetime"])
-    sessions["n"] = sessions.groupby(["subject_id", "session_date"]).cumcount() + 1
-    done = (
-        set(
-            map(
-                tuple,
-                (tracking.Tracking.proj())
-                .to_pandas()
-                .reset_index()[["subject_id", "session"]]
-                .drop_duplicates()
-                .to_numpy()
-                .tolist(),
-            )
+    def __init__(self, paths: list | None = None):
+        self.paths = paths
+
+    def find(self, summary: Summary) -> list[runner.Item]:
+        from ... import db, experiment, lab, tracking
+
+        entries = config.validate(
+            "tracking_data_paths", self.paths if self.paths is not None else config.get("tracking_data_paths", [])
         )
-        if len(tracking.Tracking())
-        else set()
-    )
-    work = []
-    for rig, root in entries:
-        root = Path(root).expanduser()
-        if not root.is_dir():
-            summary.fail(str(root), f"tracking folder of rig {rig} does not exist or is not readable")
-            continue
-        for s in sessions[sessions.rig == rig].to_dict("records"):
-            if (s["subject_id"], s["session"]) in done:
-                continue
-            for folder in session_folders(root, s["water_restriction_number"], s["session_date"], s["n"]):
-                work.append((s, folder))
-                break
-    summary.found = len(work)
-    for s, folder in track(work, "ingest-tracking", total=len(work), enabled=progress):
-        skey = dict(subject_id=int(s["subject_id"]), session=int(s["session"]))
-        item = f"{s['water_restriction_number']} session {s['session']} ({folder})"
-        trials = set(int(t) for t in (experiment.SessionTrial & skey).to_arrays("trial"))
-        try:
-            rows, features, unknown = _read_session(
-                folder, s["water_restriction_number"], s["session_date"], s["rig"], trials, devices
+        if not entries:
+            summary.look("tracking_data_paths is empty: set it (mapshell config set tracking_data_paths ...)")
+        self.devices = dict(zip(*tracking.TrackingDevice().to_arrays("tracking_device", "sampling_rate")))
+        sessions = (
+            (experiment.Session * lab.WaterRestriction)
+            .proj("session_date", "session_datetime", "rig", "water_restriction_number")
+            .to_pandas()
+            .reset_index()
+        )
+        sessions = sessions.sort_values(["subject_id", "session_datetime"])
+        sessions["n"] = sessions.groupby(["subject_id", "session_date"]).cumcount() + 1
+        done = {(int(a), int(b)) for a, b in zip(*tracking.Tracking.to_arrays("subject_id", "session"))}
+        items = []
+        for rig, root in entries:
+            root = Path(root).expanduser()
+            summary.look(
+                f"{root} (rig {rig}): <h2o>/<h2o>_<mmddyy>[_n]/ or <h2o>/<YYYYMMDD>[_n]/tracking/ with "
+                f"<h2o>*_<side|bottom|body>_<trial>-*.csv|.h5, for sessions recorded on {rig}"
             )
-        except Exception as e:  # reader errors name the file
-            summary.fail(item, str(e))
-            continue
+            if not root.is_dir():
+                summary.fail(str(root), f"tracking folder of rig {rig} does not exist or is not readable")
+                continue
+            for s in sessions[sessions.rig == rig].to_dict("records"):
+                if (int(s["subject_id"]), int(s["session"])) in done:
+                    continue
+                for folder in session_folders(root, s["water_restriction_number"], s["session_date"], s["n"]):
+                    items.append(
+                        runner.Item(
+                            label=f"{s['water_restriction_number']} session {s['session']} ({folder})",
+                            group=f"{s['water_restriction_number']} {s['session_date']}",
+                            key=dict(subject_id=int(s["subject_id"]), session=int(s["session"])),
+                            data=(s, folder),
+                        )
+                    )
+                    break
+        if items:
+            db.warn_if_local_store()
+        return items
+
+    def check(self, item: runner.Item):
+        from ... import tracking
+
+        return ("skip", "already loaded") if tracking.Tracking & item.key else None
+
+    def inputs(self, item: runner.Item) -> set[int]:
+        from ... import experiment
+
+        return {int(t) for t in (experiment.SessionTrial & item.key).to_arrays("trial")}
+
+    def build(self, item: runner.Item, trials: set[int]):
+        s, folder = item.data
+        rows, features, unknown = build_session(
+            folder, s["water_restriction_number"], s["session_date"], s["rig"], trials, self.devices
+        )
         if not rows:
-            summary.skip(item, "no DeepLabCut files for any camera in the folder")
-            continue
-        try:
-            with tracking.Tracking.connection.transaction:
-                tracking.Tracking.insert([dict(skey, **r) for r in rows])
-                tracking.Tracking.Feature.insert([dict(skey, **f) for f in features])
-        except Exception as e:
-            log.exception("inserting %s failed", item)
-            summary.fail(item, f"database insert failed and was rolled back: {type(e).__name__}: {e}")
-            continue
+            raise SkipItem("no DeepLabCut files for any camera in the folder")
+        return rows, features, unknown
+
+    def write(self, item: runner.Item, record, inputs) -> runner.Done:
+        from ... import db, tracking
+
+        rows, features, unknown = record
+        with db.connect().transaction:
+            tracking.Tracking.insert([dict(item.key, **r) for r in rows])
+            tracking.Tracking.Feature.insert([dict(item.key, **f) for f in features])
         note = f"; body parts kept under their own names: {', '.join(sorted(unknown))}" if unknown else ""
-        summary.load(f"{item}: {len(rows)} trial-camera files{note}")
-    return summary
+        return runner.Done(
+            text=f"{item.label}: {len(rows)} trial-camera files{note}",
+            counts=dict(trials=len({r["trial"] for r in rows})),
+        )
+
+
+def ingest_tracking(paths: list | None = None, progress: bool | None = None) -> Summary:
+    """Load DeepLabCut tracking for every session without it (default: the tracking_data_paths setting)."""
+    return runner.run(TrackingStep(paths), progress=progress)

@@ -3,7 +3,7 @@ file is noticed instead of silently reloaded)."""
 
 import datajoint as dj
 
-from . import db, experiment  # noqa: F401  (referenced in the table definitions)
+from ... import db, experiment  # noqa: F401  (referenced in the table definitions)
 
 schema = dj.Schema()
 

@@ -31,13 +31,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import config
-from ..errors import InputError
-from ..io import histology as hio
-from ..io.ccf import CCFError
-from .files import readable_roots, sha1
-from .progress import track
-from .summary import Summary
+from ... import config
+from ...errors import InputError, SkipItem
+from ...io import histology as hio
+from ...io.ccf import CCFError
+from .. import runner
+from ..files import readable_roots, sha1
+from ..summary import Summary
 
 log = logging.getLogger(__name__)
 
@@ -276,10 +276,10 @@ def _annotation_version() -> str:
 
 
 def _changed(key: dict) -> list[str]:
-    from .. import ingest_histology
+    from .tables import HistologyIngest
 
     out = []
-    for r in (ingest_histology.HistologyIngest.HistologyFile & key).to_dicts():
+    for r in (HistologyIngest.HistologyFile & key).to_dicts():
         p = Path(r["file_path"])
         if not p.exists():
             out.append(f"{r['histology_file']} (gone)")
@@ -288,101 +288,265 @@ def _changed(key: dict) -> list[str]:
     return out
 
 
-def ingest_histology(paths: list | None = None, progress: bool | None = None) -> Summary:
-    """Load the histology of every probe insertion that has none (roots: ``histology_data_paths``)."""
-    from .. import ccf, ephys, experiment, ingest_ephys, ingest_histology, lab
+@dataclass
+class InsertionInputs:
+    """What build needs from the database for one insertion."""
 
-    summary = Summary(what="probe insertions")
-    roots = readable_roots("histology_data_paths", paths, summary, "histology")
-    version = _annotation_version()
-    if not (ccf.CCFAnnotation & {"annotation_version": version}):
-        summary.fail(
-            f"ccf annotation {version}",
-            "not loaded: run `mapshell ccfload` (ccf_data_paths) first; electrode regions come from it",
-        )
-        return summary
-    ccf._volume_cache.pop((ccf.CCFAnnotation.database, version), None)  # a reloaded volume is re-read
-    sessions = (
-        (experiment.Session * lab.WaterRestriction)
-        .proj("session_date", "session_datetime", "water_restriction_number")
-        .to_pandas()
-        .reset_index()
-    )
-    sessions["n_that_day"] = sessions.groupby(["subject_id", "session_date"]).session.transform("count")
-    sessions = sessions.set_index(["subject_id", "session"])
-    inserts = ephys.ProbeInsertion.to_dicts()
-    folders = {
-        (r["subject_id"], r["session"], r["insertion_number"]): Path(r["probe_folder"])
-        for r in ingest_ephys.EphysIngest.to_dicts()
-    }
-    loaded = {tuple(r.values()) for r in ingest_histology.HistologyIngest.proj().to_dicts()}
-    work = []
-    for ins in inserts:
-        ikey = dict(subject_id=ins["subject_id"], session=ins["session"], insertion_number=ins["insertion_number"])
-        if (ins["subject_id"], ins["session"]) not in sessions.index:
-            summary.skip(
-                f"subject {ins['subject_id']} session {ins['session']} probe {ins['insertion_number']}",
-                "the subject has no water restriction number, so no histology folder",
-            )
-            continue
-        s = sessions.loc[(ins["subject_id"], ins["session"])]
-        item = f"{s.water_restriction_number} session {ins['session']} probe {ins['insertion_number']}"
-        if tuple(ikey.values()) in loaded:
-            summary.already_loaded(item, _changed(ikey), "delete the insertion's histology to load it again")
-            continue
-        work.append((ikey, ins, s, item))
-    summary.found = len(inserts)  # every insertion looked at, not the folder failures above
-    claimed = {
-        Path(p).resolve()
-        for p in (
-            ingest_histology.HistologyIngest.HistologyFile.to_arrays("file_path")
-            if len(ingest_histology.HistologyIngest.HistologyFile())
-            else []
-        )
-    }
-    for ikey, ins, s, item in track(work, "ingest-histology", total=len(work), enabled=progress):
-        when = pd.Timestamp(s.session_datetime)
+    electrodes: pd.DataFrame  # the probe type's electrodes
+    configured: pd.DataFrame  # the insertion's electrode configuration
+    stored_landmarks: dict  # landmark name -> row already stored for the subject
+    volume: np.ndarray  # the CCF annotation
+    voxel_um: float
+    version: str
+
+
+@dataclass
+class HistologyRecord:
+    format: str
+    positions: pd.DataFrame  # ElectrodePosition rows without the insertion key
+    points: list[dict]
+    landmarks: list[dict]
+    files: list[dict]
+    regions: int
+    disagree: int
+
+
+def build_insertion(ikey: dict, ins: dict, found: Found, inputs: InsertionInputs) -> HistologyRecord:
+    """Read and check one insertion's histology files and place its electrodes (pure: no database)."""
+    from ...io.ccf import region_lookup
+
+    configured, electrodes = inputs.configured, inputs.electrodes
+    pos, points, landmarks = read_insertion(found, electrodes, configured)
+    region = np.zeros(len(pos), dtype=np.int64)
+    for source, rows_of in pos.groupby("source", sort=False).groups.items():
+        xyz = pos.loc[rows_of, ["ccf_x", "ccf_y", "ccf_z"]].to_numpy(dtype=np.float64)
         try:
-            found = find_files(
-                roots,
-                s.water_restriction_number,
-                pd.Timestamp(s.session_date).date(),
-                None if pd.isna(when) else when.time(),
-                int(s.n_that_day),
-                ins["insertion_number"],
-                folders.get(tuple(ikey.values())),
+            region[np.asarray(rows_of)] = region_lookup(inputs.volume, inputs.voxel_um, xyz)
+        except CCFError as e:  # names the first bad coordinates
+            raise HistologyIngestError(f"{source}: {e}") from None
+    for _shank, trk, path in points:
+        if not np.isfinite(trk).all():
+            raise HistologyIngestError(f"{path}: probe-track points with non-finite coordinates")
+    pos["region_id"] = np.asarray(region, dtype=np.int64)
+    group = configured.set_index("electrode").electrode_group
+    rows = pd.DataFrame(
+        {
+            "probe_type": ins["probe_type"],
+            "electrode_config_name": ins["electrode_config_name"],
+            "electrode_group": group.loc[pos.electrode].to_numpy(),
+            "electrode": pos.electrode,
+            "ccf_x": pos.ccf_x,
+            "ccf_y": pos.ccf_y,
+            "ccf_z": pos.ccf_z,
+            "region_id": pos.region_id,
+        }
+    )
+    point_rows = [
+        dict(shank=int(shank), point_order=i, ccf_x=float(p[0]), ccf_y=float(p[1]), ccf_z=float(p[2]))
+        for shank, trk, _ in points
+        for i, p in enumerate(trk)
+    ]
+    new_landmarks = []
+    if landmarks is not None and len(landmarks):
+        cols = ["subj_x", "subj_y", "subj_z", "ccf_x", "ccf_y", "ccf_z"]
+        landmarks = landmarks[np.isfinite(landmarks[cols].to_numpy(dtype=np.float64)).all(axis=1)]  # BigWarp: unmatched
+        if (landmarks.groupby("landmark_name")[cols].nunique() > 1).any(axis=None):
+            raise HistologyIngestError("the insertion's landmark files give one landmark name different coordinates")
+        landmarks = landmarks.drop_duplicates("landmark_name", keep="first")
+        for r in landmarks.to_dict("records"):
+            old = inputs.stored_landmarks.get(r["landmark_name"])
+            if old is None:
+                new_landmarks.append(dict(landmark_name=r["landmark_name"][:64], **{c: r[c] for c in cols}))
+            elif not np.allclose([old[c] for c in cols], [r[c] for c in cols], equal_nan=True):
+                raise HistologyIngestError(
+                    f"landmark {r['landmark_name']!r} differs from the one stored for subject "
+                    f"{ikey['subject_id']} (from an earlier insertion's landmark file)"
+                )
+    file_rows = [
+        dict(
+            histology_file=p.name[:255],
+            file_path=str(p.resolve())[:1024],
+            file_role=role,
+            file_size=p.stat().st_size,
+            file_sha1=sha1(p),
+        )
+        for p, role in found.files().items()
+    ]
+    file_part = pos.file_region.to_numpy(dtype=np.int64)
+    disagree = int(((file_part > 0) & (file_part != pos.region_id.to_numpy())).sum())
+    return HistologyRecord(
+        format=found.format,
+        positions=rows,
+        points=point_rows,
+        landmarks=new_landmarks,
+        files=file_rows,
+        regions=int(len(np.unique(region[region > 0]))),
+        disagree=disagree,
+    )
+
+
+def write_insertion(ikey: dict, rec: HistologyRecord, version: str) -> None:
+    """Insert one insertion's histology in one transaction."""
+    from ... import db, histology
+    from .tables import HistologyIngest
+
+    subject = {"subject_id": ikey["subject_id"]}
+    with db.connect().transaction:
+        histology.ElectrodeCCFPosition.insert1(dict(ikey, annotation_version=version))
+        if len(rec.positions):
+            histology.ElectrodeCCFPosition.ElectrodePosition.insert(
+                [dict(ikey, **r) for r in rec.positions.to_dict("records")]
             )
-        except HistologyIngestError as e:
-            summary.fail(item, str(e))
-            continue
-        claimed |= {p.resolve() for p in found.files()}
+        if rec.points:
+            histology.LabeledProbeTrack.insert1(dict(ikey))
+            histology.LabeledProbeTrack.Point.insert([dict(ikey, **p) for p in rec.points])
+        if rec.landmarks:
+            histology.SubjectToCCFTransformation.insert1(subject, skip_duplicates=True)
+            histology.SubjectToCCFTransformation.Landmark.insert([dict(subject, **lm) for lm in rec.landmarks])
+        HistologyIngest.insert1(dict(ikey, histology_format=rec.format))
+        HistologyIngest.HistologyFile.insert([dict(ikey, **f) for f in rec.files])
+
+
+class HistologyStep(runner.Step):
+    name = "ingest-histology"
+    what = "probe insertions"
+
+    def __init__(self, paths: list | None = None):
+        self.paths = paths
+
+    def find(self, summary: Summary) -> list[runner.Item]:
+        from ... import ccf, ephys, experiment, lab
+        from ..ephys.tables import EphysIngest
+        from .tables import HistologyIngest
+
+        self.roots = roots = readable_roots("histology_data_paths", self.paths, summary, "histology")
+        for r in roots:
+            summary.look(
+                f"{r}: <h2o>/histology/landmarks_<h2o>_<YYYYMMDD>[_<HHMMSS>]_<probe>[_<shank>]_siteInfo.mat (+ .csv), "
+                f"<h2o>/histology/*_pts.csv, and IBL *channel_locations*.json + xyz_picks*.json in the probe folder "
+                f"or <h2o>/<YYYYMMDD>_<probe>/"
+            )
+        self.version = version = _annotation_version()
+        if not (ccf.CCFAnnotation & {"annotation_version": version}):
+            summary.fail(
+                f"ccf annotation {version}",
+                "not loaded: run `mapshell ccfload` (ccf_data_paths) first; electrode regions come from it",
+            )
+            return []
+        ccf._volume_cache.pop((ccf.CCFAnnotation.database, version), None)  # a reloaded volume is re-read
+        sessions = (
+            (experiment.Session * lab.WaterRestriction)
+            .proj("session_date", "session_datetime", "water_restriction_number")
+            .to_pandas()
+            .reset_index()
+        )
+        sessions["n_that_day"] = sessions.groupby(["subject_id", "session_date"]).session.transform("count")
+        sessions = sessions.set_index(["subject_id", "session"])
+        folders = {
+            (r["subject_id"], r["session"], r["insertion_number"]): Path(r["probe_folder"])
+            for r in EphysIngest.to_dicts()
+        }
+        self.claimed = {Path(p).resolve() for p in HistologyIngest.HistologyFile.to_arrays("file_path")}
+        items = []
+        for ins in ephys.ProbeInsertion.to_dicts():
+            ikey = dict(subject_id=ins["subject_id"], session=ins["session"], insertion_number=ins["insertion_number"])
+            if (ins["subject_id"], ins["session"]) not in sessions.index:
+                summary.skip(
+                    f"subject {ins['subject_id']} session {ins['session']} probe {ins['insertion_number']}",
+                    "the subject has no water restriction number, so no histology folder",
+                )
+                continue
+            s = sessions.loc[(ins["subject_id"], ins["session"])]
+            items.append(
+                runner.Item(
+                    label=f"{s.water_restriction_number} session {ins['session']} probe {ins['insertion_number']}",
+                    group=f"{s.water_restriction_number} {pd.Timestamp(s.session_date).date()}",
+                    key=ikey,
+                    data=(ins, s, folders.get(tuple(ikey.values()))),
+                )
+            )
+        return items
+
+    def check(self, item: runner.Item):
+        from .tables import HistologyIngest
+
+        if HistologyIngest & item.key:
+            changed = _changed(item.key)
+            if changed:
+                return "fail", (
+                    f"already loaded, but these files changed since: {', '.join(changed)}; "
+                    f"delete the insertion's histology to load it again"
+                )
+            return "skip", "already loaded"
+        return None
+
+    def inputs(self, item: runner.Item) -> tuple[Found, InsertionInputs]:
+        from ... import ccf, histology, lab
+
+        ins, s, folder = item.data
+        when = pd.Timestamp(s.session_datetime)
+        found = find_files(
+            self.roots,
+            s.water_restriction_number,
+            pd.Timestamp(s.session_date).date(),
+            None if pd.isna(when) else when.time(),
+            int(s.n_that_day),
+            ins["insertion_number"],
+            folder,
+        )
+        self.claimed |= {p.resolve() for p in found.files()}
         if found.format is None:
             others = sorted(p.name for p in found.files())
-            summary.skip(
-                item,
+            raise SkipItem(
                 "no electrode positions (siteInfo .mat or channel_locations .json)"
-                + (f"; not loaded without them: {', '.join(others)}" if others else ""),
+                + (f"; not loaded without them: {', '.join(others)}" if others else "")
             )
-            continue
-        try:
-            n = _load(ikey, ins, found, version)
-        except (HistologyIngestError, hio.HistologyError, ValueError, OSError) as e:
-            summary.fail(item, str(e))
-            continue
-        except Exception as e:  # rolled back: nothing of this insertion is in the database
-            log.exception("loading %s failed", item)
-            summary.fail(item, f"database insert failed and was rolled back: {type(e).__name__}: {e}")
-            continue
+        ptype = {"probe_type": ins["probe_type"]}
+        electrodes = (lab.ProbeType.Electrode & ptype).to_pandas().reset_index()
+        configured = (
+            (
+                lab.ElectrodeConfig.Electrode * lab.ProbeType.Electrode
+                & ptype
+                & {"electrode_config_name": ins["electrode_config_name"]}
+            )
+            .to_pandas()
+            .reset_index()
+        )
+        subject = {"subject_id": item.key["subject_id"]}
+        stored = {r["landmark_name"]: r for r in (histology.SubjectToCCFTransformation.Landmark & subject).to_dicts()}
+        volume, voxel = ccf.annotation_volume(self.version)
+        return found, InsertionInputs(
+            electrodes=electrodes.sort_values("electrode", ignore_index=True),
+            configured=configured.sort_values("electrode", ignore_index=True),
+            stored_landmarks=stored,
+            volume=volume,
+            voxel_um=voxel,
+            version=self.version,
+        )
+
+    def build(self, item: runner.Item, inputs) -> HistologyRecord:
+        found, ctx = inputs
+        return build_insertion(item.key, item.data[0], found, ctx)
+
+    def write(self, item: runner.Item, record: HistologyRecord, inputs) -> runner.Done:
+        write_insertion(item.key, record, self.version)
         note = (
-            f"; {n['disagree']} electrodes where the file's region differs from the annotation's"
-            if n["disagree"]
+            f"; {record.disagree} electrodes where the file's region differs from the annotation's"
+            if record.disagree
             else ""
         )
-        summary.load(
-            f"{item}: {found.format}, {n['electrodes']} electrodes, {n['points']} track points, "
-            f"{n['regions']} regions{note}"
+        return runner.Done(
+            text=f"{item.label}: {record.format}, {len(record.positions)} electrodes, {len(record.points)} track "
+            f"points, {record.regions} regions{note}",
+            counts=dict(probes=1, electrodes=len(record.positions)),
         )
-    for path in unclaimed_files(roots, claimed):
+
+
+def ingest_histology(paths: list | None = None, progress: bool | None = None) -> Summary:
+    """Load the histology of every probe insertion that has none (roots: ``histology_data_paths``)."""
+    step = HistologyStep(paths)
+    summary = runner.run(step, progress=progress)
+    for path in unclaimed_files(getattr(step, "roots", []), getattr(step, "claimed", set())):
         summary.fail(
             str(path),
             "matches no probe insertion (no session of that animal, date and time with that "
@@ -404,100 +568,3 @@ def unclaimed_files(roots: list[Path], claimed: set[Path]) -> list[Path]:
                 if named and p.resolve() not in claimed:
                     out.append(p)
     return out
-
-
-def _load(ikey: dict, ins: dict, found: Found, version: str) -> dict:
-    """Read, check and write one insertion in one transaction."""
-    from .. import ccf, histology, ingest_histology, lab
-
-    ptype = {"probe_type": ins["probe_type"]}
-    electrodes = (lab.ProbeType.Electrode & ptype).to_pandas().reset_index()
-    configured = (
-        (
-            lab.ElectrodeConfig.Electrode * lab.ProbeType.Electrode
-            & ptype
-            & {"electrode_config_name": ins["electrode_config_name"]}
-        )
-        .to_pandas()
-        .reset_index()
-    )
-    configured = configured.sort_values("electrode", ignore_index=True)
-    electrodes = electrodes.sort_values("electrode", ignore_index=True)
-    pos, points, landmarks = read_insertion(found, electrodes, configured)
-    region = np.zeros(len(pos), dtype=np.int64)
-    for source, rows_of in pos.groupby("source", sort=False).groups.items():
-        xyz = pos.loc[rows_of, ["ccf_x", "ccf_y", "ccf_z"]].to_numpy(dtype=np.float64)
-        try:
-            region[np.asarray(rows_of)] = ccf.region_at(xyz, version)
-        except CCFError as e:  # names the first bad coordinates
-            raise HistologyIngestError(f"{source}: {e}") from None
-    for shank, trk, path in points:
-        if not np.isfinite(trk).all():
-            raise HistologyIngestError(f"{path}: probe-track points with non-finite coordinates")
-    pos["region_id"] = np.asarray(region, dtype=np.int64)
-    group = configured.set_index("electrode").electrode_group
-    rows = pd.DataFrame(
-        {
-            **ikey,
-            "probe_type": ins["probe_type"],
-            "electrode_config_name": ins["electrode_config_name"],
-            "electrode_group": group.loc[pos.electrode].to_numpy(),
-            "electrode": pos.electrode,
-            "ccf_x": pos.ccf_x,
-            "ccf_y": pos.ccf_y,
-            "ccf_z": pos.ccf_z,
-            "region_id": pos.region_id,
-        }
-    )
-    point_rows = [
-        dict(ikey, shank=int(shank), point_order=i, ccf_x=float(p[0]), ccf_y=float(p[1]), ccf_z=float(p[2]))
-        for shank, trk, _ in points
-        for i, p in enumerate(trk)
-    ]
-    subject = {"subject_id": ikey["subject_id"]}
-    new_landmarks = []
-    if landmarks is not None and len(landmarks):
-        cols = ["subj_x", "subj_y", "subj_z", "ccf_x", "ccf_y", "ccf_z"]
-        landmarks = landmarks[np.isfinite(landmarks[cols].to_numpy(dtype=np.float64)).all(axis=1)]  # BigWarp: unmatched
-        if (landmarks.groupby("landmark_name")[cols].nunique() > 1).any(axis=None):
-            raise HistologyIngestError("the insertion's landmark files give one landmark name different coordinates")
-        landmarks = landmarks.drop_duplicates("landmark_name", keep="first")
-        stored = {r["landmark_name"]: r for r in (histology.SubjectToCCFTransformation.Landmark & subject).to_dicts()}
-        for r in landmarks.to_dict("records"):
-            old = stored.get(r["landmark_name"])
-            if old is None:
-                new_landmarks.append(dict(subject, landmark_name=r["landmark_name"][:64], **{c: r[c] for c in cols}))
-            elif not np.allclose([old[c] for c in cols], [r[c] for c in cols], equal_nan=True):
-                raise HistologyIngestError(
-                    f"landmark {r['landmark_name']!r} differs from the one stored for subject "
-                    f"{ikey['subject_id']} (from an earlier insertion's landmark file)"
-                )
-    file_rows = []
-    for p, role in found.files().items():
-        file_rows.append(
-            dict(
-                ikey,
-                histology_file=p.name[:255],
-                file_path=str(p.resolve())[:1024],
-                file_role=role,
-                file_size=p.stat().st_size,
-                file_sha1=sha1(p),
-            )
-        )
-    file_part = pos.file_region.to_numpy(dtype=np.int64)
-    disagree = int(((file_part > 0) & (file_part != pos.region_id.to_numpy())).sum())
-    with histology.ElectrodeCCFPosition.connection.transaction:
-        histology.ElectrodeCCFPosition.insert1(dict(ikey, annotation_version=version))
-        if len(rows):
-            histology.ElectrodeCCFPosition.ElectrodePosition.insert(rows.to_dict("records"))
-        if point_rows:
-            histology.LabeledProbeTrack.insert1(dict(ikey))
-            histology.LabeledProbeTrack.Point.insert(point_rows)
-        if new_landmarks:
-            histology.SubjectToCCFTransformation.insert1(subject, skip_duplicates=True)
-            histology.SubjectToCCFTransformation.Landmark.insert(new_landmarks)
-        ingest_histology.HistologyIngest.insert1(dict(ikey, histology_format=found.format))
-        ingest_histology.HistologyIngest.HistologyFile.insert(file_rows)
-    return dict(
-        electrodes=len(rows), points=len(point_rows), regions=int(len(np.unique(region[region > 0]))), disagree=disagree
-    )

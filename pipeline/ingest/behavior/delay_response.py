@@ -1,0 +1,305 @@
+"""``ingest-behavior``: delay-response rig files under ``behavior_data_paths`` -> sessions.
+
+* **find**: files named ``<h2o>_<task>_<yyyymmdd>_<hhmmss>.mat`` under every ``[rig, root,
+  priority]`` entry, lowest priority number first (a file name seen under two rigs is taken from
+  the first); other ``.mat`` files are listed as ignored. All files of one animal on one day are
+  one item (one session).
+* **build**: read each file (:mod:`pipeline.io.bpod_delay_response`), drop exact copies (same
+  content hash: loaded once, named in the summary), refuse files whose trials overlap in time,
+  and number the trials through in time order.
+* **write**: the session, its trials and events and the record of its files (name, size, SHA-1),
+  in one transaction. Re-runs skip loaded days; a day whose files changed is reported, not altered.
+
+The session start is the first file's own start time as Bpod recorded it
+(``BehaviorData.start_source`` says which field), not the time in the file name.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ... import config
+from ...errors import InputError
+from ...io.bpod_delay_response import BehaviorData, parse_filename, read_delay_response
+from .. import runner
+from ..bulk import insert_frame, with_key
+from ..files import check_loaded, sha1
+from ..summary import Summary
+from . import common
+
+log = logging.getLogger(__name__)
+
+NAME_PATTERN = "<h2o>_<task>_<yyyymmdd>_<hhmmss>.mat"
+
+
+@dataclass(frozen=True)
+class RigFile:
+    rig: str
+    root: Path
+    path: Path
+    priority: int
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass
+class SessionRecord:
+    """What build makes of one day: the session's tables and the record of its files."""
+
+    h2o: str
+    session_datetime: object
+    start_source: str
+    rig: str
+    tables: dict[str, pd.DataFrame]
+    files: list[dict]  # BehaviorFile rows without the session key
+    n_trials: int
+    notes: list[str] = field(default_factory=list)
+
+
+def find_rig_files(paths: list | None = None, summary: Summary | None = None) -> list[RigFile]:
+    """Every rig file under the configured roots (first root wins for a repeated file name)."""
+    summary = summary if summary is not None else Summary()
+    entries = paths if paths is not None else config.get("behavior_data_paths", [])
+    entries = config.validate("behavior_data_paths", entries)
+    if not entries:
+        summary.look("behavior_data_paths is empty: set it (mapshell config set behavior_data_paths ...)")
+    found: dict[str, RigFile] = {}
+    for rig, root, priority in sorted(entries, key=lambda e: e[2]):
+        root = Path(root).expanduser()
+        summary.look(f"{root} (rig {rig}): **/{NAME_PATTERN}")
+        if not root.is_dir():
+            summary.fail(str(root), f"rig folder of {rig} does not exist or is not readable")
+            continue
+        for p in sorted(root.rglob("*.mat")):
+            if parse_filename(p) is None:
+                summary.ignore(str(p), f"a .mat file not named {NAME_PATTERN}")
+                continue
+            if p.name in found:
+                summary.skip(str(p), f"same file name already found under rig {found[p.name].rig}")
+                continue
+            found[p.name] = RigFile(rig, root, p, priority)
+    return list(found.values())
+
+
+def group_by_day(files: list[RigFile]) -> dict[tuple[str, str], list[RigFile]]:
+    """(h2o, yyyymmdd) -> that day's files in time order."""
+    groups: dict[tuple[str, str], list[RigFile]] = {}
+    for f in files:
+        n = parse_filename(f.path)
+        groups.setdefault((n["h2o"], n["date"]), []).append(f)
+    for k in groups:
+        groups[k].sort(key=lambda f: (parse_filename(f.path)["time"], f.name))
+    return dict(sorted(groups.items()))
+
+
+def combine(datas: list[BehaviorData]) -> dict[str, pd.DataFrame]:
+    """Several files of a day -> one session's tables (trials renumbered, times from the first start).
+    Raises InputError when a file's trials start before the previous file's last trial ended."""
+    t0 = datas[0].session_datetime
+    parts: dict[str, list[pd.DataFrame]] = {k: [] for k in ("trials", "notes", "events", "actions", "photostim_events")}
+    first_trials, next_trial, last_stop, last_name = [], 1, -np.inf, None
+    for d in datas:
+        offset = (d.session_datetime - t0).total_seconds()
+        renumber = dict(zip(d.trials["trial"], range(next_trial, next_trial + len(d.trials))))
+        first_trials.append(next_trial)
+        next_trial += len(d.trials)
+        trials = d.trials.copy()
+        trials["trial"] = trials["trial"].map(renumber)
+        trials["start_time"] += offset
+        trials["stop_time"] += offset
+        if len(trials):
+            if trials["start_time"].iloc[0] < last_stop:
+                raise InputError(
+                    f"{d.path}: its trials start {trials['start_time'].iloc[0]:.1f} s after the session start, "
+                    f"before the last trial of {last_name} ended ({last_stop:.1f} s): the files overlap in time "
+                    f"and are not merged; remove the wrong one"
+                )
+            last_stop, last_name = float(trials["stop_time"].max()), d.path.name
+        parts["trials"].append(trials)
+        for k in ("notes", "events", "actions", "photostim_events"):
+            df = getattr(d, k)
+            df = df[df["trial"].isin(renumber)].copy()
+            df["trial"] = df["trial"].map(renumber)
+            parts[k].append(df)
+    out = {k: pd.concat(v, ignore_index=True) for k, v in parts.items()}
+    out["first_trials"] = first_trials
+    return out
+
+
+def build_session(day_files: list[RigFile]) -> SessionRecord:
+    """Read one day's files and make the session's rows (pure: no database)."""
+    hashes = {f.path: sha1(f.path) for f in day_files}
+    notes, unique, copies = [], [], []
+    seen: dict[str, RigFile] = {}
+    for f in day_files:
+        h = hashes[f.path]
+        if h in seen:
+            copies.append(f)
+            notes.append(f"{f.name} has the same content as {seen[h].name} (a copy): loaded once")
+        else:
+            seen[h] = f
+            unique.append(f)
+    datas = [read_delay_response(f.path) for f in unique]
+    for d in datas:
+        for w in d.warnings:
+            notes.append(f"{d.path.name}: {w}")
+    tables = combine(datas)
+    skipped = sum(len(d.skipped_trials) for d in datas)
+    if skipped:
+        notes.append(f"{skipped} incomplete trials left out (aborted, or training stages with ProtocolType < 3)")
+    files = [
+        dict(
+            behavior_file=f.name,
+            rig=f.rig,
+            relative_path=str(f.path.relative_to(f.root)),
+            file_size=f.path.stat().st_size,
+            file_sha1=hashes[f.path],
+            n_trials_in_file=d.n_trials_in_file,
+            first_trial=first,
+        )
+        for f, d, first in zip(unique, datas, tables["first_trials"])
+    ]
+    files += [  # copies are recorded too (0 trials), so a re-run knows them
+        dict(
+            behavior_file=f.name,
+            rig=f.rig,
+            relative_path=str(f.path.relative_to(f.root)),
+            file_size=f.path.stat().st_size,
+            file_sha1=hashes[f.path],
+            n_trials_in_file=0,
+            first_trial=0,
+        )
+        for f in copies
+    ]
+    d0 = datas[0]
+    return SessionRecord(
+        h2o=d0.h2o,
+        session_datetime=d0.session_datetime,
+        start_source=getattr(d0, "start_source", None) or "the file's own start time",
+        rig=unique[0].rig,
+        tables=tables,
+        files=files,
+        n_trials=len(tables["trials"]),
+        notes=notes,
+    )
+
+
+def write_session(rec: SessionRecord, subject_id: int, user: str) -> dict:
+    """Insert one session in one transaction; returns its key."""
+    from ... import experiment
+    from .tables import BehaviorIngest
+
+    common.ensure_rig(rec.rig, "added by ingest-behavior (behavior_data_paths)")
+    tables = rec.tables
+    with common.transaction():
+        skey = common.insert_session(subject_id, rec.session_datetime, user, rec.rig)
+
+        def frame(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+            return with_key(df[cols], skey)
+
+        trials = tables["trials"]
+        insert_frame(experiment.SessionTrial, frame(trials, ["trial", "start_time", "stop_time"]))
+        insert_frame(
+            experiment.BehaviorTrial,
+            frame(
+                trials,
+                ["trial", "task", "task_protocol", "trial_instruction", "early_lick", "outcome", "auto_water", "free_water"],
+            ),
+        )
+        insert_frame(experiment.TrialNote, frame(tables["notes"], ["trial", "trial_note_type", "trial_note"]))
+        ev = frame(tables["events"], ["trial", "trial_event_type", "trial_event_time", "duration"])
+        ev.insert(3, "trial_event_id", np.arange(1, len(ev) + 1))
+        insert_frame(experiment.TrialEvent, ev)
+        ac = frame(tables["actions"], ["trial", "action_event_type", "action_event_time"])
+        ac.insert(3, "action_event_id", np.arange(1, len(ac) + 1))
+        insert_frame(experiment.ActionEvent, ac)
+        ps = tables["photostim_events"]
+        if len(ps):
+            for protocol in sorted(set(ps["photostim_protocol"])):
+                proto = (experiment.PhotostimProtocol & {"photostim_protocol": protocol}).fetch1()
+                experiment.Photostim.insert1(
+                    dict(
+                        skey, photo_stim=protocol, photostim_device=proto["photostim_device"], duration=proto["duration"]
+                    )
+                )
+                locs = (experiment.PhotostimProtocol.Location & {"photostim_protocol": protocol}).to_dicts()
+                experiment.Photostim.PhotostimLocation.insert(
+                    [
+                        dict(skey, photo_stim=protocol, **{k: v for k, v in loc.items() if k != "photostim_protocol"})
+                        for loc in locs
+                    ]
+                )
+            insert_frame(experiment.PhotostimTrial, frame(ps.drop_duplicates("trial"), ["trial"]))
+            pe = frame(
+                ps.rename(columns={"photostim_protocol": "photo_stim"}),
+                ["trial", "photo_stim", "photostim_event_time", "power"],
+            )
+            pe.insert(3, "photostim_event_id", np.arange(1, len(pe) + 1))
+            insert_frame(experiment.PhotostimEvent, pe)
+        BehaviorIngest.insert1(skey)
+        BehaviorIngest.BehaviorFile.insert([dict(skey, **f) for f in rec.files])
+    return skey
+
+
+class DelayResponseStep(runner.Step):
+    name = "ingest-behavior"
+    what = "behavior sessions"
+
+    def __init__(self, paths: list | None = None):
+        self.paths = paths
+        self._animals: dict | None = None
+
+    def animals(self) -> dict:
+        if self._animals is None:
+            self._animals = common.animals()
+        return self._animals
+
+    def find(self, summary: Summary) -> list[runner.Item]:
+        items = []
+        for (h2o, day), day_files in group_by_day(find_rig_files(self.paths, summary)).items():
+            iso = f"{day[:4]}-{day[4:6]}-{day[6:]}"
+            items.append(
+                runner.Item(
+                    label=f"{h2o} {iso} ({', '.join(f.name for f in day_files)})",
+                    group=f"{h2o} {iso}",
+                    key=dict(h2o=h2o, date=iso),
+                    data=day_files,
+                )
+            )
+        return items
+
+    def check(self, item: runner.Item):
+        from .tables import BehaviorIngest
+
+        if item.key["h2o"] not in self.animals():
+            return "skip", common.UNKNOWN_H2O.format(h2o=item.key["h2o"])
+        return check_loaded(BehaviorIngest.BehaviorFile, {f.name: f.path for f in item.data})
+
+    def inputs(self, item: runner.Item):
+        subject_id, owner = self.animals()[item.key["h2o"]]
+        return subject_id, common.session_owner(owner)
+
+    def build(self, item: runner.Item, inputs) -> SessionRecord:
+        return build_session(item.data)
+
+    def write(self, item: runner.Item, record: SessionRecord, inputs) -> runner.Done:
+        subject_id, user = inputs
+        skey = write_session(record, subject_id, user)
+        return runner.Done(
+            text=f"{item.label} -> session {skey['session']} of {user}, {record.n_trials} trials, "
+            f"start {record.session_datetime:%Y-%m-%d %H:%M:%S} (from {record.start_source})",
+            counts=dict(trials=record.n_trials),
+            notes=record.notes,
+        )
+
+
+def ingest_behavior(paths: list | None = None, progress: bool | None = None) -> Summary:
+    """Load every new delay-response session under ``paths`` (default: the behavior_data_paths setting)."""
+    return runner.run(DelayResponseStep(paths), progress=progress)

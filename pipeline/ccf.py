@@ -6,10 +6,13 @@ number of coordinates is a single vectorised indexing of that array (:func:`regi
 Coordinates follow the original: ccf_x = ML, ccf_y = DV, ccf_z = AP, in um.
 """
 
+from pathlib import Path
+
 import datajoint as dj
 import numpy as np
 
 from . import config, db
+from .errors import InputError
 
 schema = dj.Schema()
 
@@ -95,17 +98,31 @@ class CCFAnnotation(dj.Manual):
     """
 
     @classmethod
-    def load_ccf_annotation(cls, paths: dict | None = None, step: int = 2) -> bool:
-        """Load ``annotation_nrrd`` (Allen 10 um) downsampled ``step`` times (20 um). False if loaded."""
-        from .io.ccf import read_annotation
+    def load_ccf_annotation(cls, paths: dict | None = None, step: int | None = None) -> bool:
+        """Load ``annotation_nrrd`` at 20 um (the Allen 10 um volume keeps every 2nd voxel per axis; a
+        20 um volume is stored as it is; ``step`` forces another stride). False if already loaded.
+        What was read and stored is in :attr:`last_load` (for the message)."""
+        from .io.ccf import _voxel_um, read_annotation, read_annotation_header
 
         paths = config.validate("ccf_data_paths", paths or config.get("ccf_data_paths") or {})
         if "annotation_nrrd" not in paths:
             raise config.ConfigError("ccf_data_paths: annotation_nrrd is needed to load the annotation")
         version = paths.get("version_name", "CCF_2017")
-        if cls & {"annotation_version": version}:
+        stored = (cls & {"annotation_version": version}).proj("source_file").to_dicts()
+        if stored:
+            was, now = stored[0]["source_file"], str(paths["annotation_nrrd"])[:1024]
+            if Path(was).resolve() != Path(now).resolve():
+                raise InputError(
+                    f"{now}: annotation version {version!r} is already loaded from {was}; the stored one is kept. "
+                    f"Give the new file another version_name in ccf_data_paths (or delete the old version first)"
+                )
             return False
+        if step is None:
+            header = read_annotation_header(paths["annotation_nrrd"])
+            src = _voxel_um(Path(paths["annotation_nrrd"]), header) or TARGET_VOXEL_UM / 2
+            step = max(1, int(round(TARGET_VOXEL_UM / src)))
         volume, voxel = read_annotation(paths["annotation_nrrd"], step=step)
+        cls.last_load = dict(source_um=voxel / step, step=step, voxel_um=voxel, shape=volume.shape)
         AnnotationVersion.insert1(dict(annotation_version=version), skip_duplicates=True)
         cls.insert1(
             dict(
@@ -122,6 +139,7 @@ class CCFAnnotation(dj.Manual):
 
 
 _volume_cache: dict = {}
+TARGET_VOXEL_UM = 20.0  #: the resolution the pipeline stores (as the original did)
 
 
 def annotation_volume(version: str = "CCF_2017") -> tuple[np.ndarray, float]:

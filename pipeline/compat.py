@@ -34,7 +34,12 @@ log = logging.getLogger(__name__)
 
 #: The old file's connection keys and DataJoint 2's names for them.
 LEGACY_DB_KEYS = ("database.host", "database.port", "database.user", "database.password")
-_ENV = {"database.host": "DJ_HOST", "database.port": "DJ_PORT", "database.user": "DJ_USER", "database.password": "DJ_PASS"}
+_ENV = {
+    "database.host": "DJ_HOST",
+    "database.port": "DJ_PORT",
+    "database.user": "DJ_USER",
+    "database.password": "DJ_PASS",
+}
 
 
 def legacy_database() -> dict[str, Any]:

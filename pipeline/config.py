@@ -138,6 +138,22 @@ VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     **{f"{m}.database": _str for m in SCHEMA_MODULES},
 }
 
+#: The shape of each setting, for people (docs, messages).
+SHAPES = {
+    "behavior_data_paths": '`[[rig, path, priority], ...]`, e.g. `[["Rig1", "/data/rig1", 0]]`',
+    "behavior_bpod": '`{"meta_dir": path, "project_paths": [path, ...]}` (optional `meta_lab_dir`)',
+    "tracking_data_paths": '`[[rig, path], ...]`, e.g. `[["RRig", "/data/rig1"]]`',
+    "ephys_data_paths": "`[path, ...]`",
+    "histology_data_paths": "`[path, ...]`",
+    "ccf_data_paths": '`{"version_name", "region_csv", "hexcode_csv", "annotation_nrrd"}`',
+    "logfile": "a file path (the log file, in addition to the console)",
+    "schema_prefix": "schema name prefix, default `map_v2_`",
+    "session.user": "the lab.Person owning new sessions (default: the animal's owner)",
+    "recording_notes_spreadsheet": "the insertion-location sheet (xlsx/csv) for load-insertion-location",
+    "recording_notes_sheet_name": "its sheet name",
+    "store_location": "folder (or fsspec URL) of the `map` store when DataJoint's config names none",
+}
+
 #: Keys the original pipeline used that this one does not act on. They are kept when the
 #: file is read and saved (a lab's existing file must load), but setting them does nothing.
 LEGACY_KEYS = frozenset(

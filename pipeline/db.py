@@ -31,8 +31,10 @@ from pathlib import Path
 import datajoint as dj
 
 from . import compat, config, embedded
+from . import log as map_log
 
 log = logging.getLogger(__name__)
+map_log.attach_datajoint()  # when an action configured logging before DataJoint was imported
 
 compat.install()  # the guide's dj.config['custom'] and dj.config.save_local()
 
@@ -173,8 +175,6 @@ def connect(reset: bool = False) -> dj.Connection:
 
     if dj_instance._singleton_connection is not None and not reset:
         return dj_instance._singleton_connection
-    from . import log as map_log
-
     map_log.ensure_setup()
     if not uses_embedded():
         disagreement = compat.apply_legacy_database()

@@ -17,7 +17,6 @@ from . import config, db, embedded
 log = logging.getLogger(__name__)
 
 DEMO_PREFIX = "map_demo_"
-SAMPLE_DATA = Path(__file__).parent / "sample_data"
 
 
 def demo_folder() -> Path:
@@ -26,7 +25,6 @@ def demo_folder() -> Path:
 
 def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, int]:
     """Run the demo; returns row counts of the main tables. ``fresh`` drops the demo schemas first."""
-    import shutil
 
     import pandas as pd
 
@@ -60,23 +58,24 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
         ],
         skip_duplicates=True,
     )
-    animals = make_animals(n=4, seed=1)
-    real = animals.iloc[[0]].assign(subject_id=1025, water_restriction_number="dl25")  # owner of the real file
-    sheet = write_animals(folder / "animals.xlsx", pd.concat([animals, real], ignore_index=True))
+    animals = make_animals(n=5, seed=1)
+    sheet = write_animals(folder / "animals.xlsx", animals)
     summaries = []
     out(f"step 1/8  load-animal {sheet}")
     summaries.append(load_animals(sheet))
     out("          " + summaries[-1].line())
 
     rig_dir = folder / "rigs" / "RRig"
-    shutil.copy(SAMPLE_DATA / "dl25_tw2_20180225_102508.mat", rig_dir.mkdir(parents=True, exist_ok=True) or rig_dir)
+    short = str(animals["water_restriction_number"].iloc[4])  # one short session (11 trials), as a real rig test file
+    if not any(rig_dir.glob(f"{short}_tw2_*.mat")):
+        write_session_file(rig_dir, h2o=short, when=dt.datetime(2024, 6, 5, 10, 25, 8), n_trials=11, seed=25)
     for k, h2o in enumerate(animals["water_restriction_number"][:3]):
         for day in range(2):
             for f in range(1 + (day + k) % 2):  # some days have two rig files (one session)
                 when = dt.datetime(2024, 6, 3 + day, 9 + 3 * f, 15 * k, 0)
                 if not (rig_dir / f"{h2o}_tw2_{when:%Y%m%d_%H%M%S}.mat").exists():
                     write_session_file(rig_dir, h2o=h2o, when=when, n_trials=60, seed=100 * k + 10 * day + f)
-    out(f"step 2/8  ingest-behavior {rig_dir} (generated rig files + the real dl25 file)")
+    out(f"step 2/8  ingest-behavior {rig_dir} (generated rig files)")
     summaries.append(ingest_behavior([["RRig", str(rig_dir), 0]]))
     out("          " + summaries[-1].line())
 

@@ -117,17 +117,36 @@ def setup(level: str | None = None) -> str:
     for h in _handlers:
         h.addFilter(RedactingFilter())
         h.addFilter(_NoSSLFallback())
-    pipeline_logger, dj_logger = loggers
+    pipeline_logger = loggers[0]
     pipeline_logger.setLevel(lvl)
-    dj_logger.setLevel(max(lvl, logging.WARNING))  # DataJoint's INFO/DEBUG is SQL and "connected" chatter
-    for lg in loggers:
-        lg.propagate = False
-        for h in list(lg.handlers):  # DataJoint installs its own handler at import
-            lg.removeHandler(h)
-        for h in _handlers:
-            lg.addHandler(h)
+    pipeline_logger.propagate = False
+    for h in list(pipeline_logger.handlers):
+        pipeline_logger.removeHandler(h)
+    for h in _handlers:
+        pipeline_logger.addHandler(h)
+    global _level
+    _level = lvl
     configured = True
+    attach_datajoint()
     return name
+
+
+_level = logging.INFO
+
+
+def attach_datajoint() -> None:
+    """Route DataJoint's logger through the pipeline's handlers at WARNING and above (its INFO and
+    DEBUG are SQL and its "connected" line). DataJoint installs its own stdout handler when it is
+    imported, so this runs again once it is (see pipeline.db)."""
+    if not configured or "datajoint" not in sys.modules:
+        return
+    lg = logging.getLogger("datajoint")
+    lg.setLevel(max(_level, logging.WARNING))
+    lg.propagate = False
+    for h in list(lg.handlers):
+        lg.removeHandler(h)
+    for h in _handlers:
+        lg.addHandler(h)
 
 
 def ensure_setup() -> None:

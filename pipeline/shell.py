@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 log = logging.getLogger("pipeline.shell")
 
+
 def _connect_and_load(modules: tuple[str, ...] | None = None) -> dict:
     """Connect, import and activate the schema modules; return the namespace for the shell."""
     import datajoint as dj
@@ -147,6 +148,7 @@ def action_ingest_tracking(args) -> int:
 def action_ccfload(args) -> int:
     """Load the Allen CCF region ontology and annotation volume named in ccf_data_paths."""
     from . import ccf, config
+
     paths = config.get("ccf_data_paths")
     if not paths:
         print(
@@ -162,9 +164,21 @@ def action_ccfload(args) -> int:
     if "annotation_nrrd" in paths:
         loaded = ccf.CCFAnnotation.load_ccf_annotation(paths)
         row = (ccf.CCFAnnotation & {"annotation_version": paths.get("version_name", "CCF_2017")}).fetch1()
+        how = ""
+        if loaded:
+            ll = ccf.CCFAnnotation.last_load
+            how = (
+                f" (read at {ll['source_um']:g} um, stored at {ll['voxel_um']:g} um"
+                + (
+                    f": every {ll['step']}{'nd' if ll['step'] == 2 else 'rd' if ll['step'] == 3 else 'th'} voxel per axis"
+                    if ll["step"] > 1
+                    else ""
+                )
+                + ")"
+            )
         print(
             f"annotation: {'loaded' if loaded else 'already loaded'}, {row['shape_ap']} x {row['shape_dv']} x "
-            f"{row['shape_ml']} voxels of {row['voxel_um']:g} um"
+            f"{row['shape_ml']} voxels of {row['voxel_um']:g} um{how}"
         )
     return 0
 
@@ -243,10 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(
             "--prefix", default=default, help="schema name prefix (default map_v2_, or MAP_SCHEMA_PREFIX)"
         )
-        parser.add_argument("-v", "--verbose", action="store_true", default=default or False,
-                            help="list every item in the summary")
-        parser.add_argument("-q", "--quiet", action="store_true", default=default or False,
-                            help="print only failures")
+        parser.add_argument(
+            "-v", "--verbose", action="store_true", default=default or False, help="list every item in the summary"
+        )
+        parser.add_argument("-q", "--quiet", action="store_true", default=default or False, help="print only failures")
         parser.add_argument(
             "--loglevel",
             default=default,

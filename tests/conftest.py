@@ -159,3 +159,14 @@ def run_mapshell(
         text=True,
         timeout=timeout,
     )
+
+
+#: Test modules that start mapshell or the embedded server in subprocesses: database tests too.
+DB_MODULES = {"test_embedded", "test_shell", "test_demo", "test_erd", "test_guide"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that needs a database ``db``, so ``pytest -m "not db"`` runs the rest alone."""
+    for item in items:
+        if {"backend", "database"} & set(getattr(item, "fixturenames", ())) or item.module.__name__ in DB_MODULES:
+            item.add_marker(pytest.mark.db)

@@ -181,7 +181,11 @@ def test_loglevel_and_logfile_with_redaction(tmp_path):
         "lg.debug('debug line'); lg.info('connecting with password=hunter2 to mysql://u:pw123@h:3306')"
     )
     r = __import__("subprocess").run(
-        [sys.executable, "-c", "import pipeline.log; pipeline.log.setup(); " + code], env=env, capture_output=True, text=True, cwd=tmp_path
+        [sys.executable, "-c", "import pipeline.log; pipeline.log.setup(); " + code],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr
     text = logfile.read_text()
@@ -190,7 +194,11 @@ def test_loglevel_and_logfile_with_redaction(tmp_path):
     env["MAP_LOGLEVEL"] = "WARNING"
     logfile.unlink()
     r = __import__("subprocess").run(
-        [sys.executable, "-c", "import pipeline.log; pipeline.log.setup(); " + code], env=env, capture_output=True, text=True, cwd=tmp_path
+        [sys.executable, "-c", "import pipeline.log; pipeline.log.setup(); " + code],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert not logfile.exists() or "debug line" not in logfile.read_text()
     env["MAP_LOGLEVEL"] = "LOUD"

@@ -9,9 +9,9 @@ import pandas as pd
 from conftest import run_mapshell
 
 from pipeline import experiment, lab
-from pipeline.ingest.behavior import delay_response as behavior_ingest_module
 from pipeline.ingest import behavior as ingest_behavior
 from pipeline.ingest import bulk
+from pipeline.ingest.behavior import delay_response as behavior_ingest_module
 from pipeline.ingest.behavior import ingest_behavior as ingest
 from pipeline.synthetic.bpod_delay_response import write_session_file
 

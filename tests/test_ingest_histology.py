@@ -17,6 +17,7 @@ from pipeline.ingest.behavior import ingest_behavior
 from pipeline.ingest.ephys import ingest_ephys
 from pipeline.ingest.histology import ingest_histology as ingest
 from pipeline.io.histology import lasagna_to_ccf, read_track_points
+from pipeline.io.spikeglx import read_meta
 from pipeline.synthetic.bpod_delay_response import write_session_file
 from pipeline.synthetic.ccf import REGIONS, write_annotation_nrrd, write_ontology_csv
 from pipeline.synthetic.histology import histology_filename, write_ibl_alignment, write_landmarks_csv, write_site_info
@@ -38,7 +39,7 @@ def annotation(database, tmp_path):
         version_name="CCF_2017", region_csv=str(write_ontology_csv(tmp_path / "tree.csv")), annotation_nrrd=str(nrrd)
     )
     ccf.CCFBrainRegion.load_regions(paths)
-    ccf.CCFAnnotation.load_ccf_annotation(paths)
+    ccf.CCFAnnotation.load_ccf_annotation(paths, step=2)  # kept coarse: the truth below is [::2]
     ccf._volume_cache.clear()
     return truth[::2, ::2, ::2]
 
@@ -61,7 +62,10 @@ def _probe(tmp_path, probe="np1", **meta_kw):
     pdir = tmp_path / "ephys" / "dm6" / WHEN.strftime("%Y%m%d") / "1"
     write_meta(pdir / "dm6_g0_tcat.imec0.ap.meta", probe=probe, seed=1, **meta_kw)
     write_bitcode_mat(pdir / "dm6_g0_bitcode.mat", list(codes.trial_note), seed=2)
-    write_kilosort(pdir / "kilosort2", n_units=6, n_spikes=4000, seed=3, duration_s=300.0)
+    meta = read_meta(next(pdir.glob("*.ap.meta")))
+    write_kilosort(
+        pdir / "kilosort2", n_units=6, n_spikes=4000, seed=3, duration_s=300.0, positions=np.c_[meta.x, meta.y]
+    )
     s = ingest_ephys([str(tmp_path / "ephys")])
     assert s.ok and len(s.loaded) == 1, s.report()
     (tmp_path / "histology").mkdir(exist_ok=True)

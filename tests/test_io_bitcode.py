@@ -214,16 +214,37 @@ def test_mismatch_in_the_middle_is_an_error_naming_trials_and_codes(tmp_path):
     assert f"ephys trial 5 (0-based) has '{wrong}', behaviour trial 8 has '{behavior[7]}'" in msg
 
 
-def test_trial_num_takes_precedence_over_codes(tmp_path):
+def test_trial_num_places_trials_when_codes_agree(tmp_path):
     behavior = random_bitcodes(20, seed=9)
-    truth = write_bitcode_mat(
-        tmp_path / "e_bitcode.mat", behavior, recorded=np.arange(2, 20), corrupt={0: "1" * 16, 5: "0" * 16}
-    )
+    truth = write_bitcode_mat(tmp_path / "e_bitcode.mat", behavior, recorded=np.arange(2, 20))
     bf = read_bitcode(truth.path)
     a = align_trials(bf.bitcodes, behavior, bf.trial_numbers, path=bf.path)
     np.testing.assert_array_equal(a.behavior_trials, np.arange(3, 21))
-    assert a.method == "trialNum" and a.dropped_ephys == []
-    assert "trialNum overrides 2 disagreeing bitcode(s)" in a.messages[0]
+    assert a.method == "trialNum" and a.dropped_ephys == [] and a.messages == []
+
+
+def test_trial_num_disagreeing_with_codes_is_an_error(tmp_path):
+    """trialNum does not override the codes: every trial it places must carry its behaviour code."""
+    behavior = random_bitcodes(20, seed=9)
+    wrong0 = "1" * 16 if "1" * 16 != behavior[2] else "0" * 16
+    wrong5 = "0" * 16 if "0" * 16 != behavior[7] else "1" * 16
+    truth = write_bitcode_mat(
+        tmp_path / "e_bitcode.mat", behavior, recorded=np.arange(2, 20), corrupt={0: wrong0, 5: wrong5}
+    )
+    bf = read_bitcode(truth.path)
+    np.testing.assert_array_equal(bf.trial_numbers, np.arange(3, 21))
+    with pytest.raises(BitcodeError) as e:
+        align_trials(bf.bitcodes, behavior, bf.trial_numbers, path=bf.path)
+    msg = str(e.value)
+    assert msg.startswith(f"{truth.path}: trialNum and the bitcodes disagree at 2 of 18 trials")
+    assert f"ephys trial 0 (0-based) has '{wrong0}', behaviour trial 3 has '{behavior[2]}'" in msg
+    assert f"ephys trial 5 (0-based) has '{wrong5}', behaviour trial 8 has '{behavior[7]}'" in msg
+    assert "\n" not in msg
+    # one disagreeing trial at the very end of the overlap is enough
+    codes = list(behavior[2:20])
+    codes[-1] = behavior[0]
+    with pytest.raises(BitcodeError, match=r"disagree at 1 of 18 trials.*ephys trial 17 \(0-based\)"):
+        align_trials(codes, behavior, bf.trial_numbers, path=bf.path)
 
 
 def test_unknown_first_code_is_reported_not_skipped():

@@ -9,9 +9,21 @@ import pandas as pd
 import pytest
 import scipy.io as sio
 
-from pipeline.io.bpod_delay_response import BehaviorFileError, UnsupportedProtocol, read_delay_response
+from pipeline.errors import SkipItem
+from pipeline.io.bpod_delay_response import (
+    START_FROM_FILE_NAME,
+    START_FROM_INFO,
+    BehaviorFileError,
+    UnsupportedProtocol,
+    read_delay_response,
+)
 from pipeline.io.matfile import mat_version, read_mat
-from pipeline.synthetic.bpod_delay_response import make_session_data, write_session_file
+from pipeline.synthetic.bpod_delay_response import (
+    make_other_protocol_data,
+    make_session_data,
+    write_other_protocol_file,
+    write_session_file,
+)
 
 REAL = "map_rig_behavior_mat/dl25_tw2_20180225_102508.mat"
 
@@ -156,3 +168,129 @@ def test_other_bpod_protocols_are_unsupported_not_crashes(real_data, tmp_path):
         with pytest.raises(UnsupportedProtocol, match="unsupported protocol"):
             read_delay_response(dst)
         assert "SessionData" in read_mat(dst)
+
+
+# ---------------------------------------------------------------------------------------------
+# other protocols are skipped; a file that claims the delay-response task must be consistent
+
+
+def one_line(exc_type, path) -> str:
+    with pytest.raises(exc_type) as e:
+        read_delay_response(path)
+    msg = str(e.value)
+    assert msg.startswith(str(path)) and "\n" not in msg, msg
+    return msg
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),  # Bpod 2: Info, TrialTypes, TrialSettings
+        dict(trial_types=False),
+        dict(info=False),
+        dict(info=False, trial_types=False),
+        dict(info=False, trial_types=False, settings=False),  # Bpod 0.5
+        dict(n_trials=1, info=False, trial_types=False, settings=False),
+    ],
+)
+def test_other_protocol_is_skipped(tmp_path, kw):
+    path = write_other_protocol_file(tmp_path, **kw)
+    with pytest.raises(UnsupportedProtocol) as e:
+        read_delay_response(path)
+    assert isinstance(e.value, SkipItem)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: unsupported protocol: a Bpod SessionData of another task") and "\n" not in msg
+    assert "WaitForPoke" in msg  # says what the file looks like
+
+
+def test_other_protocol_v73_is_skipped(tmp_path):
+    hdf5storage = pytest.importorskip("hdf5storage")
+    v5 = tmp_path / "v5.mat"
+    sio.savemat(v5, {"SessionData": make_other_protocol_data(info=False, trial_types=False)})
+    dst = tmp_path / "dm1_water_20210301_100000.mat"
+    hdf5storage.savemat(str(dst), {"SessionData": sio.loadmat(v5)["SessionData"]}, format="7.3", matlab_compatible=True)
+    assert mat_version(dst) == "7.3"
+    assert "unsupported protocol" in one_line(UnsupportedProtocol, dst)
+
+
+def test_real_bpod2_files_are_skipped_with_or_without_fields(real_data, tmp_path):
+    """The real Bpod Gen2 files, as written and with TrialTypes / Info removed: skipped, never failed."""
+    for i, f in enumerate(sorted((real_data / "bpod_sessiondata_mat/w2t-bkin").glob("*.mat"))):
+        raw = sio.loadmat(f, simplify_cells=True)["SessionData"]
+        for drop in (("TrialTypes",), ("Info",), ("TrialTypes", "Info")):
+            dst = tmp_path / f"ab1_whisk_20250817_1000{i}{len(drop)}.mat"
+            sio.savemat(dst, {"SessionData": {k: v for k, v in raw.items() if k not in drop}})
+            with pytest.raises(UnsupportedProtocol, match="unsupported protocol"):
+                read_delay_response(dst)
+
+
+def test_claiming_file_that_is_inconsistent_fails(tmp_path):
+    session, _ = make_session_data(n_trials=8, seed=2)
+    del session["TrialTypes"]
+    bad = tmp_path / "dm1_tw2_20210301_100000.mat"
+    sio.savemat(bad, {"SessionData": session})
+    with pytest.raises(BehaviorFileError) as e:
+        read_delay_response(bad)
+    assert not isinstance(e.value, SkipItem) and "SessionData lacks TrialTypes" in str(e.value)
+    # the MAP states but a GUI without ProtocolType on some trials
+    session, _ = make_session_data(n_trials=8, seed=2)
+    for k in (2, 5):
+        session["TrialSettings"][0, k]["GUI"] = {
+            f: v for f, v in session["TrialSettings"][0, k]["GUI"].items() if f != "ProtocolType"
+        }
+    sio.savemat(bad, {"SessionData": session})
+    msg = one_line(BehaviorFileError, bad)
+    assert "TrialSettings.GUI has no ProtocolType on trial(s) [3, 6]" in msg
+
+
+def test_real_rig_file_reads_as_before_with_start_source(real_data):
+    d = read_delay_response(real_data / REAL)
+    assert d.session_datetime == dt.datetime(2018, 2, 25, 11, 23, 28)
+    assert d.start_source == START_FROM_INFO == "Info.SessionDate + Info.SessionStartTime_UTC (UTC)"
+    assert len(d.trials) == 11 and d.trials.start_time.iloc[0] == 0 and (d.trials.start_time.diff().dropna() > 0).all()
+
+
+def _write(tmp_path, session, name="dm1_tw2_20210301_100000.mat"):
+    path = tmp_path / name
+    sio.savemat(path, {"SessionData": session})
+    return path
+
+
+def test_trial_start_nan_and_backwards(tmp_path):
+    session, _ = make_session_data(n_trials=20, seed=3)
+    starts = session["TrialStartTimestamp"].copy()
+    session["TrialStartTimestamp"] = starts.copy()
+    session["TrialStartTimestamp"][0, 6] = np.nan
+    msg = one_line(BehaviorFileError, _write(tmp_path, session))
+    assert "TrialStartTimestamp of trial 7 is nan" in msg
+    session["TrialStartTimestamp"] = starts.copy()
+    session["TrialStartTimestamp"][0, 9:] -= 500.0  # the clock jumps back 500 s at trial 10
+    msg = one_line(BehaviorFileError, _write(tmp_path, session))
+    assert "TrialStartTimestamp goes backwards at trial 10" in msg and "of trial 9" in msg
+    assert f"{starts[0, 9] - 500 - starts[0, 8]:+g} s" in msg
+
+
+def test_file_name_date_must_match_info(tmp_path):
+    session, _ = make_session_data(n_trials=5, seed=4, when=dt.datetime(2021, 3, 1, 10, 0, 0))
+    path = _write(tmp_path, session, "dm1_tw2_20210302_100000.mat")
+    msg = one_line(BehaviorFileError, path)
+    assert "the file name's date 2021-03-02 disagrees with Info.SessionDate 01-Mar-2021 (2021-03-01)" in msg
+    # started a minute before midnight: the file name is the day before SessionDate, which is fine
+    session, _ = make_session_data(n_trials=5, seed=4, when=dt.datetime(2021, 3, 2, 0, 0, 30))
+    d = read_delay_response(_write(tmp_path, session, "dm1_tw2_20210301_235930.mat"))
+    assert d.session_datetime == dt.datetime(2021, 3, 2, 0, 0, 30) and d.start_source == START_FROM_INFO
+
+
+def test_no_info_uses_the_file_name(tmp_path):
+    truth = write_session_file(tmp_path / "a", h2o="dm3", n_trials=6, seed=6)
+    session, _ = make_session_data(n_trials=6, seed=6, h2o="dm3")
+    del session["Info"]
+    path = _write(tmp_path, session, "dm3_tw2_20210305_093015.mat")
+    d = read_delay_response(path)
+    assert d.session_datetime == dt.datetime(2021, 3, 5, 9, 30, 15)
+    assert d.start_source == START_FROM_FILE_NAME and "file name" in d.start_source
+    pd.testing.assert_frame_equal(d.trials, truth.trials, check_dtype=False)
+    assert read_delay_response(truth.path).start_source == START_FROM_INFO
+    bad = tmp_path / "dm3_tw2_20211345_093015.mat"
+    bad.write_bytes(path.read_bytes())
+    assert "20211345_093015 is not a valid yyyymmdd_hhmmss" in one_line(BehaviorFileError, bad)

@@ -5,6 +5,7 @@ region lookup and broken files. No database; small volumes only."""
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 import tracemalloc
 from pathlib import Path
@@ -18,6 +19,7 @@ from pipeline.io.ccf import (
     CCFError,
     descendants,
     read_annotation,
+    read_annotation_header,
     read_ontology,
     region_lookup,
 )
@@ -163,7 +165,11 @@ def test_generated_region_ids_are_real(allen_tree):
 @pytest.mark.parametrize(
     "region_text, hex_text, pattern",
     [
-        ('1,"a"\n1,"b"\n', None, "structure id 1 appears more than once"),
+        (
+            '1,"a"\n1,"b"\n',
+            None,
+            r"line 2: structure id 1 appears again under two names, 'a' and 'b' \(first on line 1\)",
+        ),
         ('1,"a"\nx2,"b"\n', None, r"line 2: structure id 'x2' is not an integer"),
         ("1,a,b\n", None, "unknown ontology layout"),
         ('1,"a"\n2,"b"\n', "1,FF0000\n2,GG0000\n", r"hexcode\.csv: line 2: colour 'GG0000'"),
@@ -404,3 +410,99 @@ def test_region_lookup_outside(small):
         region_lookup(vol, vox, np.zeros((4, 2)))
     with pytest.raises(CCFError, match="3-D"):
         region_lookup(vol[0], vox, np.zeros((1, 3)))
+
+
+# ------------------------------------------------------------- damaged files: file, expected and found size
+
+
+def ccf_error(fn, path, *a, **kw) -> str:
+    with pytest.raises(CCFError) as e:
+        fn(path, *a, **kw)
+    msg = str(e.value)
+    assert msg.startswith(str(path)) and "\n" not in msg and "Traceback" not in msg, msg
+    return msg
+
+
+@pytest.mark.parametrize("enc", ["gzip", "raw", "bzip2"])
+def test_annotation_cut_in_half_or_header_only(tmp_path, small, enc):
+    _, truth = small["gzip"]
+    src = tmp_path / f"full_{enc}.nrrd"
+    nrrd.write(str(src), truth, {"encoding": enc, "space directions": np.diag([10.0] * 3)}, index_order="F")
+    np.testing.assert_array_equal(read_annotation(src, step=1)[0], truth)  # the good file reads exactly
+    data = src.read_bytes()
+    start = read_annotation_header(src)["_data_start"]
+    need = truth.size * 4
+    half = tmp_path / f"half_{enc}.nrrd"
+    half.write_bytes(data[: start + (len(data) - start) // 2])
+    msg = ccf_error(read_annotation, half)
+    assert "truncated file: found " in msg and f"needs {need}" in msg and "sizes 132 80 114 of" in msg
+    found = int(msg.split("found ")[1].split(" bytes")[0])
+    assert 0 < found < need
+    header_only = tmp_path / f"header_{enc}.nrrd"
+    header_only.write_bytes(data[:start])
+    msg = ccf_error(read_annotation, header_only)
+    assert "found 0 bytes of voxel data (0 %)" in msg and f"needs {need}" in msg
+
+
+def test_annotation_with_more_data_than_its_sizes(tmp_path, small):
+    raw, truth = small["raw"]
+    p = tmp_path / "long.nrrd"
+    p.write_bytes(raw.read_bytes() + b"\0" * (132 * 80 * 4))  # one plane too many
+    assert "more data than the header describes" in ccf_error(read_annotation, p)
+    p.write_bytes(raw.read_bytes() + b"\n")  # a stray line end is tolerated
+    np.testing.assert_array_equal(read_annotation(p, step=1)[0], truth)
+    gz = tmp_path / "long_gz.nrrd"
+    start = read_annotation_header(raw)["_data_start"]
+    header, body = raw.read_bytes()[:start], raw.read_bytes()[start:]
+    gz.write_bytes(header.replace(b"encoding: raw", b"encoding: gzip") + gzip.compress(body + b"\0" * (132 * 80 * 4)))
+    assert "holds more than the 4815360 bytes" in ccf_error(read_annotation, gz)
+
+
+def test_region_csv_not_utf8(tmp_path):
+    p = tmp_path / "regions.csv"
+    p.write_bytes(b'1,"root"\n2,"Caudoputamen"\n' + b'3,"Nucl\xe9us"\n')
+    assert "line 3: not UTF-8 text (byte b'\\xe9'" in ccf_error(read_ontology, p)
+    p.write_bytes(b'1,"r\xf6\xf6t"\n')
+    assert "line 1: not UTF-8 text" in ccf_error(read_ontology, p)
+    t = tmp_path / "tree.csv"
+    t.write_bytes(b"id,name,acronym\n1,root,root\n2,\xff\xfe,X\n")
+    assert "line 3: not UTF-8 text" in ccf_error(read_ontology, t)
+    h = tmp_path / "hexcode.csv"
+    h.write_bytes(b"1,FF0000\n2,00FF\xe900\n")
+    (tmp_path / "ok.csv").write_text('1,"a"\n2,"b"\n')
+    with pytest.raises(CCFError) as e:
+        read_ontology(tmp_path / "ok.csv", h)
+    assert str(e.value).startswith(f"{h}: line 2: not UTF-8 text")
+
+
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        ("id,name,acronym\n1,root,root\n\n2.5,child,ch\n", r"line 4: id '2\.5' is not an integer"),
+        (
+            "id,name,acronym\n997,root,root\n8,grey,grey\n997,root2,root2\n",
+            r"line 4: id 997 appears again under two names, 'root' and 'root2' \(first on line 2\)",
+        ),
+        (
+            "id,name,acronym,parent_structure_id\n997,root,root,\n8,grey,grey,12\n",
+            r"line 3: structure 8 has parent_structure_id 12, which is not a structure of this file",
+        ),
+        (
+            "id,name,acronym,parent_structure_id,structure_id_path\n997,root,root,,/997/\n8,grey,grey,997,/997/9/\n",
+            r"line 3: structure_id_path '/997/9/' does not end with the structure's id 8",
+        ),
+        ('1,"a"\n\n\n7,"b"\n7,"b"\n', r"line 5: structure id 7 appears again twice as 'b' \(first on line 4\)"),
+    ],
+)
+def test_region_csv_bad_rows(tmp_path, text, pattern):
+    p = tmp_path / "regions.csv"
+    p.write_text(text)
+    msg = ccf_error(read_ontology, p)
+    assert re.search(pattern, msg), msg
+
+
+def test_real_allen_tree_unchanged_by_the_checks(allen_tree):
+    raw = pd.read_csv(real("allenCCF", "structure_tree_safe_2017.csv"))
+    assert allen_tree["region_id"].tolist() == raw["id"].tolist()
+    assert allen_tree["region_name"].tolist() == raw["name"].str.strip().tolist()
+    assert allen_tree["parent_id"].isna().sum() == 1

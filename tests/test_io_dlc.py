@@ -55,7 +55,7 @@ def assert_matches_frame(t, df: pd.DataFrame):
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_real_csv_against_pandas(name):
     path = real(name)
-    t = read_dlc(path)
+    t = read_dlc(path, allow_labelled=True)
     n, parts, has_lik = EXPECTED[name]
     assert t.path == path
     assert t.bodyparts == parts
@@ -81,7 +81,7 @@ def test_real_values_spot_checks():
     assert t.x[0, 0] == pytest.approx(612.3765869140625)
     assert t.likelihood[0, 3] == pytest.approx(0.9136132001876831)
     np.testing.assert_array_equal(t.frame_index, np.arange(12))
-    m = read_dlc(real("CollectedData_Mackenzie.csv"))
+    m = read_dlc(real("CollectedData_Mackenzie.csv"), allow_labelled=True)
     assert m.image_paths[0] == "labeled-data/reachingvideo1/img005.png"
     assert np.isnan(m.x[0, 2]) and np.isnan(m.y[0, 2])  # Tongue not labelled in img005
     assert m.x[1, 2] == pytest.approx(586.5966351829987)
@@ -96,8 +96,8 @@ def test_h5_twin(tmp_path, name):
     df = independent(real(name))
     h5 = tmp_path / (Path(name).stem + ".h5")
     df.to_hdf(h5, key="df_with_missing", format="table", mode="w")
-    t = read_dlc(h5)
-    c = read_dlc(real(name))
+    t = read_dlc(h5, allow_labelled=True)
+    c = read_dlc(real(name), allow_labelled=True)
     assert t.scorer == c.scorer and t.bodyparts == c.bodyparts
     np.testing.assert_array_equal(t.x, c.x)
     np.testing.assert_array_equal(t.y, c.y)
@@ -148,8 +148,8 @@ def test_labelled_data_split_index(tmp_path):
             out.append(",".join(first.split("/")) + "," + rest)
     p = tmp_path / "CollectedData_new.csv"
     p.write_text("\n".join(out) + "\n")
-    t = read_dlc(p)
-    ref = read_dlc(src)
+    t = read_dlc(p, allow_labelled=True)
+    ref = read_dlc(src, allow_labelled=True)
     assert t.image_paths == ref.image_paths
     np.testing.assert_array_equal(t.x, ref.x)
     np.testing.assert_array_equal(t.y, ref.y)
@@ -194,7 +194,7 @@ def test_map_bodyparts():
     mapped, unknown = map_bodyparts(["Nose", "tail", "Whisker", "bodypart1", "left_paw"])
     assert mapped == {"Nose": "nose", "Whisker": "whisker", "left_paw": "left_paw"}
     assert unknown == ["tail", "bodypart1"]
-    t = read_dlc(real("CollectedData_Mackenzie.csv"))
+    t = read_dlc(real("CollectedData_Mackenzie.csv"), allow_labelled=True)
     assert map_bodyparts(t.bodyparts) == ({"Tongue": "tongue"}, ["Hand", "Finger1", "Joystick1", "Joystick2"])
     with pytest.raises(ValueError, match="both map to feature 'left_paw'"):
         map_bodyparts(["paw_left", "left_paw"])
@@ -235,7 +235,10 @@ def test_multi_animal_csv(tmp_path):
         ("scorer,S,S,S\nbodyparts,a,a,a\ncoords,x,y,z\n0,1,2,3\n", "coordinate 'z'"),
         ("scorer,S,T\nbodyparts,a,a\ncoords,x,y\n0,1,2\n", "expected one scorer"),
         ("scorer,S,S\nbodyparts,a,a\n", "expected header rows"),
-        ("scorer,S,S\nbodyparts,a,a\ncoords,x,y\n0,1,2,3\n", "data rows have 4 columns"),
+        (
+            "scorer,S,S,S\nbodyparts,a,a,a\ncoords,x,y,likelihood\n0,1,2,0.5,3\n",
+            "line 4 has 5 fields but the 3-row header has 4",
+        ),
     ],
 )
 def test_bad_csv(tmp_path, text, pattern):
@@ -263,3 +266,99 @@ def test_header_only_file_has_no_frames(tmp_path):
     p.write_text("\n".join(p.read_text().splitlines()[:3]) + "\n")
     t = read_dlc(p)
     assert t.x.shape == (0, 4) and t.likelihood.shape == (0, 4) and t.frame_index.shape == (0,)
+
+
+# ---------------------------------------------------------------------------------------------
+# damaged files and the wrong kind of file: one DLCError line naming the file, line and problem
+
+
+def one_line_error(path, **kw) -> str:
+    with pytest.raises(DLCError) as e:
+        read_dlc(path, **kw)
+    msg = str(e.value)
+    assert msg.startswith(str(path)) and "\n" not in msg, msg
+    return msg
+
+
+@pytest.mark.parametrize("name", LABELLED_FILES)
+def test_labelled_data_is_refused(tmp_path, name):
+    src = real(name)
+    msg = one_line_error(src)
+    assert "labelled training data, not video-analysis output" in msg
+    assert "without likelihood" in msg and "image path" in msg
+    # the .h5 twin too
+    pytest.importorskip("tables")
+    h5 = tmp_path / (Path(name).stem + ".h5")
+    independent(src).to_hdf(h5, key="df_with_missing", format="table", mode="w")
+    assert "labelled training data, not video-analysis output" in one_line_error(h5)
+
+
+def test_video_files_read_exactly_as_before(tmp_path):
+    """The validation changes nothing for good files: values equal pandas' and the generator's."""
+    for name in VIDEO_FILES:
+        t = read_dlc(real(name))
+        assert_matches_frame(t, independent(real(name)))
+        assert t.likelihood is not None and t.image_paths is None
+    from pipeline.synthetic.dlc import make_dlc_frame, write_dlc
+
+    df = make_dlc_frame(["nose", "tongue", "jaw"], 300, seed=2)
+    t = read_dlc(write_dlc(tmp_path / "gen-0000.csv", df))
+    np.testing.assert_array_equal(t.x, df.xs("x", level="coords", axis=1).to_numpy())
+    np.testing.assert_array_equal(t.likelihood, df.xs("likelihood", level="coords", axis=1).to_numpy())
+    np.testing.assert_array_equal(t.frame_index, np.arange(300))
+
+
+def test_file_cut_off_mid_row(tmp_path):
+    src = real(VIDEO_FILES[0])
+    data = src.read_bytes()
+    last = data.rstrip(b"\n").rfind(b"\n") + 1  # start of the last data line (line 15)
+    p = tmp_path / "cut.csv"
+    # cut inside the last row, no line end: even if the field count happened to match
+    p.write_bytes(data[: last + 30])
+    msg = one_line_error(p)
+    assert "line 15 (the last) has no line end" in msg and "cut off" in msg
+    # the last row lost its trailing fields but got a line end (e.g. repaired by an editor)
+    fields = data[last:].split(b",")
+    p.write_bytes(data[:last] + b",".join(fields[:7]) + b"\n")
+    msg = one_line_error(p)
+    assert "line 15 has 7 fields but the 3-row header has 13 (cut off mid-row)" in msg
+    # a short row in the middle, and a long one
+    lines = data.split(b"\n")
+    lines[6] = b",".join(lines[6].split(b",")[:10])
+    p.write_bytes(b"\n".join(lines))
+    assert "line 7 has 10 fields but the 3-row header has 13" in one_line_error(p)
+    lines = data.split(b"\n")
+    lines[4] += b",1.0"
+    p.write_bytes(b"\n".join(lines))
+    assert "line 5 has 14 fields but the 3-row header has 13" in one_line_error(p)
+
+
+def test_partial_nan_and_bad_values(tmp_path):
+    src = real(VIDEO_FILES[0])
+    lines = src.read_text().split("\n")
+    p = tmp_path / "bad.csv"
+
+    def write_with(line_no: int, column: int, value: str):
+        out = list(lines)
+        cells = out[line_no - 1].split(",")
+        cells[column] = value
+        out[line_no - 1] = ",".join(cells)
+        p.write_text("\n".join(out))
+
+    write_with(9, 5, "")  # bodypart2 y missing, x and likelihood there
+    msg = one_line_error(p)
+    assert "line 9: bodypart 'bodypart2' has x=" in msg and "y=nan" in msg and "some coordinates missing" in msg
+    write_with(9, 3, "")  # a likelihood missing
+    assert "line 9: bodypart 'bodypart1'" in one_line_error(p)
+    write_with(12, 12, "1.5")
+    assert "line 12: bodypart 'objectA' has likelihood 1.5, outside [0, 1]" in one_line_error(p)
+    write_with(10, 0, "3")  # frame numbers must increase
+    assert "line 10: frame number 3 does not follow 5" in one_line_error(p)
+    # a whole bodypart missing in a frame is fine (all three NaN)
+    out = list(lines)
+    cells = out[8].split(",")
+    cells[4:7] = ["", "", ""]
+    out[8] = ",".join(cells)
+    p.write_text("\n".join(out))
+    t = read_dlc(p)
+    assert np.isnan(t.x[5, 1]) and np.isnan(t.likelihood[5, 1]) and not np.isnan(t.x[5, 0])

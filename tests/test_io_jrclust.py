@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import h5py
@@ -196,3 +197,29 @@ def test_error_corrupt_file(v3, tmp_path, how):
     with pytest.raises(JRClustError) as e:
         read_jrclust(path)
     assert str(e.value).startswith(str(path)), str(e.value)
+
+
+@pytest.mark.parametrize(
+    "value, pattern",
+    [
+        (1e30, r"spikeTimes\[7\] \(0-based\) is 1e\+30 samples, beyond 10 days of recording"),
+        (2.0**63 + 4096, r"spikeTimes\[7\] \(0-based\) is 9\.22337e\+18 samples, beyond 10 days"),
+        (120.5, r"spikeTimes\[7\] \(0-based\) is 120\.5, not a whole sample number"),
+        (0.0, r"spikeTimes\[7\] \(0-based\) is 0; JRClust sample numbers start at 1"),
+    ],
+)
+def test_error_bad_spike_times_are_named_not_called_negative(v4, tmp_path, value, pattern):
+    with h5py.File(v4.path, "r") as f:
+        times = np.array(f["spikeTimes"], dtype=np.float64)
+    times.reshape(-1)[7] = value
+    path = tmp_path / "times_res.mat"
+    path.write_bytes(v4.path.read_bytes())
+    with h5py.File(path, "r+") as f:
+        del f["spikeTimes"]
+        f.create_dataset("spikeTimes", data=times)
+        f["spikeTimes"].attrs["MATLAB_class"] = np.bytes_("double")
+    with pytest.raises(JRClustError) as e:
+        read_jrclust(path)
+    msg = str(e.value)
+    assert msg.startswith(str(path)) and "negative" not in msg and "< 1" not in msg
+    assert re.search(pattern, msg), msg

@@ -3,6 +3,7 @@ their ground truth, group_by_cluster against a per-cluster boolean-mask referenc
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -183,7 +184,10 @@ def test_generated_minimal_folder(tmp_path):
         with_clusters=False,
         with_params=False,
     )
-    got = read_kilosort(gen.path)
+    with pytest.raises(KilosortError) as e:  # Kilosort 2+ and phy always write spike_clusters.npy
+        read_kilosort(gen.path)
+    assert str(e.value).startswith(f"{gen.path}: no spike_clusters.npy") and "clusters_from_templates" in str(e.value)
+    got = read_kilosort(gen.path, clusters_from_templates=True)
     assert sorting_differences(got, gen.truth) == []
     assert got.sample_rate == 30000.0  # assumed, and said so
     assert np.array_equal(got.spike_clusters, np.load(gen.path / "spike_templates.npy").ravel())
@@ -329,7 +333,7 @@ def test_error_missing_spike_times(small_folder):
 def test_error_missing_clusters_and_templates(small_folder):
     (small_folder / "spike_clusters.npy").unlink()
     (small_folder / "spike_templates.npy").unlink()
-    with pytest.raises(KilosortError, match="spike_clusters.npy: missing"):
+    with pytest.raises(KilosortError, match=rf"^{small_folder}: no spike_clusters.npy and no spike_templates.npy"):
         read_kilosort(small_folder)
 
 
@@ -368,3 +372,163 @@ def test_error_bad_params_and_tables(small_folder):
     np.save(small_folder / "channel_positions.npy", np.zeros((5, 2)))
     with pytest.raises(KilosortError, match=r"channel_positions\.npy: 5 sites but channel_map\.npy has 63"):
         read_kilosort(small_folder)
+
+
+# ------------------------------------------------------------------------ damaged per-spike arrays
+
+
+def ks_error(folder, **kw) -> str:
+    with pytest.raises(KilosortError) as e:
+        read_kilosort(folder, **kw)
+    msg = str(e.value)
+    assert "\n" not in msg and "Traceback" not in msg
+    return msg
+
+
+def test_cluster_ids_must_be_whole_non_negative(small_folder):
+    path = small_folder / "spike_clusters.npy"
+    good = read_kilosort(small_folder)
+    clusters = np.load(path)
+    np.save(path, clusters.astype(np.float64))  # whole numbers stored as float: read exactly
+    assert np.array_equal(read_kilosort(small_folder).spike_clusters, good.spike_clusters)
+    bad = clusters.astype(np.float64)
+    bad[17] += 0.5
+    np.save(path, bad)
+    msg = ks_error(small_folder)
+    assert msg.startswith(f"{path}: spike 17 (0-based): {float(bad[17])!r} is not a whole number")
+    neg = clusters.astype(np.int64)
+    neg[[3, 9]] = -1
+    np.save(path, neg)
+    assert ks_error(small_folder).startswith(
+        f"{path}: spike 3 (0-based): -1 is a negative cluster id (2 spikes in all)"
+    )
+    np.save(path, np.full(clusters.shape, np.nan))
+    assert "is not a finite cluster id" in ks_error(small_folder)
+
+
+def test_spike_times_must_be_finite_whole_and_plausible(small_folder):
+    path = small_folder / "spike_times.npy"
+    times = np.load(path)  # uint64 (N, 1)
+    good = read_kilosort(small_folder)
+    np.save(path, times.astype(np.float64))
+    assert np.array_equal(read_kilosort(small_folder).spike_times, good.spike_times)
+    for value, problem in [(np.nan, "is not a finite sample number"), (12.25, "is not a whole sample number")]:
+        bad = times.astype(np.float64)
+        bad[5] = value
+        np.save(path, bad)
+        assert ks_error(small_folder).startswith(f"{path}: spike 5 (0-based): "), problem
+        assert problem in ks_error(small_folder)
+    # huge times: reported as implausible, never as "negative" (a wrapped int64)
+    for huge in (np.float64(1e30), np.uint64(2**64 - 1), np.uint64(2**63 + 5), np.int64(2**62)):
+        bad = times.astype(np.asarray(huge).dtype)
+        bad[-1] = huge
+        np.save(path, bad)
+        msg = ks_error(small_folder)
+        assert msg.startswith(f"{path}: spike {times.size - 1} (0-based): ") and "negative" not in msg, msg
+        assert "beyond 10 days of recording at 30000 Hz" in msg
+    neg = times.astype(np.int64)
+    neg[0] = -4
+    np.save(path, neg)
+    assert "spike 0 (0-based): -4 is a negative sample number" in ks_error(small_folder)
+    np.save(path, times.astype(np.complex64))
+    assert "expected integer sample numbers" in ks_error(small_folder)
+
+
+def test_missing_spike_clusters_names_the_folder(tmp_path):
+    if not BME.is_dir():
+        pytest.skip("real sample data not found")
+    folder = tmp_path / "BME410"
+    shutil.copytree(BME, folder)
+    (folder / "spike_clusters.npy").unlink()
+    msg = ks_error(folder)
+    assert msg.startswith(f"{folder}: no spike_clusters.npy") and "incomplete" in msg
+    got = read_kilosort(folder, clusters_from_templates=True)
+    assert np.array_equal(got.spike_clusters, np.load(BME / "spike_templates.npy").ravel())
+
+
+def test_n_channels_dat_against_channel_map_and_dat_file(small_folder):
+    params = small_folder / "params.py"
+    text = params.read_text()
+    assert "n_channels_dat = 65" in text  # 64 channels + sync; channel_map: 63 sites, channels 0..63
+    params.write_text(text.replace("n_channels_dat = 65", "n_channels_dat = 60"))
+    msg = ks_error(small_folder)
+    assert msg.startswith(f"{params}: n_channels_dat = 60 but channel_map.npy lists 63 channels")
+    params.write_text(text.replace("n_channels_dat = 65", "n_channels_dat = 63"))
+    assert ks_error(small_folder).startswith(f"{params}: n_channels_dat = 63 but channel_map.npy refers to channel 63")
+    params.write_text(text.replace("n_channels_dat = 65", "n_channels_dat = 'x'"))
+    assert "n_channels_dat 'x' is not a positive whole number" in ks_error(small_folder)
+    # the sorted binary, when it is in the folder, must be whole samples and hold every spike
+    params.write_text(text.replace(r"r'C:\data\sim_g0_t0.imec0.ap.bin'", "'sim.bin'"))
+    last = int(read_kilosort(small_folder).spike_times.max())
+
+    def sparse_bin(size: int) -> None:  # a sparse file of that size: nothing is written
+        with open(small_folder / "sim.bin", "wb") as f:
+            f.truncate(size)
+
+    sparse_bin(65 * 2 * (last + 1) + 3)
+    assert "is not a whole number of samples of n_channels_dat = 65" in ks_error(small_folder)
+    sparse_bin(65 * 2 * last)
+    msg = ks_error(small_folder)
+    assert msg.startswith(f"{small_folder / 'spike_times.npy'}: spike time {last} (samples) is past the end of")
+    sparse_bin(65 * 2 * (last + 1))
+    assert read_kilosort(small_folder).n_spikes == 1000
+
+
+def test_channel_map_duplicates(small_folder):
+    cm = np.load(small_folder / "channel_map.npy")
+    cm[5] = cm[4]
+    np.save(small_folder / "channel_map.npy", cm)
+    assert f"channel(s) [{cm[4]}] listed more than once" in ks_error(small_folder)
+
+
+# ------------------------------------------------------------------ geometry against the SpikeGLX meta
+
+
+def test_check_geometry_generated(tmp_path):
+    from pipeline.io.kilosort import check_geometry
+    from pipeline.io.spikeglx import read_meta
+    from pipeline.synthetic.spikeglx import write_meta
+
+    gen = write_kilosort(tmp_path / "ks", seed=11, n_units=5, n_spikes=2000, with_metrics=False)
+    meta = read_meta(write_meta(tmp_path / "x_g0_t0.imec0.ap.meta", "np1", seed=1).path)
+    notes = check_geometry(read_kilosort(gen.path), meta)
+    assert notes[0] == "n_channels_dat 385 = 384 neural + 1 sync"
+    assert "channel_positions match" in notes[1] and "x mirrored" in notes[1]
+    # 384 (the sync channel stripped before sorting) is fine too
+    params = gen.path / "params.py"
+    params.write_text(params.read_text().replace("n_channels_dat = 385", "n_channels_dat = 384"))
+    assert check_geometry(read_kilosort(gen.path), meta)[0] == "n_channels_dat 384 = 384 neural"
+    # scrambled positions
+    pos = np.load(gen.path / "channel_positions.npy")
+    np.save(gen.path / "channel_positions.npy", pos[np.random.default_rng(1).permutation(len(pos))])
+    with pytest.raises(KilosortError) as e:
+        check_geometry(read_kilosort(gen.path), meta)
+    msg = str(e.value)
+    assert msg.startswith(f"{gen.path / 'channel_positions.npy'}: site positions disagree with {meta.path}")
+    assert "scrambled or from another probe layout" in msg
+    # two sites swapped are caught too
+    swapped = pos.copy()
+    swapped[[10, 200]] = swapped[[200, 10]]
+    np.save(gen.path / "channel_positions.npy", swapped)
+    with pytest.raises(KilosortError, match=r"disagree with .* at 2 of 383 sites \(first: site 10, channel 10"):
+        check_geometry(read_kilosort(gen.path), meta)
+    np.save(gen.path / "channel_positions.npy", pos)
+    # a recording shorter than the spike times
+    short = read_meta(write_meta(tmp_path / "s_g0_t0.imec0.ap.meta", "np1", seed=1, duration_s=10.0).path)
+    with pytest.raises(KilosortError, match=r"is past the end of the recording of .*s_g0_t0\.imec0\.ap\.meta"):
+        check_geometry(read_kilosort(gen.path), short)
+
+
+@pytest.mark.skipif(not BME.is_dir(), reason="real sample data not found")
+def test_check_geometry_real_72_channel_folder_against_385_channel_meta():
+    from pipeline.io.kilosort import check_geometry
+    from pipeline.io.spikeglx import read_meta
+
+    meta_path = REAL.parent / "spikeglx_meta" / "ibl-neuropixel" / "sample3B_g0_t0.imec1.ap.meta"
+    if not meta_path.is_file():
+        pytest.skip("real meta not found")
+    with pytest.raises(KilosortError) as e:
+        check_geometry(read_kilosort(BME), read_meta(meta_path))
+    msg = str(e.value)
+    assert msg.startswith(f"{BME / 'params.py'}: n_channels_dat = 72 but {meta_path} saves 385 channels")
+    assert "384 neural + 1 sync" in msg and "\n" not in msg

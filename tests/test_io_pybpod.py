@@ -192,7 +192,7 @@ def test_read_subject_meta(tmp_path):
         "2021-03-03,10:00,11:00,freewater,0.8,20,0,\n"
         "2021-03-04,10:00,11:00,foraging,0,20,0,no water\n"
         "2021-03-05,10:00:30,11:00:00,Foraging,1.1,20,0.2,seconds too\n"
-        "bad date,10:00,11:00,foraging,1,20,0,\n"
+        ",,,,,,,comment row without a date\n"
     )
     m = read_subject_meta(extra)
     assert list(m["is_session"]) == [True, False, False, False, True, False]
@@ -330,3 +330,84 @@ def test_error_cut_between_trials_or_still_running(one_day):
         read_foraging_day([path], "FOR01")
     got = read_foraging_day([path], "FOR01", allow_truncated=True)
     assert len(got.trials) == 3
+
+
+# ---- binary garbage and a damaged metadata sheet
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x00\x00\x1f\x8b\x08|\xff\xfe\x00",  # NUL bytes, a gzip header, a '|' (quote char) and invalid UTF-8
+        bytes(range(256)),
+        b"\xff\xfe|||",  # invalid UTF-8 with an odd number of '|': must not look 'truncated'
+    ],
+)
+def test_binary_garbage_is_not_called_truncated(one_day, garbage):
+    path = one_day.files[0]
+    lines = path.read_bytes().split(b"\n")
+    at = len(lines) // 2
+    lines[at] = lines[at][:10] + garbage + lines[at][10:]
+    path.write_bytes(b"\n".join(lines))
+    for call in (lambda: read_log(path), lambda: read_foraging_day([path], "FOR01", allow_truncated=True)):
+        with pytest.raises(PybpodError) as e:
+            call()
+        msg = str(e.value)
+        assert msg.startswith(f"{path}: not a pybpod session log: undecodable bytes at line {at + 1} "), msg
+        assert "truncated" not in msg and "\n" not in msg
+
+
+def test_cut_inside_a_multibyte_character_is_truncation(one_day):
+    path = one_day.files[0]
+    data = path.read_bytes()
+    path.write_bytes(data + "Variables: é".encode()[:-1])  # the last character cut in half
+    with pytest.raises(PybpodError, match=rf"^{path}: truncated file: the last line"):
+        read_log(path)
+
+
+@pytest.mark.parametrize(
+    "row, column, value, what",
+    [
+        ("2024-13-45,10:00,11:00,foraging,0.8,20,0,", "Date", "2024-13-45", "a valid date"),
+        ("2021-02-30,10:00,11:00,foraging,0.8,20,0,", "Date", "2021-02-30", "a valid date"),
+        ("2021-03-02,10:00,11:00,foraging,0.8,twenty,0,", "Weight", "twenty", "a number"),
+        ("2021-03-02,10:00,11:00,foraging,0.8,20 g,0,", "Weight", "20 g", "a number"),
+        ("2021-03-02,10:00,11:00,foraging,lots,20,0,", "Water during training", "lots", "a number"),
+        ("2021-03-02,25:00,11:00,foraging,0.8,20,0,", "Time", "25:00", "a valid time"),
+        ("2021-03-02,10:00,11h,foraging,0.8,20,0,", "Time-end", "11h", "a valid time"),
+    ],
+)
+def test_metadata_sheet_bad_cell_names_file_line_and_column(tmp_path, row, column, value, what):
+    sheet = tmp_path / "FOR09.csv"
+    sheet.write_text(
+        "Date,Time,Time-end,Training type,Water during training,Weight,Extra water,Notes\n"
+        "2021-03-01,10:00,11:00,foraging,0.8,20,0,fine\n"
+        "\n"  # a blank line: line numbers still count it
+        f"{row}\n"
+    )
+    with pytest.raises(PybpodError) as e:
+        read_subject_meta(sheet)
+    msg = str(e.value)
+    assert msg == f"{sheet}: line 4, column {column!r}: {value!r} is not {what}" + (
+        " (YYYY-MM-DD or YYYY/MM/DD)" if column == "Date" else " (HH:MM or HH:MM:SS)" if "Time" in column else ""
+    ), msg
+
+
+def test_metadata_sheet_not_utf8(tmp_path):
+    sheet = tmp_path / "FOR09.csv"
+    sheet.write_bytes(
+        b"Date,Time,Time-end,Training type,Water during training,Weight,Extra water,Notes\n"
+        b"2021-03-01,10:00,11:00,foraging,0.8,20,0,caf\xe9\n"
+    )
+    with pytest.raises(PybpodError, match=rf"^{sheet}: line 2: not UTF-8 text"):
+        read_subject_meta(sheet)
+
+
+def test_metadata_sheet_good_rows_read_as_before(tmp_path):
+    days = [dt.date(2021, 3, 1), dt.date(2021, 3, 2)]
+    path = write_subject_meta(tmp_path / "meta", "FOR01", days, seed=3)
+    raw = pd.read_csv(path)
+    meta = read_subject_meta(path)
+    assert len(meta) == len(raw) == 4
+    np.testing.assert_allclose(meta["Weight"], raw["Weight"])
+    assert [d.date() for d in meta["Date"]] == [pd.Timestamp(x.replace("/", "-")).date() for x in raw["Date"]]

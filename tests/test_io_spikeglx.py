@@ -372,3 +372,119 @@ def test_new_probe_types_have_catalogue_geometry():
         t = probes.electrode_table(name)
         assert len(t["electrode"]) == n
         np.testing.assert_allclose(np.c_[t["x_coord"], t["y_coord"]], build_neuropixels_probe(pn).contact_positions)
+
+
+# ---------------------------------------------------------------------------------------------
+# channel tables with the wrong number of entries, or broken: an error naming the key
+
+
+def _tables(tmp_path, probe="np1", **kw):
+    """The tables write_meta writes for a good file (without their '~')."""
+    g = write_meta(tmp_path / "good_g0_t0.imec0.ap.meta", probe, **kw)
+    raw = read_meta(g.path).raw
+    return {k.lstrip("~"): v for k, v in raw.items() if k.startswith("~")}
+
+
+def _meta_error(tmp_path, overrides, probe="np1", **kw) -> str:
+    path = write_meta(tmp_path / "bad_g0_t0.imec0.ap.meta", probe, overrides=overrides, **kw).path
+    with pytest.raises(SpikeGLXError) as e:
+        read_meta(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: ") and "\n" not in msg, msg
+    return msg
+
+
+def _drop_last_entry(text: str) -> str:
+    return text[: text.rfind("(")]
+
+
+def test_entry_counts_must_match_the_channels(tmp_path):
+    t = _tables(tmp_path)
+    msg = _meta_error(tmp_path, {"snsShankMap": _drop_last_entry(t["snsShankMap"])})
+    assert "~snsShankMap has 383 entries but the file saves 384 neural channels" in msg
+    msg = _meta_error(tmp_path, {"snsShankMap": t["snsShankMap"] + "(0:1:5:1)"})
+    assert "~snsShankMap has 385 entries" in msg
+    msg = _meta_error(tmp_path, {"imroTbl": _drop_last_entry(t["imroTbl"])})
+    assert "~imroTbl header says 384 channels but it has 383 entries" in msg
+    msg = _meta_error(tmp_path, {"imroTbl": "(0,383)" + t["imroTbl"].split(")", 1)[1].rsplit("(", 1)[0]})
+    assert "~imroTbl has 383 entries but acqApLfSy=384,384,1 acquires 384 channels" in msg
+    msg = _meta_error(tmp_path, {"snsChanMap": _drop_last_entry(t["snsChanMap"])})
+    assert "~snsChanMap has 384 entries but the file saves 385 channels" in msg
+    g = _tables(tmp_path, probe="np2_4shank_commercial", site_map="geom")
+    msg = _meta_error(
+        tmp_path, {"snsGeomMap": _drop_last_entry(g["snsGeomMap"])}, probe="np2_4shank_commercial", site_map="geom"
+    )
+    assert "~snsGeomMap has 383 entries but the file saves 384 neural channels" in msg
+    msg = _meta_error(
+        tmp_path,
+        {"snsGeomMap": g["snsGeomMap"].replace("(0:", "(7:", 1)},
+        probe="np2_4shank_commercial",
+        site_map="geom",
+    )
+    assert "~snsGeomMap: entry 0 is shank 7 but the header has 4 shanks" in msg
+
+
+@pytest.mark.parametrize(
+    "key, edit, pattern",
+    [
+        ("snsShankMap", lambda t: t.replace("(0:0:0:1)", "(0:0:0)", 1), r"~snsShankMap: unreadable value in entry 0"),
+        ("snsShankMap", lambda t: t.replace("(0:0:0:1)", "(0:0:x:1)", 1), r"~snsShankMap: unreadable value in entry 0"),
+        ("snsShankMap", lambda t: t + "junk", r"~snsShankMap has text outside its '\(\.\.\.\)' entries"),
+        ("snsShankMap", lambda t: t.replace("(0:0:0:1)", "(0:0:0:2)", 1), r"~snsShankMap: entry 0 has 'used' flag 2"),
+        (
+            "snsShankMap",
+            lambda t: t.replace("(0:0:0:1)", "(3:0:0:1)", 1),
+            r"~snsShankMap: entry 0 is shank 3 but the header has 1 shanks",
+        ),
+        (
+            "snsShankMap",
+            lambda t: t.replace("(0:0:0:1)", "(0:0.5:0:1)", 1),
+            r"~snsShankMap: entry 0 .* negative or fractional",
+        ),
+        ("snsShankMap", lambda t: "0:0:0:1" + t, r"~snsShankMap does not start with a '\(\.\.\.\)' header"),
+        (
+            "snsChanMap",
+            lambda t: t.replace("(AP3;3:3)", "(AP3;4:3)"),
+            r"~snsChanMap entry 3 \('AP3;4:3'\) is channel 4 but snsSaveChanSubset saves channel 3",
+        ),
+        (
+            "snsChanMap",
+            lambda t: t.replace("(AP3;3:3)", "(LF3;3:3)"),
+            r"~snsChanMap entry 3 \('LF3;3:3'\) should be named AP3",
+        ),
+        (
+            "snsChanMap",
+            lambda t: t.replace("(AP3;3:3)", "(AP3-3-3)"),
+            r"~snsChanMap: entry 3 \('AP3-3-3'\) is not NAME;channel:order",
+        ),
+        (
+            "snsChanMap",
+            lambda t: t.replace("(384,384,1)", "(384,0,1)", 1),
+            r"~snsChanMap header \(384,0,1\) is not acqApLfSy=384,384,1",
+        ),
+        (
+            "imroTbl",
+            lambda t: t.replace("(3 0 0 500 250 1)", "(3 0 0 500)"),
+            r"~imroTbl: entry 3 \('3 0 0 500'\) has a different number of fields",
+        ),
+        (
+            "imroTbl",
+            lambda t: t.replace("(0,384)", "(0,x)"),
+            r"~imroTbl header \(0,x\) does not end with a channel count",
+        ),
+    ],
+)
+def test_broken_tables_name_the_key(tmp_path, key, edit, pattern):
+    t = _tables(tmp_path)
+    msg = _meta_error(tmp_path, {key: edit(t[key])})
+    assert re.search(pattern, msg), msg
+
+
+def test_good_tables_read_as_before(tmp_path):
+    g = write_meta(tmp_path / "ok_g0_t0.imec0.ap.meta", "np1", seed=3, saved=np.arange(0, 384, 2))
+    m = read_meta(g.path)
+    np.testing.assert_array_equal(m.electrodes, g.electrodes)
+    np.testing.assert_array_equal(m.saved_channels, g.saved_channels)
+    np.testing.assert_array_equal(m.is_used, g.is_used)
+    g = write_meta(tmp_path / "lf_g0_t0.imec0.lf.meta", "np1", stream="lf", seed=3)
+    np.testing.assert_array_equal(read_meta(g.path).electrodes, g.electrodes)

@@ -101,7 +101,9 @@ def run_item(step: Step, item: Item, summary: Summary) -> bool:
         summary.fail(item.label, str(e))
         return False
     except Exception as e:  # a bug, not bad input: keep the traceback (nothing was written)
-        log.error("%s: unexpected error, rolled back (please report this with the traceback)", item.label, exc_info=True)
+        log.error(
+            "%s: unexpected error, rolled back (please report this with the traceback)", item.label, exc_info=True
+        )
         summary.fail(item.label, f"unexpected {type(e).__name__}: {e} (rolled back; traceback in the log)")
         return False
     for n in done.notes:

@@ -119,7 +119,9 @@ class Summary:
             if len(names) == 1:
                 lines.append(f"    {names[0]}: {reason}")
                 continue
-            shown = ", ".join(names[:FIRST_FEW]) + (f" and {len(names) - FIRST_FEW} more" if len(names) > FIRST_FEW else "")
+            shown = ", ".join(names[:FIRST_FEW]) + (
+                f" and {len(names) - FIRST_FEW} more" if len(names) > FIRST_FEW else ""
+            )
             lines.append(f"    {len(names)} x {reason}: {shown}")
         return lines
 

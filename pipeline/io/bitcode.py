@@ -9,7 +9,7 @@ The file (MATLAB v5 or v7.3) holds, per trial the ephys system saw:
 ``goCue``      go cue, samples; NaN for free-water trials, or (older files) listed for the
                non-free-water trials only, so shorter than ``sTrig`` (see ``BitcodeFile.pad_go_cue``)
 ``trialNum``   optional: the behaviour trial number (1-based) of each ephys trial, written when the
-               bitcodes alone do not align; it takes precedence over the codes
+               bitcodes alone do not align; the codes must agree with it on every trial it places
 foraging extras ``digMarkerPerTrial`` (+ ``headings``), ``zaberPerTrial``, ``lick{L,R,M}PerTrial``,
                ``cameraPerTrial``; every variable not listed above lands in ``BitcodeFile.extras``
 ============== ==================================================================================
@@ -234,9 +234,10 @@ def align_trials(
     """Match the ephys trials (bitcodes from the bitcode file) to behaviour trials.
 
     ``behavior_codes`` are in behaviour trial order; their trial numbers are
-    ``behavior_trial_numbers`` (default 1..n). ``trial_numbers`` (the file's trialNum) takes
-    precedence over the codes: each ephys trial goes to that behaviour trial (0/unknown numbers are
-    dropped), and codes that disagree are only reported in ``messages``.
+    ``behavior_trial_numbers`` (default 1..n). ``trial_numbers`` (the file's trialNum) places each
+    ephys trial on that behaviour trial (0/unknown numbers are dropped); the ephys code of every
+    trial so placed must still equal its behaviour trial's code, else ``BitcodeError`` naming the
+    trials and both codes (a trialNum that contradicts the codes is a wrong file, not an override).
 
     Without trialNum: the offset is where the first ephys code occurs among the behaviour codes
     (if it occurs several times, the placement under which every overlapping code agrees; if it does
@@ -283,12 +284,18 @@ def align_trials(
             )
         if dropped and not allow_partial:
             raise BitcodeError(f"{where}" + "; ".join(messages))
-        disagree = [(i, t, e[i], b[pos[t]]) for i, t in zip(keep, behav) if e[i] != b[pos[t]]]
-        if disagree:
-            messages.append(
-                f"trialNum overrides {len(disagree)} disagreeing bitcode(s): " + _mismatch_text(disagree, len(disagree))
-            )
-            log.warning("%s%s", where, messages[-1])
+        keep_a = np.asarray(keep, dtype=np.int64)
+        behav_j = np.asarray([pos[t] for t in behav], dtype=np.int64)
+        if keep_a.size:
+            differ = np.asarray(e, dtype=object)[keep_a] != np.asarray(b, dtype=object)[behav_j]
+            if differ.any():
+                k = np.flatnonzero(differ)
+                pairs = [(int(keep_a[j]), int(behav[j]), e[keep_a[j]], b[behav_j[j]]) for j in k[:_SHOWN]]
+                raise BitcodeError(
+                    f"{where}trialNum and the bitcodes disagree at {k.size} of {keep_a.size} trials "
+                    f"(the codes must match wherever trialNum places an ephys trial): "
+                    f"{_mismatch_text(pairs, int(k.size))}"
+                )
         return TrialAlignment(
             behavior_trials=np.asarray(behav, dtype=np.int64),
             ephys_index=np.asarray(keep, dtype=np.int64),

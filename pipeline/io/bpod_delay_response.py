@@ -17,6 +17,16 @@ from the session's first trial start, event and lick times from their trial's st
   the last DelayPeriod start, ProtocolType 5) unless the h2o starts with SC and the file name
   has ``Recording(Rig3)_`` (late delay: onset 0.5 s before go, ProtocolType > 4); only on
   trials with StimTrials > 0, Autolearn 4 and a 1.2 s delay; power 5.5 mW.
+
+Which files are read: a SessionData whose TrialSettings.GUI has ProtocolType with SamplePeriod or
+DelayPeriod, or whose state machine has all of REQUIRED_STATES, *claims* the delay-response task;
+any other Bpod file (Bpod 2 or 0.5, with or without TrialTypes / Info) is ``UnsupportedProtocol``
+(a ``SkipItem``: skipped, not failed). A claiming file that is inconsistent is a BehaviorFileError:
+a missing field, per-trial arrays of the wrong length, a TrialStartTimestamp that is NaN or does not
+increase (named by trial), or a file-name date that is not ``Info.SessionDate``.
+
+Session start: ``Info.SessionDate`` + ``Info.SessionStartTime_UTC`` when the file has them, else the
+file name's ``<yyyymmdd>_<hhmmss>``; ``BehaviorData.start_source`` says which (for the loader's log).
 """
 
 from __future__ import annotations
@@ -83,6 +93,13 @@ class BehaviorData:
     skipped_trials: list[tuple[int, str]] = field(default_factory=list)
     n_trials_in_file: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: where ``session_datetime`` came from, a short sentence for the loader to print:
+    #: ``START_FROM_INFO`` or ``START_FROM_FILE_NAME``
+    start_source: str = ""
+
+
+START_FROM_INFO = "Info.SessionDate + Info.SessionStartTime_UTC (UTC)"
+START_FROM_FILE_NAME = "file name <yyyymmdd>_<hhmmss> (rig local time; the file has no Info.SessionDate)"
 
 
 def parse_filename(path: str | Path) -> dict[str, str] | None:
@@ -148,6 +165,72 @@ def session_datetime(info: dict, path: Path) -> dt.datetime:
     return dt.datetime.combine(date, t)
 
 
+def _session_start(S: dict, names: dict[str, str], path: Path) -> tuple[dt.datetime, str]:
+    """(session start, where it came from): Info.SessionDate + SessionStartTime_UTC when the file has
+    them (the date must be the file name's), else the file name's date and time."""
+    try:
+        from_name = dt.datetime.strptime(names["date"] + names["time"], "%Y%m%d%H%M%S")
+    except ValueError:
+        raise BehaviorFileError(
+            f"{path}: the file name's date/time {names['date']}_{names['time']} is not a valid yyyymmdd_hhmmss"
+        ) from None
+    info = S.get("Info")
+    if not isinstance(info, dict) or ("SessionDate" not in info and "SessionStartTime_UTC" not in info):
+        return from_name, START_FROM_FILE_NAME
+    when = session_datetime(info, path)
+    # Bpod writes SessionDate (local) when the session starts, the file name a moment before: the
+    # same day, unless the session was started just before midnight
+    days = (when.date() - from_name.date()).days
+    if not (days == 0 or (days == 1 and from_name.time() >= dt.time(23, 0))):
+        raise BehaviorFileError(
+            f"{path}: the file name's date {from_name:%Y-%m-%d} disagrees with Info.SessionDate "
+            f"{str(info['SessionDate']).strip()} ({when:%Y-%m-%d}): a renamed file or a wrong rig clock"
+        )
+    return when, START_FROM_INFO
+
+
+def _first(value: Any) -> Any:
+    """The first element of a MATLAB per-trial list / struct array (or the value itself)."""
+    if isinstance(value, list):
+        return value[0] if value else None
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        return value.ravel()[0] if value.size else None
+    return value
+
+
+def _protocol_claim(S: dict) -> tuple[bool, str]:
+    """(does the file claim MAP's delay-response protocol?, what it looks like, for messages).
+
+    It does when its first trial's TrialSettings.GUI has ProtocolType and SamplePeriod or
+    DelayPeriod (the MAP task's settings), or its state machine has every state of REQUIRED_STATES."""
+    settings = S.get("TrialSettings")
+    first = _first(settings)
+    gui = first.get("GUI") if isinstance(first, dict) else None
+    gui = _first(gui) if isinstance(gui, list) else gui
+    gui_fields = sorted(gui) if isinstance(gui, dict) else []
+    states: set[str] = set()
+    raw_data = S.get("RawData")
+    names = raw_data.get("OriginalStateNamesByNumber") if isinstance(raw_data, dict) else None
+    if names is not None:
+        # a cell of per-trial name lists, or (one trial, squeezed) the name list itself
+        flat = names if isinstance(names, (str, list)) else np.asarray(names, dtype=object).ravel().tolist()
+        if isinstance(flat, list) and flat and not isinstance(flat[0], str):
+            flat = flat[0]
+        flat = [flat] if isinstance(flat, str) else np.asarray(flat, dtype=object).ravel().tolist()
+        states = {str(x) for x in flat}
+    raw = S.get("RawEvents")
+    trial0 = _first(raw.get("Trial")) if isinstance(raw, dict) else None
+    if not states and isinstance(trial0, dict) and isinstance(trial0.get("States"), dict):
+        states = set(trial0["States"])
+    by_gui = "ProtocolType" in gui_fields and ("SamplePeriod" in gui_fields or "DelayPeriod" in gui_fields)
+    by_states = set(REQUIRED_STATES) <= states
+    looks = (
+        f"TrialSettings.GUI fields: {', '.join(gui_fields[:6]) or 'none'}{'...' if len(gui_fields) > 6 else ''}; "
+        f"states: {', '.join(sorted(states)[:6]) or 'none'}{'...' if len(states) > 6 else ''}"
+    )
+    return by_gui or by_states, looks
+
+
 def read_delay_response(path: str | Path) -> BehaviorData:
     """Read one delay-response rig file. Raises BehaviorFileError (or UnsupportedProtocol)."""
     path = Path(path)
@@ -161,7 +244,18 @@ def read_delay_response(path: str | Path) -> BehaviorData:
     if "SessionData" not in data or not isinstance(data["SessionData"], dict):
         raise UnsupportedProtocol(f"{path}: no Bpod SessionData struct in the file")
     S = data["SessionData"]
-    _require(S, path, "nTrials", "TrialTypes", "TrialSettings", "TrialStartTimestamp", "RawEvents", "Info")
+    first_settings = _first(S.get("TrialSettings"))
+    first_gui = first_settings.get("GUI") if isinstance(first_settings, dict) else None
+    if isinstance(first_gui, dict) and "X_center" in first_gui and "SamplePeriod" not in first_gui:
+        raise UnsupportedProtocol(f"{path}: multi-target-licking files are not supported by ingest-behavior yet")
+    claims, looks = _protocol_claim(S)
+    if not claims:
+        raise UnsupportedProtocol(
+            f"{path}: unsupported protocol: a Bpod SessionData of another task, not MAP's delay-response "
+            f"(no TrialSettings.GUI.ProtocolType with SamplePeriod/DelayPeriod, nor its states; {looks})"
+        )
+    # from here on the file claims to be a delay-response session: anything missing is an error
+    _require(S, path, "nTrials", "TrialTypes", "TrialSettings", "TrialStartTimestamp", "RawEvents")
     n = int(_scalar(S["nTrials"], 0))
     if n <= 0:
         raise BehaviorFileError(f"{path}: SessionData.nTrials is {S['nTrials']!r}; no trials to load")
@@ -169,20 +263,35 @@ def read_delay_response(path: str | Path) -> BehaviorData:
     guis = [s.get("GUI") if isinstance(s, dict) else None for s in settings]
     if not all(isinstance(g, dict) for g in guis):
         raise BehaviorFileError(f"{path}: TrialSettings lacks a GUI struct on some trials")
-    gui0 = guis[0]
-    if "X_center" in gui0 and "SamplePeriod" not in gui0:
-        raise UnsupportedProtocol(f"{path}: multi-target-licking files are not supported by ingest-behavior yet")
-    if "ProtocolType" not in gui0:
-        raise UnsupportedProtocol(
-            f"{path}: unsupported protocol (TrialSettings.GUI has no ProtocolType; "
-            f"fields: {', '.join(sorted(gui0)[:8])}...)"
+    lacking = [i + 1 for i, g in enumerate(guis) if "ProtocolType" not in g]
+    if lacking:
+        raise BehaviorFileError(
+            f"{path}: a delay-response file ({looks}) but TrialSettings.GUI has no ProtocolType "
+            f"on trial(s) {lacking[:5]}"
         )
     raw = S["RawEvents"]
     if not isinstance(raw, dict) or "Trial" not in raw:
         raise BehaviorFileError(f"{path}: RawEvents.Trial is missing")
     trials_raw = _per_trial(raw["Trial"], n, "RawEvents.Trial", path)
     ttypes = np.asarray(_per_trial(S["TrialTypes"], n, "TrialTypes", path), dtype=np.float64)
-    starts = np.asarray(_per_trial(S["TrialStartTimestamp"], n, "TrialStartTimestamp", path), dtype=np.float64)
+    try:
+        starts = np.asarray(_per_trial(S["TrialStartTimestamp"], n, "TrialStartTimestamp", path), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BehaviorFileError(f"{path}: TrialStartTimestamp is not a list of numbers") from None
+    if not np.isfinite(starts).all():
+        bad = np.flatnonzero(~np.isfinite(starts))
+        raise BehaviorFileError(
+            f"{path}: TrialStartTimestamp of trial {int(bad[0]) + 1} is {starts[bad[0]]:g} "
+            f"({bad.size} trial(s) without a start time)"
+        )
+    back = np.flatnonzero(np.diff(starts) <= 0)
+    if back.size:
+        k = int(back[0]) + 1
+        raise BehaviorFileError(
+            f"{path}: TrialStartTimestamp goes backwards at trial {k + 1}: {starts[k]:g} s after "
+            f"{starts[k - 1]:g} s of trial {k} ({starts[k] - starts[k - 1]:+g} s; trial start times must increase)"
+        )
+    session_start, start_source = _session_start(S, names, path)
     stim = (
         np.asarray(_per_trial(S["StimTrials"], n, "StimTrials", path), dtype=np.float64)
         if "StimTrials" in S
@@ -283,7 +392,7 @@ def read_delay_response(path: str | Path) -> BehaviorData:
     return BehaviorData(
         path=path,
         h2o=names["h2o"],
-        session_datetime=session_datetime(S["Info"], path),
+        session_datetime=session_start,
         trials=trials,
         notes=pd.DataFrame(notes, columns=["trial", "trial_note_type", "trial_note"]),
         events=pd.DataFrame(events, columns=["trial", "trial_event_type", "trial_event_time", "duration"]),
@@ -292,4 +401,5 @@ def read_delay_response(path: str | Path) -> BehaviorData:
         skipped_trials=skipped,
         n_trials_in_file=n,
         warnings=warnings,
+        start_source=start_source,
     )

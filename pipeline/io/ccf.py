@@ -48,58 +48,82 @@ class CCFError(InputError):
 
 
 # ---------------------------------------------------------------------------------------- ontology
-_HEX = re.compile(r"^[0-9A-F]{6}$")
+
+
+def _check_text(path: Path) -> None:
+    """The file must be UTF-8 text (an optional BOM allowed); else CCFError naming the line."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise CCFError(
+            f"{path}: line {line}: not UTF-8 text (byte {raw[e.start : e.start + 1]!r} at offset {e.start}); "
+            "save the file as UTF-8"
+        ) from None
+    if b"\x00" in raw:
+        line = raw.count(b"\n", 0, raw.index(b"\x00")) + 1
+        raise CCFError(f"{path}: line {line}: NUL byte, not a text CSV")
 
 
 def _first_row(path: Path) -> list[str]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            for row in csv.reader(f):
-                if row and any(c.strip() for c in row):
-                    return [c.strip() for c in row]
-    except UnicodeDecodeError as e:
-        raise CCFError(f"{path}: not a text CSV ({e})") from None
+    _check_text(path)
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        for row in csv.reader(f):
+            if row and any(c.strip() for c in row):
+                return [c.strip() for c in row]
     raise CCFError(f"{path}: empty file")
 
 
-def _int_ids(path: Path, values: pd.Series, what: str, first_line: int) -> np.ndarray:
+def _int_ids(path: Path, values: pd.Series, what: str, lines, names: pd.Series | None = None) -> np.ndarray:
+    """Integer ids, each once; ``lines`` is the file line of each value (or the line of the first)."""
     text = values.astype(str).str.strip()
+    line = (np.arange(len(text)) + lines) if np.isscalar(lines) else np.asarray(lines)
     ok = text.str.fullmatch(r"[+-]?\d+")
     if not ok.all():
         i = int(np.flatnonzero(~ok.to_numpy())[0])
-        raise CCFError(f"{path}: line {first_line + i}: {what} {text.iloc[i]!r} is not an integer")
+        raise CCFError(f"{path}: line {int(line[i])}: {what} {text.iloc[i]!r} is not an integer")
     ids = text.astype(np.int64).to_numpy()
     dup = pd.Series(ids).duplicated()
     if dup.any():
-        raise CCFError(f"{path}: {what} {int(ids[dup.to_numpy()][0])} appears more than once")
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        j = int(np.flatnonzero(ids == ids[i])[0])
+        as_names = ""
+        if names is not None:
+            a, b = str(names.iloc[j]).strip(), str(names.iloc[i]).strip()
+            as_names = f" under two names, {a!r} and {b!r}" if a != b else f" twice as {a!r}"
+        raise CCFError(
+            f"{path}: line {int(line[i])}: {what} {int(ids[i])} appears again{as_names} (first on line {int(line[j])}); "
+            "every structure id must be listed once"
+        )
     return ids
 
 
-def _hex_codes(path: Path, values: pd.Series, first_line: int) -> list[str | None]:
+def _hex_codes(path: Path, values: pd.Series, lines) -> list[str | None]:
     text = values.astype(str).str.strip().str.lstrip("#").str.upper()
-    out: list[str | None] = []
-    for i, t in enumerate(text):
-        if t in ("", "NAN", "NONE"):
-            out.append(None)
-            continue
-        code = t.zfill(6)
-        if not _HEX.match(code):
-            raise CCFError(f"{path}: line {first_line + i}: colour {values.iloc[i]!r} is not a hex RRGGBB code")
-        out.append(code)
-    return out
+    line = (np.arange(len(text)) + lines) if np.isscalar(lines) else np.asarray(lines)
+    blank = text.isin(["", "NAN", "NONE"])
+    code = text.str.zfill(6)
+    bad = ~blank & ~code.str.fullmatch(r"[0-9A-F]{6}")
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise CCFError(f"{path}: line {int(line[i])}: colour {values.iloc[i]!r} is not a hex RRGGBB code")
+    return [None if b else c for b, c in zip(blank.tolist(), code.tolist())]
 
 
-def _read_headerless(path: Path, ncols: int, names: list[str]) -> pd.DataFrame:
+def _read_headerless(path: Path, ncols: int, names: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """(the rows, the file line of each); blank lines are left out."""
     try:
         df = pd.read_csv(
-            path, header=None, dtype=str, keep_default_na=False, encoding="utf-8-sig", skip_blank_lines=True
+            path, header=None, dtype=str, keep_default_na=False, encoding="utf-8-sig", skip_blank_lines=False
         )
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise CCFError(f"{path}: cannot parse as CSV ({e})") from None
     if df.shape[1] != ncols:
         raise CCFError(f"{path}: expected {ncols} columns ({', '.join(names)}) without a header, found {df.shape[1]}")
     df.columns = names
-    return df
+    filled = (df.fillna("").astype(str).apply(lambda c: c.str.strip()) != "").any(axis=1).to_numpy()
+    return df.loc[filled].reset_index(drop=True), np.flatnonzero(filled) + 1
 
 
 def read_ontology(region_csv, hexcode_csv=None) -> pd.DataFrame:
@@ -121,12 +145,12 @@ def read_ontology(region_csv, hexcode_csv=None) -> pd.DataFrame:
     if "id" in lower and ("name" in lower or "acronym" in lower):
         out = _read_allen_tree(region_csv)
     elif re.fullmatch(r"[+-]?\d+", first[0]) and len(first) == 2:
-        df = _read_headerless(region_csv, 2, ["region_id", "region_name"])
-        ids = _int_ids(region_csv, df["region_id"], "structure id", 1)
-        names = df["region_name"].str.strip()
+        df, lines = _read_headerless(region_csv, 2, ["region_id", "region_name"])
+        names = df["region_name"].fillna("").astype(str).str.strip()
+        ids = _int_ids(region_csv, df["region_id"], "structure id", lines, names)
         if (names == "").any():
             i = int(np.flatnonzero((names == "").to_numpy())[0])
-            raise CCFError(f"{region_csv}: line {i + 1}: structure {ids[i]} has no name")
+            raise CCFError(f"{region_csv}: line {int(lines[i])}: structure {ids[i]} has no name")
         out = pd.DataFrame(
             {
                 "region_id": ids,
@@ -150,7 +174,7 @@ def read_ontology(region_csv, hexcode_csv=None) -> pd.DataFrame:
 
 def _read_allen_tree(path: Path) -> pd.DataFrame:
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skip_blank_lines=False)
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise CCFError(f"{path}: cannot parse as CSV ({e})") from None
     df.columns = [c.strip().lower() for c in df.columns]
@@ -158,23 +182,44 @@ def _read_allen_tree(path: Path) -> pd.DataFrame:
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise CCFError(f"{path}: structure tree CSV lacks columns {missing}")
-    ids = _int_ids(path, df["id"], "id", 2)
+    filled = (df.fillna("").astype(str).apply(lambda c: c.str.strip()) != "").any(axis=1).to_numpy()
+    df = df.loc[filled].reset_index(drop=True)
+    lines = np.flatnonzero(filled) + 2  # line 1 is the header
     n = len(df)
 
     def col(name):
-        return df[name].str.strip() if name in df.columns else pd.Series([""] * n)
+        return df[name].fillna("").astype(str).str.strip() if name in df.columns else pd.Series([""] * n, dtype=object)
 
+    ids = _int_ids(path, df["id"], "id", lines, col("name"))
     parent_text = col("parent_structure_id")
     # '997.0'-style floats appear when the CSV went through a float column
     parent_text = parent_text.str.replace(r"\.0+$", "", regex=True)
     bad = (parent_text != "") & ~parent_text.str.fullmatch(r"[+-]?\d+")
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise CCFError(f"{path}: line {i + 2}: parent_structure_id {parent_text.iloc[i]!r} is not an integer")
+        raise CCFError(f"{path}: line {int(lines[i])}: parent_structure_id {parent_text.iloc[i]!r} is not an integer")
     parent = pd.array([int(t) if t else pd.NA for t in parent_text], dtype="Int64")
+    orphan = ~pd.Series(parent).isna().to_numpy() & ~np.isin(parent.to_numpy(dtype=np.float64, na_value=np.nan), ids)
+    if orphan.any():
+        i = int(np.flatnonzero(orphan)[0])
+        raise CCFError(
+            f"{path}: line {int(lines[i])}: structure {int(ids[i])} has parent_structure_id {int(parent[i])}, "
+            "which is not a structure of this file"
+        )
+    path_text = col("structure_id_path")
+    has_path = (path_text != "").to_numpy()
+    if has_path.any():
+        last = path_text.str.strip("/").str.split("/").str[-1].to_numpy(dtype=object)
+        wrong = has_path & (last != ids.astype(str).astype(object))
+        if wrong.any():
+            i = int(np.flatnonzero(wrong)[0])
+            raise CCFError(
+                f"{path}: line {int(lines[i])}: structure_id_path {path_text.iloc[i]!r} does not end with the "
+                f"structure's id {int(ids[i])}"
+            )
     acronym = [a if a else None for a in col("acronym")]
-    paths = [p if p else None for p in col("structure_id_path")]
-    colours = _hex_codes(path, col("color_hex_triplet"), 2) if "color_hex_triplet" in df.columns else [None] * n
+    paths = [p if p else None for p in path_text]
+    colours = _hex_codes(path, col("color_hex_triplet"), lines) if "color_hex_triplet" in df.columns else [None] * n
     return pd.DataFrame(
         {
             "region_id": ids,
@@ -193,9 +238,9 @@ def _apply_hexcodes(ontology: pd.DataFrame, path: Path) -> pd.DataFrame:
     first = _first_row(path)
     if not re.fullmatch(r"[+-]?\d+", first[0]):
         raise CCFError(f"{path}: expected header-less 'id,RRGGBB' rows, first row is {first[:3]}")
-    df = _read_headerless(path, 2, ["region_id", "color_code"])
-    ids = _int_ids(path, df["region_id"], "structure id", 1)
-    codes = dict(zip(ids.tolist(), _hex_codes(path, df["color_code"], 1)))
+    df, lines = _read_headerless(path, 2, ["region_id", "color_code"])
+    ids = _int_ids(path, df["region_id"], "structure id", lines)
+    codes = dict(zip(ids.tolist(), _hex_codes(path, df["color_code"], lines)))
     out = ontology.copy()
     old = out["color_code"].tolist()
     out["color_code"] = pd.Series([codes.get(int(r), o) for r, o in zip(out["region_id"], old)], dtype=object)
@@ -362,8 +407,11 @@ class _ZlibStream:
 class _PlaneSource:
     """Planes (slowest axis) of the data section, read one at a time."""
 
-    def __init__(self, path: Path, header: dict, plane_bytes: int, n_planes: int):
+    def __init__(self, path: Path, header: dict, plane_bytes: int, n_planes: int, desc: str = ""):
         self.path, self.plane_bytes, self.n_planes = path, plane_bytes, n_planes
+        self.total = plane_bytes * n_planes
+        self.desc = desc or f"{n_planes} planes of {plane_bytes} bytes"
+        self.delivered = 0  # decompressed bytes read so far (byte skip excluded)
         encoding = str(header.get("encoding", "")).strip().lower()
         data_file = header.get("data file") or header.get("datafile")
         if data_file is not None:
@@ -398,13 +446,20 @@ class _PlaneSource:
                 self.fh.seek(0, io.SEEK_END)
                 have = self.fh.tell() - self.start
                 if have < total:
-                    raise CCFError(f"{path}: raw data is {have} bytes, the header needs {total}: truncated file")
+                    raise CCFError(f"{path}: truncated file: {self._sizes(have)}")
+                if have - total >= plane_bytes and byte_skip != -1:
+                    raise CCFError(
+                        f"{path}: {self._sizes(have)}: more data than the header describes "
+                        "by at least one plane: wrong sizes or type"
+                    )
                 self.fh.seek(self.start)
                 self.stream = None
             elif encoding in ("gzip", "gz", "bzip2", "bz2"):
                 if encoding in ("gzip", "gz"):
                     head = self.fh.read(2)
                     self.fh.seek(-len(head), io.SEEK_CUR)
+                    if head == b"":
+                        raise CCFError(f"{path}: header only, no data after it: {self._sizes(0)}")
                     if head != b"\x1f\x8b":
                         raise CCFError(f"{path}: encoding is gzip but the data does not start with a gzip header")
                     self.stream = _ZlibStream(self.fh)
@@ -414,6 +469,7 @@ class _PlaneSource:
                     raise CCFError(f"{path}: 'byte skip: -1' is only defined for raw encoding")
                 if byte_skip:
                     self._read(byte_skip)
+                    self.delivered = 0
             else:
                 raise CCFError(f"{path}: NRRD encoding {encoding!r} is not supported (raw, gzip, bzip2 are)")
         except BaseException:
@@ -421,18 +477,40 @@ class _PlaneSource:
             raise
         self.next_plane = 0
 
+    def _sizes(self, found: int) -> str:
+        """'found F bytes of data, the header (sizes ...) needs T (P %)' for messages."""
+        pct = f" ({100.0 * found / self.total:.0f} %)" if self.total else ""
+        return f"found {found} bytes of voxel data{pct}, the header ({self.desc}) needs {self.total}"
+
     def _read(self, n: int) -> bytes:
         try:
             b = self.stream.read(n)
-        except (OSError, EOFError, ValueError, zlib.error) as e:  # zlib/bz2 errors surface as these
+        except EOFError:  # bz2: the stream ended before its end-of-stream marker
+            raise CCFError(f"{self.path}: truncated file: {self._sizes(self.delivered)}") from None
+        except (OSError, ValueError, zlib.error) as e:  # zlib/bz2 errors surface as these
             raise CCFError(
                 f"{self.path}: corrupt compressed data near plane {self.next_plane} ({type(e).__name__}: {e})"
             ) from None
+        self.delivered += len(b)
         if len(b) != n:
-            raise CCFError(
-                f"{self.path}: compressed data ends after plane {self.next_plane} of {self.n_planes}: truncated file"
-            )
+            raise CCFError(f"{self.path}: truncated file: {self._sizes(self.delivered)}")
         return b
+
+    def check_end(self) -> None:
+        """After the last plane: not a whole plane more of decompressed data than the header describes
+        (that means wrong sizes or type). Trailing bytes that are not compressed data (a newline,
+        padding) are ignored."""
+        if self.stream is None:
+            return
+        try:
+            extra = self.stream.read(self.plane_bytes)
+        except (OSError, EOFError, ValueError, zlib.error):
+            return
+        if len(extra) >= self.plane_bytes:
+            raise CCFError(
+                f"{self.path}: the compressed data holds more than the {self.total} bytes the header "
+                f"({self.desc}) describes: wrong sizes or type"
+            )
 
     def skip(self):
         if self.stream is None:
@@ -446,7 +524,8 @@ class _PlaneSource:
             assert buf is not None
             got = self.fh.readinto(buf)
             if got != self.plane_bytes:
-                raise CCFError(f"{self.path}: raw data ends in plane {self.next_plane}: truncated file")
+                found = self.fh.tell() - self.start
+                raise CCFError(f"{self.path}: truncated file: {self._sizes(found)}")
             out = buf
         else:
             out = self._read(self.plane_bytes)
@@ -498,7 +577,7 @@ def read_annotation(nrrd_path, step=2, *, voxel_um: float | None = None) -> tupl
     out_c = np.empty((-(-s2 // step), -(-s1 // step), -(-s0 // step)), dtype=np.uint32)
     signed = dtype.kind == "i"
     unsigned_big = dtype.kind == "u" and dtype.itemsize > 4
-    src = _PlaneSource(path, header, plane_bytes, s2)
+    src = _PlaneSource(path, header, plane_bytes, s2, desc=f"sizes {s0} {s1} {s2} of {type_name}")
     buf = bytearray(plane_bytes) if src.stream is None else None
     try:
         for k in range(s2):
@@ -515,6 +594,7 @@ def read_annotation(nrrd_path, step=2, *, voxel_um: float | None = None) -> tupl
             if unsigned_big and plane.size and plane.max() > np.iinfo(np.uint32).max:
                 raise CCFError(f"{path}: region id {int(plane.max())} in plane {k} does not fit uint32")
             out_c[k // step] = plane
+        src.check_end()
     finally:
         src.close()
     return out_c.transpose(), vox * step

@@ -17,12 +17,20 @@ File layout (DeepLabCut 2.x; the MAP rigs' files are the video-analysis kind)::
   3-level MultiIndex (scorer, bodyparts, coords). Needs PyTables.
 * Multi-animal projects add a 4th header row ``individuals`` (and a level of that name in .h5 files):
   not supported, reported as such.
+
+Checks (each failure is one ``DLCError`` line naming the file, the line or column and the problem):
+every data row has as many fields as the 3-row header and the file ends with a line end (a file cut
+off while being written is refused, never read with NaN-filled cells); frame numbers increase;
+x, y and likelihood of a bodypart are missing (NaN) together or not at all; likelihoods are in
+[0, 1]. ``read_dlc`` loads video-analysis output only: a labelled-data file (x, y without
+likelihood, rows indexed by image path) is refused unless ``allow_labelled=True``.
 """
 
 from __future__ import annotations
 
 import csv
 import fnmatch
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,17 +119,33 @@ def map_bodyparts(bodyparts) -> tuple[dict[str, str], list[str]]:
 
 
 # ----------------------------------------------------------------------------------------------
-def read_dlc(path) -> DLCTracking:
-    """Read a DeepLabCut .csv or .h5 file (see the module docstring for the accepted layouts)."""
+def read_dlc(path, *, allow_labelled: bool = False) -> DLCTracking:
+    """Read a DeepLabCut .csv or .h5 file (see the module docstring for the accepted layouts).
+
+    Only video-analysis output (x, y, likelihood per frame) is accepted unless ``allow_labelled``:
+    a labelled-data file (``CollectedData_*``: x, y only, rows indexed by image path) is training
+    data, not tracking of a video, and raises DLCError saying so.
+    """
     path = existing_file(path, DLCError)
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5", ".hdf"):
-        return _read_h5(path)
-    with open(path, "rb") as f:
-        magic = f.read(8)
-    if magic.startswith(b"\x89HDF"):
-        return _read_h5(path)
-    return _read_csv(path)
+        out = _read_h5(path)
+    else:
+        with open(path, "rb") as f:
+            magic = f.read(8)
+        out = _read_h5(path) if magic.startswith(b"\x89HDF") else _read_csv(path)
+    if not allow_labelled and (out.likelihood is None or out.image_paths is not None):
+        why = []
+        if out.likelihood is None:
+            why.append("coords x, y without likelihood")
+        if out.image_paths is not None:
+            shown = out.image_paths[0] if out.image_paths else ""
+            why.append(f"rows indexed by image path ({shown!r}, ...)")
+        raise DLCError(
+            f"{path}: labelled training data, not video-analysis output ({'; '.join(why)}); "
+            "tracking needs the <video>DLC_<network>.csv/.h5 that analyze_videos writes"
+        )
+    return out
 
 
 def _read_csv(path: Path) -> DLCTracking:
@@ -159,6 +183,7 @@ def _read_csv(path: Path) -> DLCTracking:
     bodyparts = [c.strip() for c in rows[1][n_index:]]
     coords = [c.strip().lower() for c in rows[2][n_index:]]
     columns = [f"{b}/{c}" for b, c in zip(bodyparts, coords)]
+    lines = _data_lines(path, width)
     # fast path: pandas parses the values as floats (blank = NaN); on any failure the text path
     # below finds the offending cell and says where it is
     try:
@@ -178,7 +203,49 @@ def _read_csv(path: Path) -> DLCTracking:
         index, values = np.empty((0, n_index), dtype=object), np.empty((0, width - n_index))
     except (ValueError, TypeError, UnicodeDecodeError):
         index, values = _read_values_as_text(path, width, n_index, columns)
-    return _assemble(path, scorers, bodyparts, coords, values, _index_from_cells(index))
+    if values.shape[0] != lines.size:  # cannot happen after _data_lines, unless quoting differs
+        raise DLCError(f"{path}: {values.shape[0]} data rows parsed but the file has {lines.size} data lines")
+    return _assemble(path, scorers, bodyparts, coords, values, _index_from_cells(index), lines=lines)
+
+
+def _data_lines(path: Path, width: int) -> np.ndarray:
+    """1-based line numbers of the data rows (after the 3 header rows, blank lines left out), having
+    checked that each has ``width`` fields and that the file ends with a line end. Vectorised over
+    the bytes: one pass, no Python loop over rows (quoted fields fall back to the csv module)."""
+    raw = path.read_bytes()
+    if not raw.endswith(b"\n"):
+        n_line = raw.count(b"\n") + 1
+        last = raw[raw.rfind(b"\n") + 1 :][:40]
+        raise DLCError(
+            f"{path}: line {n_line} (the last) has no line end ({last!r}...): the file was cut off while being written"
+        )
+    if b'"' in raw:  # quoted fields (an image path with a comma?): let the csv module count
+        text = raw.decode("utf-8-sig", errors="replace")
+        counts, blank = [], []
+        for row in csv.reader(io.StringIO(text, newline="")):
+            counts.append(len(row))
+            blank.append(not any(c.strip() for c in row))
+        counts_a, blank_a = np.asarray(counts, dtype=np.int64), np.asarray(blank, dtype=bool)
+    else:
+        buf = np.frombuffer(raw, dtype=np.uint8)
+        ends = np.flatnonzero(buf == 10)
+        starts = np.r_[0, ends[:-1] + 1]
+        counts_a = np.add.reduceat((buf == 44).view(np.uint8), starts, dtype=np.int64) + 1
+        content = ends - starts - (buf[np.maximum(ends - 1, 0)] == 13)
+        # a line of commas only is not blank (pandas reads it as a row of NaN)
+        blank_a = content <= 0
+    numbers = np.arange(1, counts_a.size + 1)
+    data = (numbers > 3) & ~blank_a
+    bad = data & (counts_a != width)
+    if bad.any():
+        k = np.flatnonzero(bad)
+        first = int(k[0])
+        short = " (cut off mid-row)" if counts_a[first] < width else ""
+        more = f"; {k.size - 1} more such line(s)" if k.size > 1 else ""
+        raise DLCError(
+            f"{path}: line {first + 1} has {int(counts_a[first])} fields but the 3-row header has {width}{short}{more}"
+        )
+    return numbers[data]
 
 
 def _read_values_as_text(path: Path, width: int, n_index: int, columns: list[str]):
@@ -226,7 +293,10 @@ def _read_h5(path: Path) -> DLCTracking:
     try:
         import tables  # noqa: F401  (pandas needs it for HDF5; say so plainly)
     except ImportError:
-        raise DLCError(f"{path}: reading DeepLabCut .h5 files needs PyTables (pip install tables)") from None
+        raise DLCError(
+            f"{path}: reading DeepLabCut .h5 files needs PyTables: pip install 'map-pipeline[dlc-h5]' "
+            f"(or use DeepLabCut's .csv output)"
+        ) from None
     try:
         with pd.HDFStore(path, mode="r") as store:
             keys = store.keys()
@@ -285,6 +355,7 @@ def _assemble(
     values: np.ndarray,
     index_labels: list[str],
     int_index: np.ndarray | None = None,
+    lines: np.ndarray | None = None,
 ) -> DLCTracking:
     if not bodyparts:
         raise DLCError(f"{path}: no bodypart columns")
@@ -314,13 +385,49 @@ def _assemble(
             raise DLCError(f"{path}: the first column holds neither frame numbers nor image paths")
     if image_paths is not None:
         frame_index = np.arange(n, dtype=np.int64)
+
+    def where(row: int) -> str:
+        return f"line {int(lines[row])}" if lines is not None else f"row {row} (frame {frame_index[row]})"
+
+    if image_paths is None and n > 1:
+        back = np.flatnonzero(np.diff(frame_index) <= 0)
+        if back.size:
+            r = int(back[0]) + 1
+            raise DLCError(
+                f"{path}: {where(r)}: frame number {int(frame_index[r])} does not follow {int(frame_index[r - 1])} "
+                "(frame numbers must increase)"
+            )
+    x = np.ascontiguousarray(values[:, take["x"]], dtype=np.float64)
+    y = np.ascontiguousarray(values[:, take["y"]], dtype=np.float64)
+    lik = np.ascontiguousarray(values[:, take["likelihood"]], dtype=np.float64) if with_likelihood else None
+    nan_x, nan_y = np.isnan(x), np.isnan(y)
+    partial = nan_x != nan_y
+    if lik is not None:
+        partial |= nan_x != np.isnan(lik)
+    if partial.any():
+        r, b = (int(v[0]) for v in np.nonzero(partial))
+        got = {"x": x[r, b], "y": y[r, b], **({"likelihood": lik[r, b]} if lik is not None else {})}
+        raise DLCError(
+            f"{path}: {where(r)}: bodypart {parts[b]!r} has "
+            + ", ".join(f"{k}={v:g}" for k, v in got.items())
+            + f": some coordinates missing (NaN) but not all ({int(partial.sum())} such value(s) in the file)"
+        )
+    if not (np.isfinite(x) | nan_x).all() or not (np.isfinite(y) | nan_y).all():
+        r, b = (int(v[0]) for v in np.nonzero(np.isinf(x) | np.isinf(y)))
+        raise DLCError(f"{path}: {where(r)}: bodypart {parts[b]!r} has an infinite coordinate")
+    if lik is not None:
+        with np.errstate(invalid="ignore"):
+            out_of_range = (lik < 0) | (lik > 1)
+        if out_of_range.any():
+            r, b = (int(v[0]) for v in np.nonzero(out_of_range))
+            raise DLCError(f"{path}: {where(r)}: bodypart {parts[b]!r} has likelihood {lik[r, b]:g}, outside [0, 1]")
     return DLCTracking(
         path=path,
         scorer=distinct[0],
         bodyparts=parts,
-        x=np.ascontiguousarray(values[:, take["x"]], dtype=np.float64),
-        y=np.ascontiguousarray(values[:, take["y"]], dtype=np.float64),
-        likelihood=(np.ascontiguousarray(values[:, take["likelihood"]], dtype=np.float64) if with_likelihood else None),
+        x=x,
+        y=y,
+        likelihood=lik,
         frame_index=frame_index,
         image_paths=image_paths,
     )

@@ -453,6 +453,26 @@ def _assemble(
             raise JRClustError(f"{path}: {arr.size} cluster {name} for {k_file} clusters")
     if not (np.all(np.isfinite(times)) and np.all(np.isfinite(clusters)) and np.all(np.isfinite(sites))):
         raise JRClustError(f"{path}: non-finite spike times, sites or clusters")
+    for arr, key, what in ((times, "times", "sample number"), (sites, "sites", "site"), (clusters, "clu", "cluster")):
+        frac = np.flatnonzero(np.asarray(arr) != np.floor(arr))
+        if frac.size:
+            i = int(frac[0])
+            raise JRClustError(
+                f"{path}: {names[key]}[{i}] (0-based) is {float(np.asarray(arr)[i])!r}, not a whole {what} "
+                f"({frac.size} such spikes)"
+            )
+    limit = fs * 86400 * 10
+    if times.size and float(np.max(times)) > limit:
+        i = int(np.argmax(times))
+        raise JRClustError(
+            f"{path}: {names['times']}[{i}] (0-based) is {float(times[i]):g} samples, beyond 10 days of recording "
+            f"at {fs:g} Hz: not a plausible spike time (corrupt file?)"
+        )
+    if times.size and float(np.min(times)) < 1:
+        i = int(np.argmin(times))
+        raise JRClustError(
+            f"{path}: {names['times']}[{i}] (0-based) is {float(times[i]):g}; JRClust sample numbers start at 1"
+        )
     times = times.astype(np.int64) - 1
     sites = sites.astype(np.int64) - 1
     clusters = clusters.astype(np.int64)
@@ -467,8 +487,6 @@ def _assemble(
         raise JRClustError(
             f"{path}: {names['clu']} refers to cluster {clusters.max()} but the file describes {k_file} clusters"
         )
-    if times.size and times.min() < 0:
-        raise JRClustError(f"{path}: {names['times']} has sample numbers < 1")
     if times.size and not np.all(times[1:] >= times[:-1]):
         order = np.argsort(times, kind="stable")
         times, sites, clusters = times[order], sites[order], clusters[order]

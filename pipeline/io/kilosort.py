@@ -12,8 +12,9 @@ Files read (spec 3.4), all but ``spike_times.npy`` optional, each absence listed
 
 * ``params.py`` (parsed with ``ast``, never executed): ``sample_rate`` (else 30 kHz is assumed);
 * ``spike_times.npy``; ``spike_times_sec.npy`` / ``spike_times_sec_adj.npy`` (seconds, e.g. after
-  TPrime) go to ``spike_times_sec``; ``spike_clusters.npy`` (phy's curated ids; else
-  ``spike_templates.npy`` is used), ``spike_templates.npy``, ``amplitudes.npy``;
+  TPrime) go to ``spike_times_sec``; ``spike_clusters.npy`` (phy's curated ids; required: a folder
+  without it is refused unless ``clusters_from_templates=True``, then ``spike_templates.npy`` is
+  used), ``spike_templates.npy``, ``amplitudes.npy``;
 * ``channel_map.npy``, ``channel_positions.npy``;
 * ``templates.npy`` (+ ``templates_ind.npy`` when sparse) and ``whitening_mat_inv.npy``: a cluster's
   mean waveform is the spike-weighted mean of its unwhitened templates scaled by the spike amplitudes
@@ -31,6 +32,13 @@ Files read (spec 3.4), all but ``spike_times.npy`` optional, each absence listed
 * ecephys ``metrics.csv``, ``waveform_metrics.csv`` and ``mean_waveforms.npy`` (units x channels x
   samples, in uV, indexed by cluster id and acquisition channel): when present they give the peak
   channel, amplitude (uV), SNR and the mean waveform (uV), as the original MAP ingest did.
+
+Checks (each a one-line KilosortError naming the file): per-spike files have one entry per spike;
+spike times are finite whole non-negative sample numbers below ``MAX_RECORDING_DAYS`` of recording
+(float files holding whole numbers are accepted), template/cluster ids whole and non-negative;
+channel_map.npy lists distinct channels below params.py ``n_channels_dat``; when the sorted binary
+(``dat_path``) is in the folder, its size is whole samples and holds every spike.
+:func:`check_geometry` checks a sorting against the SpikeGLX ``.meta`` of its recording.
 """
 
 from __future__ import annotations
@@ -38,18 +46,22 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
 
+if TYPE_CHECKING:
+    from .spikeglx import SpikeGLXMeta
+
 __all__ = [
     "KilosortError",
     "SortingResult",
     "read_kilosort",
     "read_params",
+    "check_geometry",
     "group_by_cluster",
     "dense_cluster_index",
     "ks_quality",
@@ -279,9 +291,142 @@ def _vector(path: Path, a: np.ndarray) -> np.ndarray:
     raise KilosortError(f"{path}: expected a vector, got shape {a.shape}")
 
 
+#: spike times beyond this many days of recording (at the folder's sample rate) are refused as corrupt
+MAX_RECORDING_DAYS = 10
+
+
+def _first_bad(path: Path, bad: np.ndarray, problem: str, values: np.ndarray, what: str = "spike") -> None:
+    """KilosortError naming the first ``bad`` element (index and value) and how many there are."""
+    if not bad.any():
+        return
+    k = np.flatnonzero(bad)
+    i = int(k[0])
+    v = values[i]
+    shown = np.array2string(np.asarray(v), precision=6) if np.ndim(v) else repr(v.item() if hasattr(v, "item") else v)
+    more = f" ({k.size} {what}s in all)" if k.size > 1 else ""
+    raise KilosortError(f"{path}: {what} {i} (0-based): {shown} {problem}{more}")
+
+
+def _spike_times(path: Path, a: np.ndarray, sample_rate: float) -> np.ndarray:
+    """spike_times.npy as int64 samples; integer-valued floats are accepted, anything else refused."""
+    if a.dtype.kind == "b" or a.dtype.kind not in "iuf":
+        raise KilosortError(f"{path}: spike times of type {a.dtype}, expected integer sample numbers")
+    limit = int(sample_rate * 86400 * MAX_RECORDING_DAYS)
+    if a.size == 0:
+        return np.zeros(0, np.int64)
+    if a.dtype.kind == "f":
+        _first_bad(path, ~np.isfinite(a), "is not a finite sample number", a)
+        _first_bad(path, a != np.floor(a), "is not a whole sample number (spike times are sample indices)", a)
+    _first_bad(path, a < 0, "is a negative sample number", a)
+    too_big = a > limit
+    if too_big.any():
+        _first_bad(
+            path,
+            too_big,
+            f"samples is beyond {MAX_RECORDING_DAYS} days of recording at {sample_rate:g} Hz: not a plausible "
+            "spike time (corrupt file?)",
+            a,
+        )
+    return a.astype(np.int64)
+
+
+def _ids(path: Path, a: np.ndarray, what: str) -> np.ndarray:
+    """Per-spike template or cluster ids as int32: whole, non-negative numbers only."""
+    if a.dtype.kind == "b" or a.dtype.kind not in "iuf":
+        raise KilosortError(f"{path}: {what} ids of type {a.dtype}, expected integers")
+    if a.size == 0:
+        return np.zeros(0, np.int32)
+    if a.dtype.kind == "f":
+        _first_bad(path, ~np.isfinite(a), f"is not a finite {what} id", a)
+        _first_bad(path, a != np.floor(a), f"is not a whole number ({what} ids are integers)", a)
+    _first_bad(path, a < 0, f"is a negative {what} id", a)
+    _first_bad(path, a > np.iinfo(np.int32).max, f"is too large for a {what} id (more than 2**31 - 1)", a)
+    return a.astype(np.int32)
+
+
+def _n_channels_dat(folder: Path, params: dict[str, Any]) -> int | None:
+    if "n_channels_dat" not in params:
+        return None
+    v = params["n_channels_dat"]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v != int(v) or v < 1:
+        raise KilosortError(f"{folder / 'params.py'}: n_channels_dat {v!r} is not a positive whole number")
+    return int(v)
+
+
+def _check_channel_map(folder: Path, channel_map: np.ndarray, params: dict[str, Any]) -> None:
+    """channel_map.npy: distinct channels, each inside the n_channels_dat of the sorted file."""
+    path = folder / "channel_map.npy"
+    if channel_map.size and channel_map.min() < 0:
+        raise KilosortError(f"{path}: negative channel {int(channel_map.min())}")
+    uniq, counts = np.unique(channel_map, return_counts=True)
+    if (counts > 1).any():
+        dup = uniq[counts > 1]
+        raise KilosortError(f"{path}: channel(s) {dup[:5].tolist()} listed more than once")
+    n_dat = _n_channels_dat(folder, params)
+    if n_dat is None:
+        return
+    if channel_map.size > n_dat:
+        raise KilosortError(
+            f"{folder / 'params.py'}: n_channels_dat = {n_dat} but channel_map.npy lists {channel_map.size} channels"
+        )
+    if channel_map.size and channel_map.max() >= n_dat:
+        raise KilosortError(
+            f"{folder / 'params.py'}: n_channels_dat = {n_dat} but channel_map.npy refers to channel "
+            f"{int(channel_map.max())} (0-based)"
+        )
+
+
+def _check_dat_file(folder: Path, params: dict[str, Any], spike_times: np.ndarray) -> None:
+    """When the sorted binary named by params.py ``dat_path`` is in the folder: its size must be whole
+    samples of n_channels_dat channels, and every spike time inside it."""
+    dat = params.get("dat_path")
+    if isinstance(dat, (list, tuple)) and len(dat) == 1:
+        dat = dat[0]
+    if not isinstance(dat, str) or not dat.strip():
+        return
+    name = dat.replace("\\", "/").rsplit("/", 1)[-1]
+    candidates = [Path(dat), folder / dat, folder / name]
+    p = None
+    for c in candidates:
+        try:
+            if c.is_file():
+                p = c
+                break
+        except OSError:  # e.g. a name too long for this system: not a file here
+            continue
+    n_dat = _n_channels_dat(folder, params)
+    if p is None or n_dat is None:
+        return
+    try:
+        itemsize = np.dtype(str(params.get("dtype", "int16"))).itemsize
+    except TypeError:
+        raise KilosortError(f"{folder / 'params.py'}: dtype {params.get('dtype')!r} is not a numpy type") from None
+    try:
+        offset = int(params.get("offset", 0) or 0)
+    except (TypeError, ValueError):
+        raise KilosortError(
+            f"{folder / 'params.py'}: offset {params.get('offset')!r} is not a number of bytes"
+        ) from None
+    size = p.stat().st_size - offset
+    frame = n_dat * itemsize
+    if size < 0 or size % frame:
+        raise KilosortError(
+            f"{p}: {size} data bytes is not a whole number of samples of n_channels_dat = {n_dat} "
+            f"x {itemsize} bytes ({folder / 'params.py'})"
+        )
+    n_samples = size // frame
+    if spike_times.size and spike_times.max() >= n_samples:
+        raise KilosortError(
+            f"{folder / 'spike_times.npy'}: spike time {int(spike_times.max())} (samples) is past the end of "
+            f"{p} ({n_samples} samples of {n_dat} channels)"
+        )
+
+
 def _check_len(path: Path, a: np.ndarray, n: int, what: str = "spike_times.npy") -> None:
     if a.shape[0] != n:
-        raise KilosortError(f"{path}: {a.shape[0]} rows but {what} has {n}")
+        raise KilosortError(
+            f"{path}: {a.shape[0]} entries but {what} has {n} spikes (every per-spike file has one entry per spike)"
+        )
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -357,8 +502,12 @@ def _read_metrics(path: Path) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------- reading
 
 
-def read_kilosort(folder: str | Path) -> SortingResult:
-    """Read a Kilosort/phy output folder (see the module docstring); raises KilosortError."""
+def read_kilosort(folder: str | Path, *, clusters_from_templates: bool = False) -> SortingResult:
+    """Read a Kilosort/phy output folder (see the module docstring); raises KilosortError.
+
+    A folder without ``spike_clusters.npy`` is refused (KilosortError naming the folder) unless
+    ``clusters_from_templates``: then the clusters are the Kilosort templates.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise KilosortError(f"{folder}: not a folder")
@@ -392,24 +541,18 @@ def read_kilosort(folder: str | Path) -> SortingResult:
     st_path = folder / "spike_times.npy"
     if not st_path.is_file():
         raise KilosortError(f"{st_path}: missing (every Kilosort/phy folder has spike times)")
-    spike_times = _vector(st_path, _load_npy(st_path))
+    spike_times = _spike_times(st_path, _vector(st_path, _load_npy(st_path)), sample_rate)
     n = spike_times.shape[0]
-    if spike_times.dtype.kind == "f":
-        if n and not np.all(np.isfinite(spike_times)):
-            raise KilosortError(f"{st_path}: non-finite spike times")
-        spike_times = np.rint(spike_times)
-    elif spike_times.dtype.kind not in "iu":
-        raise KilosortError(f"{st_path}: spike times of type {spike_times.dtype}, expected integers")
-    spike_times = spike_times.astype(np.int64)
-    if n and spike_times.min() < 0:
-        raise KilosortError(f"{st_path}: negative spike times")
 
     spike_times_sec = None
     for name in ("spike_times_sec_adj.npy", "spike_times_sec.npy"):
         if (folder / name).is_file():
             a = _vector(folder / name, _load_npy(folder / name))
             _check_len(folder / name, a, n)
+            if a.dtype.kind not in "iuf":
+                raise KilosortError(f"{folder / name}: values of type {a.dtype}, expected seconds (numbers)")
             spike_times_sec = np.asarray(a, dtype=np.float64)
+            _first_bad(folder / name, ~np.isfinite(spike_times_sec), "is not a finite number of seconds", a)
             break
 
     templates_path = folder / "spike_templates.npy"
@@ -417,17 +560,24 @@ def read_kilosort(folder: str | Path) -> SortingResult:
     if templates_path.is_file():
         spike_templates = _vector(templates_path, _load_npy(templates_path))
         _check_len(templates_path, spike_templates, n)
-        spike_templates = spike_templates.astype(np.int32)
+        spike_templates = _ids(templates_path, spike_templates, "template")
     clusters_path = folder / "spike_clusters.npy"
     if clusters_path.is_file():
         spike_clusters = _vector(clusters_path, _load_npy(clusters_path))
         _check_len(clusters_path, spike_clusters, n)
-        spike_clusters = spike_clusters.astype(np.int32)
-    elif spike_templates is not None:
+        spike_clusters = _ids(clusters_path, spike_clusters, "cluster")
+    elif spike_templates is not None and clusters_from_templates:
         spike_clusters = spike_templates.copy()
         missing.append("spike_clusters.npy: clusters are the Kilosort templates (no phy curation)")
+    elif spike_templates is not None:
+        raise KilosortError(
+            f"{folder}: no spike_clusters.npy (the cluster of each spike, which Kilosort 2+ and phy write): "
+            "the folder is incomplete; to use the Kilosort templates as clusters, pass clusters_from_templates=True"
+        )
     else:
-        raise KilosortError(f"{clusters_path}: missing, and no spike_templates.npy to use instead")
+        raise KilosortError(
+            f"{folder}: no spike_clusters.npy and no spike_templates.npy: the cluster of each spike is unknown"
+        )
     if spike_templates is None:
         missing.append("spike_templates.npy: no per-spike template, so no spike sites, depths or template waveforms")
 
@@ -435,7 +585,10 @@ def read_kilosort(folder: str | Path) -> SortingResult:
     if amplitudes is not None:
         amplitudes = _vector(folder / "amplitudes.npy", amplitudes)
         _check_len(folder / "amplitudes.npy", amplitudes, n)
+        if amplitudes.dtype.kind not in "iuf":
+            raise KilosortError(f"{folder / 'amplitudes.npy'}: values of type {amplitudes.dtype}, expected numbers")
         amplitudes = amplitudes.astype(np.float32)
+        _first_bad(folder / "amplitudes.npy", ~np.isfinite(amplitudes), "is not a finite number", amplitudes)
 
     # spikes in time order (Kilosort writes them sorted; phy keeps the order)
     file_templates, order = spike_templates, None  # pc_features.npy rows stay in file order
@@ -466,6 +619,16 @@ def read_kilosort(folder: str | Path) -> SortingResult:
                 f"{folder / 'channel_positions.npy'}: {channel_positions.shape[0]} sites but "
                 f"channel_map.npy has {channel_map.size}"
             )
+        _first_bad(
+            folder / "channel_positions.npy",
+            ~np.isfinite(channel_positions).all(axis=1),
+            "is not a finite position",
+            channel_positions,
+            what="site",
+        )
+    if channel_map is not None:
+        _check_channel_map(folder, channel_map, params)
+    _check_dat_file(folder, params, spike_times)
 
     # -- templates
     n_templates = int(spike_templates.max()) + 1 if spike_templates is not None and n else 0
@@ -759,3 +922,91 @@ def _waveforms_from_file(
     if idx.size:
         out[idx] = mw[cluster_ids[idx], chan[idx], :]
     return out
+
+
+# ------------------------------------------------------------------------------------- probe geometry
+
+
+def check_geometry(sorting: SortingResult, meta: SpikeGLXMeta, *, tol_um: float = 1.0) -> list[str]:
+    """Check a sorting against the SpikeGLX ``.meta`` of the recording it sorted (pure, no database).
+
+    * ``params.py`` ``n_channels_dat`` must be the meta's saved channel count, with or without its sync
+      channel(s) (385 saved = 384 neural + 1 sync: 385 or 384);
+    * every channel of ``channel_map`` must be one of the meta's saved neural channels;
+    * ``channel_positions`` must be the meta's site positions of those channels (``meta.x``/``meta.y``
+      at ``channel_map``), up to a shift and a flip of each axis (Kilosort channel maps often mirror x
+      and start y at another origin): a file from another probe layout or with rows in another order
+      fails;
+    * spike times must fall inside the recording when the meta gives its size (``fileSizeBytes``).
+
+    Raises KilosortError naming both files and the disagreement. Returns one short sentence per check
+    made or skipped, for the loader's log.
+    """
+    folder = sorting.path if sorting.path.is_dir() else sorting.path.parent
+    where = sorting.path
+    n_neural = int(len(meta.electrodes))
+    n_saved = int(meta.n_saved_channels)
+    n_sync = n_saved - n_neural
+    if meta.stream == "nidq" or n_neural == 0:
+        raise KilosortError(f"{meta.path}: a {meta.stream} stream has no probe channels to check {where} against")
+    notes: list[str] = []
+    n_dat = _n_channels_dat(folder, sorting.params) if sorting.params else None
+    if n_dat is None:
+        notes.append("n_channels_dat: not in params.py, channel count not checked")
+    elif n_dat not in (n_saved, n_neural):
+        raise KilosortError(
+            f"{folder / 'params.py'}: n_channels_dat = {n_dat} but {meta.path} saves {n_saved} channels "
+            f"({n_neural} neural + {n_sync} sync, so {n_saved} or {n_neural} expected): "
+            "the sorting is not of this recording"
+        )
+    else:
+        notes.append(f"n_channels_dat {n_dat} = {n_neural} neural{f' + {n_sync} sync' if n_dat == n_saved else ''}")
+    cm = np.asarray(sorting.channel_map, dtype=np.int64).ravel()
+    cm_path = folder / "channel_map.npy" if sorting.path.is_dir() else sorting.path
+    if cm.size and (cm.min() < 0 or cm.max() >= n_neural):
+        bad = int(cm.max()) if cm.max() >= n_neural else int(cm.min())
+        raise KilosortError(
+            f"{cm_path}: channel {bad} is not one of the {n_neural} neural channels that {meta.path} saves"
+        )
+    pos = np.asarray(sorting.channel_positions, dtype=np.float64)
+    pos_path = folder / "channel_positions.npy" if sorting.path.is_dir() else sorting.path
+    if cm.size == 0 or pos.shape != (cm.size, 2) or not np.isfinite(pos).all():
+        notes.append("channel_positions: not available, site positions not checked")
+    else:
+        ref = np.column_stack([np.asarray(meta.x, dtype=np.float64)[cm], np.asarray(meta.y, dtype=np.float64)[cm]])
+        fitted = np.empty_like(ref)
+        how = []
+        for axis, name in ((0, "x"), (1, "y")):
+            best = None
+            for sign in (1.0, -1.0):  # the direction (then offset) most sites agree on
+                off = float(np.median(pos[:, axis] - sign * ref[:, axis]))
+                err = np.abs(pos[:, axis] - (sign * ref[:, axis] + off))
+                key = (int((err > tol_um).sum()), float(err.max()))
+                if best is None or key < best[0]:
+                    best = (key, sign, off)
+            _, sign, off = best
+            fitted[:, axis] = sign * ref[:, axis] + off
+            how.append(f"{name}{' mirrored' if sign < 0 else ''}{f' shifted {off:+g} um' if off else ''}")
+        wrong = np.flatnonzero((np.abs(pos - fitted) > tol_um).any(axis=1))
+        if wrong.size:
+            i = int(wrong[0])
+            raise KilosortError(
+                f"{pos_path}: site positions disagree with {meta.path} at {wrong.size} of {cm.size} sites "
+                f"(first: site {i}, channel {int(cm[i])}: ({pos[i, 0]:g}, {pos[i, 1]:g}) um in the sorting, "
+                f"({ref[i, 0]:g}, {ref[i, 1]:g}) um in the meta; compared up to a shift/flip of each axis): "
+                "scrambled or from another probe layout"
+            )
+        notes.append(f"channel_positions match the meta's sites ({', '.join(how)})")
+    size = meta.raw.get("fileSizeBytes")
+    try:
+        n_samples = int(size) // (2 * n_saved) if size else None
+    except ValueError:
+        n_samples = None
+    st = np.asarray(sorting.spike_times)
+    if n_samples and st.size and int(st.max()) >= n_samples:
+        raise KilosortError(
+            f"{where}: spike time {int(st.max())} (samples) is past the end of the recording of {meta.path} "
+            f"(fileSizeBytes {size} = {n_samples} samples of {n_saved} int16 channels)"
+        )
+    notes.append("spike times inside the recording" if n_samples else "fileSizeBytes: not in the meta")
+    return notes

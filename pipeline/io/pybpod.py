@@ -200,6 +200,33 @@ def _session_path_parts(path: Path) -> tuple[str, str] | None:
 # the raw log
 
 
+#: bytes that never occur in a pybpod text log (C0 controls but tab, line feed, carriage return, escape)
+_BINARY = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f]")
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """The log as text; binary garbage (invalid UTF-8, NUL and other control bytes) is an error naming
+    its line. A multi-byte character cut at the very end (an unfinished last line) is left for the
+    truncation checks."""
+    m = _BINARY.search(raw)
+    bad_at = m.start() if m else None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        last_line_start = raw.rfind(b"\n") + 1
+        if e.reason == "unexpected end of data" and e.start >= last_line_start and bad_at is None:
+            return raw[: e.start].decode("utf-8") + "\ufffd"  # cut mid-character while being written
+        bad_at = e.start if bad_at is None else min(bad_at, e.start)
+    else:
+        if bad_at is None:
+            return text
+    line = raw.count(b"\n", 0, bad_at) + 1
+    raise PybpodError(
+        f"{path}: not a pybpod session log: undecodable bytes at line {line} ({raw[bad_at : bad_at + 8]!r}...): "
+        "binary data in a text log, the file is damaged"
+    )
+
+
 def read_log(path: str | Path, allow_truncated: bool = False) -> pd.DataFrame:
     """The rows of a pybpod session CSV: columns TYPE, PC_TIME (datetime64), BPOD_INITIAL_TIME,
     BPOD_FINAL_TIME (float, NaN when empty or ``nan``), MSG, INFO (str, '' when empty).
@@ -218,7 +245,7 @@ def read_log(path: str | Path, allow_truncated: bool = False) -> pd.DataFrame:
         raise PybpodError(f"{path}: cannot read the file ({e.strerror or e})") from None
     if not raw.strip():
         raise PybpodError(f"{path}: the file is empty")
-    text = raw.decode("utf-8", errors="replace")
+    text = _decode(path, raw)
     if not text.endswith("\n"):
         if not allow_truncated:
             last = text[text.rfind("\n") + 1 :]
@@ -686,27 +713,60 @@ def read_subject_meta(path: str | Path) -> pd.DataFrame:
     Returns the columns of META_COLUMNS parsed (Date datetime64, Time and Time-end datetime.time or
     None, the three amounts float, Training type and Notes str) plus ``is_session``: the row is a
     behaviour session candidate (spec 3.2: a date, both times filled in, type not restriction /
-    handling / freewater, Water during training > 0).
+    handling / freewater, Water during training > 0). Empty cells are allowed (NaT / None / NaN); a
+    filled-in cell that is not a valid date (``2024-13-45``), time or number is a PybpodError naming
+    the file, the line and the column.
     """
     path = Path(path)
     if not path.is_file():
         raise PybpodError(f"{path}: file not found")
+    raw = path.read_bytes()
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=True, skipinitialspace=True)
+        raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise PybpodError(
+            f"{path}: line {line}: not UTF-8 text (byte {raw[e.start : e.start + 1]!r}); save the sheet as UTF-8 CSV"
+        ) from None
+    try:
+        # blank lines are kept (and dropped below) so that row i is on line i + 2
+        df = pd.read_csv(
+            io.BytesIO(raw),
+            dtype=str,
+            keep_default_na=True,
+            skipinitialspace=True,
+            skip_blank_lines=False,
+            encoding="utf-8-sig",
+        )
     except Exception as e:
         raise PybpodError(f"{path}: cannot read as CSV ({type(e).__name__}: {e})") from None
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in META_COLUMNS if c not in df.columns]
     if missing:
         raise PybpodError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
+    line = pd.Series(np.arange(len(df)) + 2, index=df.index)
+    keep = df.notna().any(axis=1)
+    df, line = df.loc[keep].reset_index(drop=True), line.loc[keep].reset_index(drop=True)
     out = df[list(META_COLUMNS)].copy()
-    text = {c: out[c].fillna("").astype(str).str.strip() for c in ("Date", "Time", "Time-end")}
+    text = {c: out[c].fillna("").astype(str).str.strip() for c in META_COLUMNS}
+
+    def refuse(column: str, bad: pd.Series, what: str) -> None:
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            more = f" ({int(bad.sum())} such cells in the column)" if bad.sum() > 1 else ""
+            raise PybpodError(
+                f"{path}: line {int(line.iat[i])}, column {column!r}: {text[column].iat[i]!r} is not {what}{more}"
+            )
+
     date = pd.to_datetime(text["Date"], format="%Y-%m-%d", errors="coerce")
     out["Date"] = date.fillna(pd.to_datetime(text["Date"], format="%Y/%m/%d", errors="coerce"))
-    out["Time"] = _parse_times(text["Time"])
-    out["Time-end"] = _parse_times(text["Time-end"])
+    refuse("Date", (text["Date"] != "") & out["Date"].isna(), "a valid date (YYYY-MM-DD or YYYY/MM/DD)")
+    for c in ("Time", "Time-end"):
+        out[c] = _parse_times(text[c])
+        refuse(c, (text[c] != "") & out[c].isna(), "a valid time (HH:MM or HH:MM:SS)")
     for c in ("Water during training", "Weight", "Extra water"):
-        out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
+        out[c] = pd.to_numeric(text[c].replace("", np.nan), errors="coerce").astype(float)
+        refuse(c, (text[c] != "") & ~np.isfinite(out[c]), "a number")
     out["Training type"] = out["Training type"].fillna("").astype(str).str.strip()
     out["Notes"] = out["Notes"].fillna("").astype(str)
     out["is_session"] = (

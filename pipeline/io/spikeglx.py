@@ -167,16 +167,88 @@ def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",")]
 
 
-def _site_map(text: str) -> tuple[list[str], np.ndarray]:
-    """'(h1,h2,..)(a:b:c:d)...' -> (header fields, float array n x 4)."""
+_ENTRY = re.compile(r"\(([^)]*)\)")
+
+
+def _entries(path: Path, key: str, text: str) -> tuple[list[str], list[str]]:
+    """'(h1,h2,..)(e1)(e2)...' -> (header fields, entry texts); anything outside the parentheses is
+    an error naming the key."""
     m = re.match(r"\s*\(([^)]*)\)", text)
-    header = m.group(1).split(",") if m else []
-    body = text[m.end() :] if m else text
-    rows = re.findall(r"\(([^)]*)\)", body)
+    if m is None:
+        raise SpikeGLXError(f"{path}: ~{key} does not start with a '(...)' header ({text[:30]!r})")
+    body = text[m.end() :]
+    rest = _ENTRY.sub("", body).strip()
+    if rest:
+        raise SpikeGLXError(f"{path}: ~{key} has text outside its '(...)' entries ({rest[:30]!r}): a broken map")
+    return [h.strip() for h in m.group(1).split(",")], _ENTRY.findall(body)
+
+
+def _site_map(path: Path, key: str, text: str) -> tuple[list[str], np.ndarray]:
+    """'(h1,h2,..)(a:b:c:d)...' -> (header fields, float array n x 4); a malformed entry is an error
+    naming the key and the entry."""
+    header, rows = _entries(path, key, text)
     if not rows:
         return header, np.empty((0, 4))
-    arr = np.array([r.split(":") for r in rows], dtype=np.float64)
+    try:
+        arr = np.array([r.split(":") for r in rows], dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != 4 or not np.isfinite(arr).all():
+            raise ValueError
+    except ValueError:
+        for i, r in enumerate(rows):  # only to name the bad entry
+            parts = r.split(":")
+            try:
+                ok = len(parts) == 4 and all(np.isfinite(float(p)) for p in parts)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise SpikeGLXError(
+                    f"{path}: ~{key}: unreadable value in entry {i} ({r!r}): expected 4 numbers a:b:c:d"
+                ) from None
+        raise SpikeGLXError(f"{path}: ~{key}: unreadable entries") from None
     return header, arr
+
+
+def _check_chan_map(path: Path, m: dict[str, str], saved: np.ndarray, stream: str) -> None:
+    """``~snsChanMap``: one ``(NAME;channel:order)`` entry per saved channel, in file order, each naming
+    its acquisition channel; for imec streams the header is ``acqApLfSy`` and the names AP/LF/SY + index."""
+    text = m.get("snsChanMap")
+    if not text:
+        return
+    header, rows = _entries(path, "snsChanMap", text)
+    if len(rows) != len(saved):
+        raise SpikeGLXError(
+            f"{path}: ~snsChanMap has {len(rows)} entries but the file saves {len(saved)} channels "
+            f"(nSavedChans={m.get('nSavedChans')})"
+        )
+    parsed = [re.fullmatch(r"\s*([A-Za-z]+)(\d+)\s*;\s*(\d+)\s*:\s*(\d+)\s*", r) for r in rows]
+    bad = next((i for i, p in enumerate(parsed) if p is None), None)
+    if bad is not None:
+        raise SpikeGLXError(f"{path}: ~snsChanMap: entry {bad} ({rows[bad]!r}) is not NAME;channel:order")
+    kind = np.array([p.group(1) for p in parsed])
+    index = np.array([int(p.group(2)) for p in parsed], dtype=np.int64)
+    chan = np.array([int(p.group(3)) for p in parsed], dtype=np.int64)
+    wrong = np.flatnonzero(chan != saved)
+    if wrong.size:
+        i = int(wrong[0])
+        raise SpikeGLXError(
+            f"{path}: ~snsChanMap entry {i} ({rows[i]!r}) is channel {chan[i]} but snsSaveChanSubset "
+            f"saves channel {saved[i]} there ({wrong.size} such entries)"
+        )
+    if stream == "nidq" or not m.get("acqApLfSy"):
+        return
+    acq = _ints(m["acqApLfSy"])
+    if [int(h) for h in header if h] != acq:
+        raise SpikeGLXError(f"{path}: ~snsChanMap header ({','.join(header)}) is not acqApLfSy={m['acqApLfSy']}")
+    n_ap, n_lf = acq[0], acq[1]
+    want_kind = np.where(saved < n_ap, "AP", np.where(saved < n_ap + n_lf, "LF", "SY"))
+    want_index = np.where(saved < n_ap, saved, np.where(saved < n_ap + n_lf, saved - n_ap, saved - n_ap - n_lf))
+    wrong = np.flatnonzero((kind != want_kind) | (index != want_index))
+    if wrong.size:
+        i = int(wrong[0])
+        raise SpikeGLXError(
+            f"{path}: ~snsChanMap entry {i} ({rows[i]!r}) should be named {want_kind[i]}{want_index[i]} "
+            f"(acquisition channel {saved[i]} with acqApLfSy={m['acqApLfSy']})"
+        )
 
 
 def _float(m: dict[str, str], key: str) -> float | None:
@@ -278,6 +350,24 @@ def _readout_electrodes(path: Path, m: dict[str, str], probe_type: str) -> tuple
     text = m.get("imroTbl")
     if not text:
         raise SpikeGLXError(f"{path}: no ~imroTbl, cannot tell which electrodes were recorded")
+    header, rows = _entries(path, "imroTbl", text)
+    if 2 <= len(header) <= 3:  # (type,n) / 3A (serial,option,n): the last field is the entry count
+        try:
+            n_declared = int(header[-1])
+        except ValueError:
+            raise SpikeGLXError(
+                f"{path}: ~imroTbl header ({','.join(header)}) does not end with a channel count"
+            ) from None
+        if len(rows) != n_declared:
+            raise SpikeGLXError(f"{path}: ~imroTbl header says {n_declared} channels but it has {len(rows)} entries")
+    n_acq = _ints(m["acqApLfSy"])[0] if m.get("acqApLfSy") else None
+    if n_acq is not None and len(rows) != n_acq:
+        raise SpikeGLXError(
+            f"{path}: ~imroTbl has {len(rows)} entries but acqApLfSy={m['acqApLfSy']} acquires {n_acq} channels"
+        )
+    if len({len(r.split()) for r in rows}) > 1:
+        i = next(i for i, r in enumerate(rows) if len(r.split()) != len(rows[0].split()))
+        raise SpikeGLXError(f"{path}: ~imroTbl: entry {i} ({rows[i]!r}) has a different number of fields than entry 0")
     try:
         imro = _parse_imro_string(text)
         header_len = len(text.split(")")[0].split(","))
@@ -315,8 +405,9 @@ def _check_site_maps(path: Path, m: dict[str, str], electrodes: np.ndarray, prob
     shank_map, geom_map = m.get("snsShankMap"), m.get("snsGeomMap")
     used = np.ones(n, dtype=bool)
     if shank_map:
-        _, a = _site_map(shank_map)
-        if len(a) == n and n:
+        header, a = _site_map(path, "snsShankMap", shank_map)
+        _check_map_entries(path, "snsShankMap", header, a, n)
+        if n:
             ok = (
                 (a[:, 0] + 1 == t["shank"][i]) & (a[:, 1] + 1 == t["shank_col"][i]) & (a[:, 2] + 1 == t["shank_row"][i])
             )
@@ -329,11 +420,10 @@ def _check_site_maps(path: Path, m: dict[str, str], electrodes: np.ndarray, prob
                     f"says {int(a[k, 0]) + 1}/{int(a[k, 1]) + 1}/{int(a[k, 2]) + 1})"
                 )
             used = a[:, 3] != 0
-        elif len(a):
-            log.warning("%s: ~snsShankMap has %d entries for %d saved neural channels; not checked", path, len(a), n)
     if geom_map:
-        header, a = _site_map(geom_map)
-        if len(a) == n and n:
+        header, a = _site_map(path, "snsGeomMap", geom_map)
+        _check_map_entries(path, "snsGeomMap", header, a, n)
+        if n:
             pitch = float(header[2]) if len(header) > 2 else 0.0
             x_abs = a[:, 1] + a[:, 0] * pitch
             dx = x_abs - t["x_coord"][i]
@@ -347,9 +437,47 @@ def _check_site_maps(path: Path, m: dict[str, str], electrodes: np.ndarray, prob
                     f"x={a[k, 1]} (on its shank) z={a[k, 2]})"
                 )
             used = a[:, 3] != 0
-        elif len(a):
-            log.warning("%s: ~snsGeomMap has %d entries for %d saved neural channels; not checked", path, len(a), n)
     return used
+
+
+def _check_map_entries(path: Path, key: str, header: list[str], a: np.ndarray, n: int) -> None:
+    """One entry per saved neural channel; shank (and for snsShankMap column and row) whole numbers
+    inside the header's counts; the 'used' flag 0 or 1."""
+    if len(a) != n:
+        raise SpikeGLXError(f"{path}: ~{key} has {len(a)} entries but the file saves {n} neural channels")
+    if not n:
+        return
+    # (header field, entry column, what): snsShankMap (nShanks,nCols,nRows)(shank:col:row:used),
+    # snsGeomMap (part number,nShanks,pitch,width)(shank:x:z:used)
+    bounds = ((0, 0, "shanks"), (1, 1, "columns"), (2, 2, "rows")) if key == "snsShankMap" else ((1, 0, "shanks"),)
+    cols = [c for _, c, _ in bounds]
+    whole = a[:, cols]
+    frac = np.flatnonzero(((whole != np.floor(whole)) | (whole < 0)).any(axis=1))
+    if frac.size:
+        i = int(frac[0])
+        raise SpikeGLXError(
+            f"{path}: ~{key}: entry {i} ({':'.join(f'{v:g}' for v in a[i])}) has a negative or fractional "
+            + "/".join(w[:-1] for _, _, w in bounds)
+        )
+    flag = np.flatnonzero(~np.isin(a[:, 3], (0, 1)))
+    if flag.size:
+        raise SpikeGLXError(f"{path}: ~{key}: entry {int(flag[0])} has 'used' flag {a[flag[0], 3]:g} (0 or 1)")
+    for field_i, col, what in bounds:
+        if field_i >= len(header):
+            raise SpikeGLXError(f"{path}: ~{key} header ({','.join(header)}) lacks the number of {what}")
+        try:
+            bound = int(header[field_i])
+        except ValueError:
+            raise SpikeGLXError(
+                f"{path}: ~{key} header field {field_i + 1} ({header[field_i]!r}) is not a number of {what}"
+            ) from None
+        out = np.flatnonzero(a[:, col] >= bound)
+        if out.size:
+            i = int(out[0])
+            raise SpikeGLXError(
+                f"{path}: ~{key}: entry {i} is {what[:-1]} {a[i, col]:g} but the header has {bound} {what} "
+                f"({out.size} such entries)"
+            )
 
 
 def _imec_uv_per_bit(
@@ -479,6 +607,7 @@ def _read_meta(path: Path) -> SpikeGLXMeta:
         first_sample=first_sample,
     )
     if stream == "nidq":
+        _check_chan_map(path, m, saved, stream)
         return SpikeGLXMeta(
             **common,
             probe_type=None,
@@ -515,6 +644,7 @@ def _read_meta(path: Path) -> SpikeGLXMeta:
                 f"{path}: snsApLfSy={m['snsApLfSy']} does not match the {int(neural.sum())} "
                 f"neural and {int((~neural).sum())} sync channels of snsSaveChanSubset"
             )
+    _check_chan_map(path, m, saved, stream)
     readout = np.where(in_lf, saved - n_ap, saved)[neural]
 
     entries, imro = _readout_electrodes(path, m, probe_type)

@@ -238,7 +238,9 @@ def write_session_file(
     if version == "5":
         sio.savemat(path, {"SessionData": session}, do_compression=False)
     elif version == "7.3":
-        import hdf5storage
+        from . import hdf5storage as _need_hdf5storage
+
+        hdf5storage = _need_hdf5storage()
 
         # Write v5, read it back the way MATLAB arrays look (records, cells), write that as HDF5:
         # the same route a real v5 rig file takes to v7.3, checked in the tests.
@@ -250,3 +252,60 @@ def write_session_file(
     else:
         raise ValueError(f"version must be '5' or '7.3', not {version!r}")
     return truth
+
+
+def make_other_protocol_data(
+    n_trials: int = 3,
+    *,
+    trial_types: bool = True,
+    info: bool = True,
+    settings: bool = True,
+    seed: int = 0,
+    when: dt.datetime = dt.datetime(2021, 3, 1, 10, 0, 0),
+) -> dict:
+    """SessionData of a Bpod protocol that is *not* MAP's delay-response task (a simple two-port
+    water task: states ITI / WaitForPoke / Reward / Drinking), as Bpod 2 (with ``Info``, ``TrialTypes``,
+    ``TrialSettings``) or Bpod 0.5 (``info=False``, ``trial_types=False``, ``settings=False``) writes it."""
+    rng = np.random.default_rng(seed)
+    names = ("ITI", "WaitForPoke", "Reward", "Drinking")
+    trials = []
+    for _ in range(n_trials):
+        wait = round(float(rng.uniform(0.2, 2.0)), 4)
+        states = {
+            "ITI": np.array([[0.0, 1.0]]),
+            "WaitForPoke": np.array([[1.0, 1.0 + wait]]),
+            "Reward": np.array([[1.0 + wait, 1.05 + wait]]),
+            "Drinking": np.array([[1.05 + wait, 2.5 + wait]]),
+        }
+        trials.append(dict(States=states, Events=dict(Port1In=np.array([1.0 + wait, 1.3 + wait]))))
+    starts = np.round(np.cumsum(rng.uniform(4.0, 6.0, n_trials)), 4)
+    session: dict = dict(
+        nTrials=float(n_trials),
+        RawEvents=dict(Trial=_cell(trials)),
+        RawData=dict(OriginalStateNamesByNumber=_cell([np.array(names, dtype=object)] * n_trials)),
+        TrialStartTimestamp=starts[None, :],
+    )
+    if trial_types:
+        session["TrialTypes"] = rng.integers(1, 3, n_trials).astype(float)[None, :]
+    if settings:
+        ts = np.empty((1, n_trials), dtype=[("GUI", object)])
+        for i in range(n_trials):
+            ts[0, i]["GUI"] = dict(RewardAmount=3.0, ITIDuration=1.0, ResponseWindow=5.0)
+        session["TrialSettings"] = ts
+    if info:
+        session["Info"] = dict(
+            BpodSoftwareVersion="2.1",
+            StateMachineVersion="Bpod 2.0",
+            SessionDate=when.strftime("%d-%b-%Y"),
+            SessionStartTime_UTC=when.strftime("%H:%M:%S"),
+        )
+    return session
+
+
+def write_other_protocol_file(folder: str | Path, h2o: str = "dm1", task: str = "water", **kw) -> Path:
+    """``<folder>/<h2o>_<task>_<yyyymmdd>_<hhmmss>.mat`` holding :func:`make_other_protocol_data`."""
+    when = kw.get("when", dt.datetime(2021, 3, 1, 10, 0, 0))
+    path = Path(folder) / f"{h2o}_{task}_{when:%Y%m%d_%H%M%S}.mat"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sio.savemat(path, {"SessionData": make_other_protocol_data(**kw)}, do_compression=False)
+    return path

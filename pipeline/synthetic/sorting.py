@@ -117,12 +117,21 @@ class _Sim:
 
 
 def _simulate(
-    rng: np.random.Generator, n_units: int, n_spikes: int, n_channels: int, duration_s: float, fs: float
+    rng: np.random.Generator,
+    n_units: int,
+    n_spikes: int,
+    n_channels: int,
+    duration_s: float,
+    fs: float,
+    positions: np.ndarray | None = None,
 ) -> _Sim:
     if n_units < 1 or n_spikes < n_units:
         raise ValueError("need at least one unit and one spike per unit")
     channel_map = np1_channel_map(n_channels)
-    positions = np1_site_positions(channel_map)
+    if positions is None:
+        positions = np1_site_positions(channel_map)
+    else:  # the recording's own site positions (e.g. from its .meta): channel i at positions[i]
+        positions = np.asarray(positions, dtype=np.float64)[channel_map]
     n_sites = channel_map.size
     if n_units > n_sites:
         raise ValueError(f"{n_units} units for {n_sites} sites")
@@ -210,8 +219,12 @@ def write_kilosort(
     n_merged: int | None = None,
     with_clusters: bool = True,
     with_params: bool = True,
+    positions: np.ndarray | None = None,
 ) -> GeneratedSorting:
     """A Kilosort 2.5 + phy folder with ground truth.
+
+    ``positions``: (channels, 2) site positions in um of the recording's saved channels (e.g.
+    ``np.c_[meta.x, meta.y]`` of its SpikeGLX meta); default the Neuropixels 1.0 bank-0 layout.
 
     Templates: unit u has template u; ``n_merged`` units (default n_units // 5) were merged in phy from
     two templates (u and a second one with a smaller repolarisation), so their cluster id is new
@@ -225,7 +238,7 @@ def write_kilosort(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    sim = _simulate(rng, n_units, n_spikes, n_channels, duration_s, sample_rate)
+    sim = _simulate(rng, n_units, n_spikes, n_channels, duration_s, sample_rate, positions)
     n_sites = sim.channel_map.size
     n_merged = n_units // 5 if n_merged is None else n_merged
     if not with_clusters:  # Kilosort alone: no phy merges, clusters are templates
@@ -634,7 +647,9 @@ def _cell(strings) -> np.ndarray:
 
 
 def _savemat73(path: Path, data: dict) -> None:
-    import hdf5storage
+    from . import hdf5storage as _need_hdf5storage
+
+    hdf5storage = _need_hdf5storage()
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():

@@ -188,6 +188,7 @@ def write_meta(
     original_create_time: dt.datetime | None = None,
     seed: int = 0,
     overrides: dict[str, str | None] | None = None,
+    duration_s: float = 3600.0,
 ) -> GeneratedMeta:
     """Write one imec stream's ``.meta`` file.
 
@@ -198,7 +199,8 @@ def write_meta(
     ``site_map``: 'shank' (snsShankMap), 'geom' (snsGeomMap), None, or 'auto' (geom for the commercial
     NP2.0 probe as its newer SpikeGLX writes, shank otherwise). ``tilde=False`` writes the
     tables without their '~' (as some tools do). ``original_create_time`` writes a CatGT-style
-    ``fileCreateTime_original``. ``overrides`` sets keys (value None deletes the key).
+    ``fileCreateTime_original``. ``overrides`` sets keys (value None deletes the key). ``duration_s``:
+    the recording length that ``fileSizeBytes``/``fileTimeSecs`` describe (int16 samples).
     """
     path = Path(path)
     p = PROBES[probe]
@@ -246,8 +248,8 @@ def write_meta(
         "fileCreateTime": created.strftime("%Y-%m-%dT%H:%M:%S"),
         "fileName": f"D:/data/{path.stem}.bin",
         "fileSHA1": "".join(rng.choice(list("0123456789ABCDEF"), size=40)),
-        "fileSizeBytes": str(2 * len(saved_acq) * int(rate * 60)),
-        "fileTimeSecs": "60",
+        "fileSizeBytes": str(2 * len(saved_acq) * int(rate * duration_s)),
+        "fileTimeSecs": f"{float(duration_s):g}",
         "firstSample": str(first_sample if stream == "ap" else first_sample // 12),
         "gateMode": "Immediate",
         "imAiRangeMax": f"{p.v_range:g}",
@@ -433,7 +435,9 @@ def write_bitcode_mat(
     if version == "5":
         sio.savemat(path, data, do_compression=False)
     elif version == "7.3":
-        import hdf5storage
+        from . import hdf5storage as _need_hdf5storage
+
+        hdf5storage = _need_hdf5storage()
 
         hdf5storage.savemat(str(path), data, format="7.3", matlab_compatible=True)
     else:

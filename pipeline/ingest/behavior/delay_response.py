@@ -210,7 +210,16 @@ def write_session(rec: SessionRecord, subject_id: int, user: str) -> dict:
             experiment.BehaviorTrial,
             frame(
                 trials,
-                ["trial", "task", "task_protocol", "trial_instruction", "early_lick", "outcome", "auto_water", "free_water"],
+                [
+                    "trial",
+                    "task",
+                    "task_protocol",
+                    "trial_instruction",
+                    "early_lick",
+                    "outcome",
+                    "auto_water",
+                    "free_water",
+                ],
             ),
         )
         insert_frame(experiment.TrialNote, frame(tables["notes"], ["trial", "trial_note_type", "trial_note"]))
@@ -226,7 +235,10 @@ def write_session(rec: SessionRecord, subject_id: int, user: str) -> dict:
                 proto = (experiment.PhotostimProtocol & {"photostim_protocol": protocol}).fetch1()
                 experiment.Photostim.insert1(
                     dict(
-                        skey, photo_stim=protocol, photostim_device=proto["photostim_device"], duration=proto["duration"]
+                        skey,
+                        photo_stim=protocol,
+                        photostim_device=proto["photostim_device"],
+                        duration=proto["duration"],
                     )
                 )
                 locs = (experiment.PhotostimProtocol.Location & {"photostim_protocol": protocol}).to_dicts()

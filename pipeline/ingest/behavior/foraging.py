@@ -218,7 +218,9 @@ class ForagingStep(runner.Step):
     def find(self, summary: Summary) -> list[runner.Item]:
         settings = self.bpod if self.bpod is not None else config.get("behavior_bpod")
         if not settings:
-            summary.fail("behavior_bpod", "setting is missing; see docs/ingest-foraging.md (meta_dir and project_paths)")
+            summary.fail(
+                "behavior_bpod", "setting is missing; see docs/ingest-foraging.md (meta_dir and project_paths)"
+            )
             return []
         settings = config.validate("behavior_bpod", settings)
         meta_dir = Path(settings["meta_dir"]).expanduser()

@@ -264,6 +264,11 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
     meta = read_meta(meta_path)
     method, sorting_path = find_sorting(pf.path, h2o)
     sorting = read_sorting(method, sorting_path)
+    if not method.startswith("jrclust"):  # channel count and site positions against the meta
+        from ...io.kilosort import check_geometry
+
+        for line in check_geometry(sorting, meta):
+            log.info("%s: %s", sorting_path, line)
     bit_path = find_bitcode(pf.path, h2o)
     bit = read_bitcode(bit_path)
     if bit.trial_start is None:
@@ -452,7 +457,11 @@ def write_probe(clustering_key: dict, pf: ProbeFolder, rec: ProbeRecord) -> None
         no_electrode = dict(probe_type=None, electrode_config_name=None, electrode_group=None, electrode=None)
 
         def unit_row(u: dict) -> dict:
-            peak = dict(cfg_key, electrode_group=0, electrode=u["electrode"]) if u["electrode"] is not None else no_electrode
+            peak = (
+                dict(cfg_key, electrode_group=0, electrode=u["electrode"])
+                if u["electrode"] is not None
+                else no_electrode
+            )
             return dict(clustering_key, **{**u, **peak})
 
         ephys.Clustering.Unit.insert([unit_row(u) for u in rec.units])
@@ -500,11 +509,13 @@ class EphysStep(runner.Step):
             (experiment.Session * lab.WaterRestriction).proj("session_date", "water_restriction_number").to_dicts()
         )
         items = []
+        used: set[Path] = set()
         for s in sessions:
             key = dict(subject_id=s["subject_id"], session=s["session"])
             h2o, day = s["water_restriction_number"], s["session_date"]
             seen: set[int] = set()
             for root in roots:
+                used.update(session_dirs(root, h2o, day))
                 for pf in probe_folders(root, h2o, day):
                     if pf.insertion_number not in seen:
                         seen.add(pf.insertion_number)
@@ -516,6 +527,16 @@ class EphysStep(runner.Step):
                                 data=(h2o, pf),
                             )
                         )
+        known = {s["water_restriction_number"] for s in sessions}
+        for root in roots:  # folders that no session took: a misnamed folder must not go unnoticed
+            for animal in sorted(p for p in root.iterdir() if p.is_dir()):
+                if animal.name not in known:
+                    summary.ignore(str(animal), "no behaviour session of an animal with this water restriction id")
+                    continue
+                for folder in sorted(p for p in animal.iterdir() if p.is_dir() and p not in used):
+                    summary.ignore(
+                        str(folder), f"matches no behaviour session date of {animal.name} (or is not named by a date)"
+                    )
         if items:
             db.warn_if_local_store()
         return items

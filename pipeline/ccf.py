@@ -124,17 +124,23 @@ class CCFAnnotation(dj.Manual):
         volume, voxel = read_annotation(paths["annotation_nrrd"], step=step)
         cls.last_load = dict(source_um=voxel / step, step=step, voxel_um=voxel, shape=volume.shape)
         AnnotationVersion.insert1(dict(annotation_version=version), skip_duplicates=True)
-        cls.insert1(
-            dict(
-                annotation_version=version,
-                voxel_um=float(voxel),
-                shape_ap=volume.shape[0],
-                shape_dv=volume.shape[1],
-                shape_ml=volume.shape[2],
-                annotation=volume,
-                source_file=str(paths["annotation_nrrd"])[:1024],
+        key = dict(annotation_version=version)
+        db.remove_store_objects(cls, key)  # left by an interrupted earlier load
+        try:
+            cls.insert1(
+                dict(
+                    key,
+                    voxel_um=float(voxel),
+                    shape_ap=volume.shape[0],
+                    shape_dv=volume.shape[1],
+                    shape_ml=volume.shape[2],
+                    annotation=volume,
+                    source_file=str(paths["annotation_nrrd"])[:1024],
+                )
             )
-        )
+        except BaseException:
+            db.remove_store_objects(cls, key)
+            raise
         return True
 
 

@@ -256,6 +256,29 @@ def warn_if_local_store() -> None:
         )
 
 
+def store_prefix(table, key: dict) -> str:
+    """The store folder that holds the objects of ``table``'s rows under ``key`` (a prefix of its
+    primary key): DataJoint's schema-addressed layout ``_schema/<schema>/<table>/<attr>=<value>/...``."""
+    from datajoint.storage import encode_pk_value
+
+    spec = dj.config.get_store_spec(STORE)
+    parts = [str(spec.get("schema_prefix", "_schema")).strip("/"), table.database, table.table_name]
+    for attr in table.primary_key:
+        if attr not in key:
+            break
+        parts.append(f"{attr}={encode_pk_value(key[attr])}")
+    return "/".join(p for p in parts if p)
+
+
+def remove_store_objects(table, key: dict) -> None:
+    """Remove the store objects of ``table`` under ``key``. Only for keys that have no rows: the
+    objects a rolled-back or killed load left behind (DataJoint writes them before the transaction
+    commits, and a rollback does not remove them)."""
+    from datajoint.hash_registry import get_store_backend
+
+    get_store_backend(STORE).remove_folder(store_prefix(table, key))
+
+
 def check_packet_size(conn: dj.Connection) -> int:
     """Warn when MySQL/MariaDB's max_allowed_packet is too small for spike arrays."""
     size = int(conn.query("SELECT @@max_allowed_packet").fetchone()[0])

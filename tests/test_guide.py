@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_mapshell
@@ -305,3 +306,47 @@ def test_ccfload_refuses_another_file_under_a_loaded_version(database, tmp_path)
     with pytest.raises(InputError, match="already loaded from"):
         ccf.CCFAnnotation.load_ccf_annotation(dict(paths, annotation_nrrd=str(tmp_path / "b.nrrd")))
     assert ccf.CCFAnnotation.load_ccf_annotation(dict(paths, annotation_nrrd=str(tmp_path / "a.nrrd"))) is False
+
+
+def test_failed_probe_leaves_no_store_objects(database, tmp_path, monkeypatch):
+    """A probe whose write fails after its spike arrays went to the store leaves no files there, and a
+    run killed after writing some leaves nothing that the next run does not clear."""
+    from pipeline import db, ephys
+    from pipeline.ingest.ephys import ingest_ephys
+    from pipeline.ingest.ephys import step as ephys_step
+    from pipeline.synthetic.sorting import write_kilosort
+    from pipeline.synthetic.spikeglx import write_bitcode_mat, write_meta
+
+    _animal(11, "dm11")
+    when = dt.datetime(2022, 11, 4, 9, 0, 0)
+    truth = write_session_file(tmp_path / "rig", h2o="dm11", when=when, n_trials=12, seed=3)
+    assert ingest([["RRig", str(tmp_path / "rig"), 0]]).ok
+    codes = truth.notes[truth.notes.trial_note_type == "bitcode"].sort_values("trial")
+    pdir = tmp_path / "ephys" / "dm11" / when.strftime("%Y%m%d") / "1"
+    write_meta(pdir / "dm11_g0_tcat.imec0.ap.meta", probe="np1", seed=1)
+    write_bitcode_mat(pdir / "dm11_g0_bitcode.mat", list(codes.trial_note), seed=2)
+    write_kilosort(pdir / "ks", n_units=5, n_spikes=3000, seed=3, duration_s=200.0)
+    folder = Path(db.store_location()) / db.store_prefix(ephys.Clustering.Unit, dict(subject_id=11, session=1))
+
+    def files():
+        return sorted(folder.rglob("*.npy")) if folder.exists() else []
+
+    real_insert = ephys_step.insert_frame
+
+    def fail_after_units(table, df):  # the units (and their arrays) are written, then the probe fails
+        if table.__name__ == "ClusterMetric":
+            raise ConnectionError("simulated crash after the spike arrays were stored")
+        return real_insert(table, df)
+
+    monkeypatch.setattr(ephys_step, "insert_frame", fail_after_units)
+    s = ingest_ephys([str(tmp_path / "ephys")])
+    assert not s.ok and "rolled back" in s.failed[0][1]
+    assert not (ephys.Clustering.Unit & {"subject_id": 11}) and files() == []
+    # a killed run: its objects are there but no rows; the next run clears them and loads
+    leftover = folder / "insertion_number=1" / "unit=999" / "spike_times_killed.npy"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"\x93NUMPY")
+    monkeypatch.setattr(ephys_step, "insert_frame", real_insert)
+    s = ingest_ephys([str(tmp_path / "ephys")])
+    assert s.ok and len(s.loaded) == 1, s.report()
+    assert not leftover.exists() and len(files()) == 5 * 5  # times, trials, sites, depths, waveform per unit

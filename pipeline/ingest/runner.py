@@ -71,6 +71,10 @@ class Step:
     def write(self, item: Item, record: Any, inputs: Any) -> Done:
         raise NotImplementedError
 
+    def cleanup(self, item: Item) -> None:
+        """Remove what a failed (rolled-back) or killed write of ``item`` left outside the database
+        (store objects). Called before each write and after a failed one; the item has no rows."""
+
 
 def run(step: Step, progress: bool | None = None) -> Summary:
     """Find the step's items and load each that is not loaded yet; returns the summary."""
@@ -83,6 +87,13 @@ def run(step: Step, progress: bool | None = None) -> Summary:
     return summary
 
 
+def _cleanup_quietly(step: Step, item: Item) -> None:
+    try:
+        step.cleanup(item)
+    except Exception:  # never hide the write's own error behind a cleanup error
+        log.warning("%s: could not remove its store objects after the failure", item.label, exc_info=True)
+
+
 def run_item(step: Step, item: Item, summary: Summary) -> bool:
     """Check, build and write one item, recording the outcome in ``summary``; True if loaded."""
     try:
@@ -93,7 +104,12 @@ def run_item(step: Step, item: Item, summary: Summary) -> bool:
             return False
         inputs = step.inputs(item)
         record = step.build(item, inputs)
-        done = step.write(item, record, inputs)
+        step.cleanup(item)  # what a killed earlier run left behind
+        try:
+            done = step.write(item, record, inputs)
+        except BaseException:
+            _cleanup_quietly(step, item)
+            raise
     except SkipItem as e:
         summary.skip(item.label, str(e))
         return False

@@ -561,6 +561,11 @@ class EphysStep(runner.Step):
         h2o, pf = item.data
         return build_probe(h2o, item.key["session"], pf, inputs)
 
+    def cleanup(self, item: runner.Item) -> None:
+        from ... import db, ephys
+
+        db.remove_store_objects(ephys.Clustering.Unit, item.key)
+
     def write(self, item: runner.Item, record: ProbeRecord, inputs) -> runner.Done:
         write_probe(item.key, item.data[1], record)
         n_units = len(record.units)

@@ -49,6 +49,7 @@ SCHEMA_MODULE_ORDER = (
     "ccf",
     "histology",
     "ingest_histology",
+    "psth",
 )
 
 #: Where each schema module lives. The ingest bookkeeping tables live with their ingest step.
@@ -62,6 +63,7 @@ SCHEMA_MODULE_PATHS = {
     "ccf": "pipeline.ccf",
     "histology": "pipeline.histology",
     "ingest_histology": "pipeline.ingest.histology.tables",
+    "psth": "pipeline.psth",
 }
 
 #: MariaDB's default max_allowed_packet (16 MB) breaks large blob inserts.

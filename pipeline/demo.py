@@ -26,6 +26,7 @@ def demo_folder() -> Path:
 def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, int]:
     """Run the demo; returns row counts of the main tables. ``fresh`` drops the demo schemas first."""
 
+    import numpy as np
     import pandas as pd
 
     from .ingest.animals import load_animals
@@ -61,7 +62,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     animals = make_animals(n=5, seed=1)
     sheet = write_animals(folder / "animals.xlsx", animals)
     summaries = []
-    out(f"step 1/8  load-animal {sheet}")
+    out(f"step 1/9  load-animal {sheet}")
     summaries.append(load_animals(sheet))
     out("          " + summaries[-1].line())
 
@@ -75,7 +76,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
                 when = dt.datetime(2024, 6, 3 + day, 9 + 3 * f, 15 * k, 0)
                 if not (rig_dir / f"{h2o}_tw2_{when:%Y%m%d_%H%M%S}.mat").exists():
                     write_session_file(rig_dir, h2o=h2o, when=when, n_trials=60, seed=100 * k + 10 * day + f)
-    out(f"step 2/8  ingest-behavior {rig_dir} (generated rig files)")
+    out(f"step 2/9  ingest-behavior {rig_dir} (generated rig files)")
     summaries.append(ingest_behavior([["RRig", str(rig_dir), 0]]))
     out("          " + summaries[-1].line())
 
@@ -94,7 +95,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
                 seed=d,
             )
         write_subject_meta(bpod / "Metadata", forager, days)
-    out(f"step 3/8  ingest-foraging {bpod} (generated pybpod sessions)")
+    out(f"step 3/9  ingest-foraging {bpod} (generated pybpod sessions)")
     summaries.append(
         ingest_foraging(dict(meta_dir=str(bpod / "Metadata"), project_paths=[str(bpod / "Tower-2" / "Foraging")]))
     )
@@ -116,7 +117,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
         write_meta(pdir / f"{h2o0}_g0_tcat.imec0.ap.meta", probe="np1", seed=1)
         write_bitcode_mat(pdir / f"{h2o0}_g0_bitcode.mat", list(notes["trial_note"]), seed=2)
         write_kilosort(pdir / "kilosort2", n_units=24, n_spikes=60_000, duration_s=900.0, seed=3)
-    out(f"step 4/8  ingest-ephys {ephys_root} (generated SpikeGLX meta, Kilosort output, bitcode sync)")
+    out(f"step 4/9  ingest-ephys {ephys_root} (generated SpikeGLX meta, Kilosort output, bitcode sync)")
     summaries.append(ingest_ephys([str(ephys_root)]))
     out("          " + summaries[-1].line())
     locations = folder / "recording_notes.csv"
@@ -139,14 +140,14 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
             )
         ]
     ).to_csv(locations, index=False)
-    out(f"step 5/8  load-insertion-location {locations}")
+    out(f"step 5/9  load-insertion-location {locations}")
     summaries.append(load_insertion_locations(locations))
     out("          " + summaries[-1].line())
     video = folder / "video"
     trials = sorted(int(t) for t in (experiment.SessionTrial & skey).to_arrays("trial"))
     if not (video / h2o0).exists():
         write_tracking_session(video, h2o0, sess["session_date"], trials, seed=4, frames_per_trial=(100, 150))
-    out(f"step 6/8  ingest-tracking {video} (generated DeepLabCut output, 2 cameras)")
+    out(f"step 6/9  ingest-tracking {video} (generated DeepLabCut output, 2 cameras)")
     summaries.append(ingest_tracking([["RRig", str(video)]]))
     out("          " + summaries[-1].line())
 
@@ -164,7 +165,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     if not Path(ccf_paths["annotation_nrrd"]).exists():
         write_ontology_csv(ccf_paths["region_csv"])
         write_annotation_nrrd(ccf_paths["annotation_nrrd"], shape=(132, 80, 114), voxel_um=100, seed=0)
-    out(f"step 7/8  ccfload {folder / 'ccf'} (generated ontology and annotation volume)")
+    out(f"step 7/9  ccfload {folder / 'ccf'} (generated ontology and annotation volume)")
     n_regions = ccf.CCFBrainRegion.load_regions(ccf_paths)
     fresh_volume = ccf.CCFAnnotation.load_ccf_annotation(ccf_paths)
     out(f"          regions: {n_regions} added; annotation: {'loaded' if fresh_volume else 'already loaded'}")
@@ -172,9 +173,25 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
         write_ibl_alignment(pdir, n_channels=384, seed=7)
     histology_root = folder / "histology"
     histology_root.mkdir(exist_ok=True)
-    out(f"step 8/8  ingest-histology {histology_root} (generated IBL alignment in the probe folder)")
+    out(f"step 8/9  ingest-histology {histology_root} (generated IBL alignment in the probe folder)")
     summaries.append(ingest_histology([str(histology_root)]))
     out("          " + summaries[-1].line())
+    from . import psth
+    from .compute import populate_psth
+
+    out("step 9/9  populate-psth (unit statistics, cell types, drift, criteria, PSTHs, selectivity)")
+    summaries.append(populate_psth())
+    out("          " + summaries[-1].line())
+    rates = ephys.UnitStat.Unit.to_arrays("avg_firing_rate")
+    types = ephys.UnitCellType.Unit.to_arrays("cell_type")
+    sel = psth.UnitSelectivity.Unit.to_arrays("unit_selectivity")
+    if len(rates):
+        out(
+            f"          {len(rates)} units: median rate {float(np.median(rates)):.1f} Hz; "
+            f"{int((types == 'FS').sum())} FS, {int((types == 'Pyr').sum())} Pyr; "
+            f"{int((sel != 'non-selective').sum())} of {len(sel)} selective; "
+            f"{len(psth.UnitPsth())} condition PSTHs"
+        )
     for s_ in summaries:
         if not s_.ok:
             out(s_.report())
@@ -202,6 +219,9 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
         "histology.ElectrodePosition": len(histology.ElectrodeCCFPosition.ElectrodePosition()),
         "histology.LabeledProbeTrack.Point": len(histology.LabeledProbeTrack.Point()),
         "histology.unit_ccf()": len(histology.unit_ccf()),
+        "ephys.UnitStat.Unit": len(ephys.UnitStat.Unit()),
+        "psth.UnitPsth.Unit": len(psth.UnitPsth.Unit()),
+        "psth.UnitSelectivity.Unit": len(psth.UnitSelectivity.Unit()),
     }
     out("\nsummary (rows per table):")
     for k, v in counts.items():

@@ -240,4 +240,255 @@ class Clustering(dj.Manual):
 Unit = Clustering.Unit  # the name users know from the original pipeline: ephys.Unit
 
 
+# --- computed from the spikes (populate-psth) --------------------------------------------------
+#
+# Each table is computed per clustering (probe), with a Part of one row per unit: DataJoint 2
+# forbids computed tables to add key attributes of their own, and one make per probe loads the
+# probe's spikes once. The makes are three-part: make_fetch returns only a small fingerprint
+# (DataJoint hashes it twice), make_compute loads and computes outside the transaction,
+# make_insert writes. The numbers come from pipeline.analysis (pure functions, tested alone).
+
+_spike_cache: dict = {}
+
+
+def probe_spikes(key: dict):
+    """The clustering's spike times and trials as one :class:`~pipeline.analysis.spikes.ProbeSpikes`
+    (cached for the probe last asked for: the computed tables of one probe share one load). Each
+    spike's trial follows from the trial starts by the ingest's own rule, so the per-spike trial
+    arrays need not be loaded."""
+    import numpy as np
+
+    from .analysis.spikes import ProbeSpikes
+
+    ckey = {k: key[k] for k in ("subject_id", "session", "insertion_number")}
+    token = (Clustering.database, tuple(ckey.values()), str((Clustering & ckey).fetch1("clustering_time")))
+    if _spike_cache.get("token") == token:
+        return _spike_cache["spikes"]
+    _spike_cache.clear()
+    units, counts = (Clustering.Unit & ckey).to_arrays("unit", "n_spikes", order_by="unit")
+    offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+    times = np.empty(int(offsets[-1]), dtype=np.float64)
+    refs = (Clustering.Unit & ckey).to_arrays("spike_times", order_by="unit")
+    for k, t in enumerate(refs):  # one unit at a time into one preallocated array
+        times[offsets[k] : offsets[k + 1]] = np.asarray(t)
+    del refs
+    trial, start, go = (Clustering.Trial & ckey).to_arrays("trial", "trial_start", "go_time", order_by="trial")
+    spikes = ProbeSpikes(
+        units=np.asarray(units, dtype=np.int64),
+        offsets=offsets,
+        times=times,
+        trial=np.asarray(trial, dtype=np.int64),
+        trial_start=np.asarray(start, dtype=np.float64),
+        go_time=np.array([np.nan if g is None else g for g in go], dtype=np.float64),
+    )
+    _spike_cache.update(token=token, spikes=spikes)
+    return spikes
+
+
+def clear_spike_cache() -> None:
+    _spike_cache.clear()
+
+
+def trial_durations(key: dict):
+    """Durations (s) of the clustering's trials, in trial order (SessionTrial stop - start)."""
+    import numpy as np
+
+    rows = (experiment.SessionTrial * Clustering.Trial.proj() & key).to_arrays(
+        "start_time", "stop_time", order_by="trial"
+    )
+    return np.asarray(rows[1], dtype=np.float64) - np.asarray(rows[0], dtype=np.float64)
+
+
+def _fingerprint(key: dict) -> tuple:
+    """What a per-probe make depends on, small enough for DataJoint to hash twice."""
+    units, counts = (Clustering.Unit & key).to_arrays("unit", "n_spikes", order_by="unit")
+    return (tuple(int(u) for u in units), int(sum(counts)), len(Clustering.Trial & key))
+
+
+@schema
+class UnitStat(dj.Computed):
+    """Firing rate and ISI violations of every unit of a clustering, from its spikes.
+
+    These are the pipeline's own numbers for every sorter; a sorter's own ``firing_rate`` /
+    ``isi_viol`` (metrics.csv) stay in Clustering.ClusterMetric. UnitPassingCriteria uses these,
+    so units of every sorter are judged by one definition."""
+
+    definition = """
+    -> Clustering
+    """
+
+    class Unit(dj.Part):
+        """One unit's statistics."""
+
+        definition = """
+        -> master
+        -> Clustering.Unit
+        ---
+        avg_firing_rate : float64        # Hz: spikes in the clustering's trials / their total duration
+        isi_violation = null : float64   # (#ISI < 2 ms / (2 N 2 ms)) / rate: fraction of contaminating spikes
+        """
+
+    def make_fetch(self, key):
+        return (_fingerprint(key),)
+
+    def make_compute(self, key, fingerprint):
+        from .analysis.spikes import unit_stats
+
+        p = probe_spikes(key)
+        rate, isi = unit_stats(p, trial_durations(key))
+        return (
+            [
+                dict(unit=int(u), avg_firing_rate=float(r), isi_violation=_none(v))
+                for u, r, v in zip(p.units, rate, isi)
+            ],
+        )
+
+    def make_insert(self, key, rows):
+        self.insert1(key)
+        self.Unit.insert([dict(key, **r) for r in rows])
+
+
+@schema
+class UnitCellType(dj.Computed):
+    """Putative cell type of every unit from its mean waveform's trough-to-peak time (x100 spline
+    upsampling; < 0.4 ms: FS, else Pyr; units without a waveform: not classified)."""
+
+    definition = """
+    -> Clustering
+    """
+
+    class Unit(dj.Part):
+        """One unit's cell type."""
+
+        definition = """
+        -> master
+        -> Clustering.Unit
+        ---
+        -> CellType
+        trough_to_peak = null : float64   # ms
+        """
+
+    def make_fetch(self, key):
+        return (_fingerprint(key),)
+
+    def make_compute(self, key, fingerprint):
+        import numpy as np
+
+        from .analysis.spikes import cell_types, trough_to_peak_ms
+
+        units, waves = (Clustering.Unit & key).to_arrays("unit", "waveform", order_by="unit")
+        fs = float((Clustering & key).fetch1("sampling_rate"))
+        ttp = np.full(len(units), np.nan)
+        have = [k for k, w in enumerate(waves) if w is not None]
+        lengths = {len(np.asarray(waves[k]).ravel()) for k in have}
+        for n in lengths:  # one vectorised call per waveform length (one per sorter in practice)
+            idx = [k for k in have if len(np.asarray(waves[k]).ravel()) == n]
+            ttp[idx] = trough_to_peak_ms(np.stack([np.asarray(waves[k], dtype=np.float64).ravel() for k in idx]), fs)
+        types = cell_types(ttp)
+        return ([dict(unit=int(u), cell_type=str(c), trough_to_peak=_none(t)) for u, c, t in zip(units, types, ttp)],)
+
+    def make_insert(self, key, rows):
+        self.insert1(key)
+        self.Unit.insert([dict(key, **r) for r in rows])
+
+
+@schema
+class MAPClusterMetric(dj.Computed):
+    """Metrics the MAP project computed itself (spec 5)."""
+
+    definition = """
+    -> Clustering
+    """
+
+    class DriftMetric(dj.Part):
+        """Fraction of 6-trial blocks whose spike count is in a 5 % Poisson tail of the unit's mean rate."""
+
+        definition = """
+        -> master
+        -> Clustering.Unit
+        ---
+        drift_metric = null : float64
+        """
+
+    def make_fetch(self, key):
+        return (_fingerprint(key),)
+
+    def make_compute(self, key, fingerprint):
+        from .analysis.spikes import drift_metric
+
+        p = probe_spikes(key)
+        drift = drift_metric(p, trial_durations(key))
+        return ([dict(unit=int(u), drift_metric=_none(d)) for u, d in zip(p.units, drift)],)
+
+    def make_insert(self, key, rows):
+        self.insert1(key)
+        self.DriftMetric.insert([dict(key, **r) for r in rows])
+
+
+@schema
+class UnitPassingCriteria(dj.Computed):
+    """Whether each unit passes its region's quality criteria (spec 5: amplitude, firing rate,
+    presence ratio, ISI violation, amplitude cutoff for Medulla, ALM, Midbrain, Thalamus and
+    Striatum; units of other regions, or of insertions without a recorded region, pass). A unit
+    lacking a value it is judged on (no metrics.csv row) does not pass."""
+
+    definition = """
+    -> Clustering
+    ---
+    region = null : varchar(32)    # the insertion's RecordableBrainRegion whose criteria applied
+    """
+
+    class Unit(dj.Part):
+        """One unit's verdict."""
+
+        definition = """
+        -> master
+        -> Clustering.Unit
+        ---
+        criteria_passed : bool
+        """
+
+    @property
+    def key_source(self):
+        return Clustering & UnitStat
+
+    def make_fetch(self, key):
+        return (_fingerprint(key),)
+
+    def make_compute(self, key, fingerprint):
+        import numpy as np
+
+        from .analysis.spikes import CRITERIA, passing_criteria
+
+        regions = [r for r in (ProbeInsertion.RecordableBrainRegion & key).to_arrays("brain_area")]
+        region = next((r for r in regions if r in CRITERIA), regions[0] if regions else None)
+        units, amp = (Clustering.Unit & key).to_arrays("unit", "unit_amp", order_by="unit")
+
+        def col(table, attr):  # the attribute per unit, NaN where the unit has no row
+            values = dict(zip(*(table & key).to_arrays("unit", attr)))
+            return np.array([np.nan if values.get(u) is None else values[u] for u in units], dtype=np.float64)
+
+        ok = passing_criteria(
+            region,
+            np.array([np.nan if a is None else a for a in amp], dtype=np.float64),
+            col(UnitStat.Unit, "avg_firing_rate"),
+            col(Clustering.ClusterMetric, "presence_ratio"),
+            col(UnitStat.Unit, "isi_violation"),
+            col(Clustering.ClusterMetric, "amplitude_cutoff"),
+        )
+        return region, [dict(unit=int(u), criteria_passed=bool(v)) for u, v in zip(units, ok)]
+
+    def make_insert(self, key, region, rows):
+        self.insert1(dict(key, region=region))
+        self.Unit.insert([dict(key, **r) for r in rows])
+
+
+def _none(x):
+    """NaN -> None (NULL), numpy -> float."""
+    import math
+
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
 db.register("ephys", schema)

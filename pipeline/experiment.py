@@ -199,6 +199,34 @@ class Period(dj.Lookup):
 
 
 @schema
+class PeriodForaging(dj.Lookup):
+    """A named period of foraging trials (spec 1): as Period, with the trial it starts and ends in
+    relative to the current one (-1: the previous trial)."""
+
+    definition = """
+    period : varchar(24)
+    ---
+    start_event_type : varchar(24)
+    start_trial_shift : int16
+    start_time_shift : float64       # s
+    end_event_type : varchar(24)
+    end_trial_shift : int16
+    end_time_shift : float64
+    period_description = '' : varchar(255)
+    """
+    contents = [
+        ("before_2", "go", 0, -2.0, "go", 0, 0.0, "2 s before the go cue"),
+        ("delay", "zaberready", 0, 0.0, "go", 0, 0.0, "lick ports in place to the go cue"),
+        ("go_to_end", "go", 0, 0.0, "trialend", 0, 0.0, "go cue to trial end"),
+        ("go_1.2", "go", 0, 0.0, "go", 0, 1.2, "1.2 s after the go cue"),
+        ("iti_all", "trialend", -1, 0.0, "go", 0, 0.0, "previous trial's end to this go cue"),
+        ("iti_first_2", "trialend", -1, 0.0, "trialend", -1, 2.0, "first 2 s after the previous trial's end"),
+        ("iti_last_2", "go", 0, -2.0, "go", 0, 0.0, "last 2 s before the go cue"),
+        ("delay_bitcode", "bitcodestart", 0, 0.146, "go", 0, 0.0, "end of the bitcode to the go cue"),
+    ]
+
+
+@schema
 class PhotostimProtocol(dj.Lookup):
     """A standard photostimulation protocol of the delay-response rigs, by the rig's protocol number.
 

@@ -191,6 +191,30 @@ def action_ingest_histology(args) -> int:
     return _finish(args, summary)
 
 
+def parse_restriction(text: str | None):
+    """A restriction from the command line: JSON (an object, or a list of objects) or SQL
+    (e.g. ``subject_id=55 AND session=1``); None for none."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    if isinstance(value, dict) or (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
+        return value
+    from .errors import ConfigError
+
+    raise ConfigError(f"restriction {text!r}: expected a JSON object, a list of them, or an SQL condition")
+
+
+def action_populate_psth(args) -> int:
+    """Compute unit statistics, cell types, drift, criteria, PSTHs and selectivity for every probe."""
+    from .compute import populate_psth
+
+    summary = populate_psth(parse_restriction(args.probe))
+    return _finish(args, summary)
+
+
 def action_config(args) -> int:
     """Show, set (and save), unset or save the pipeline settings (the seed's ``custom`` section)."""
     from . import config
@@ -239,6 +263,7 @@ ACTIONS: dict[str, Callable] = {
     "ccfload": action_ccfload,
     "ingest-histology": action_ingest_histology,
     "load-insertion-location": action_load_insertion_location,
+    "populate-psth": action_populate_psth,
     "config": action_config,
     "demo": action_demo,
 }
@@ -310,6 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file", nargs="?", help="the .xlsx/.csv sheet (default: recording_notes_spreadsheet)")
     s.add_argument("sheet", nargs="?", help="sheet name (default: recording_notes_sheet_name or the first)")
     s.add_argument("--replace", action="store_true", help="update insertions whose stored location differs")
+
+    s = action("populate-psth")
+    s.add_argument(
+        "--probe",
+        metavar="RESTRICTION",
+        help='which probes: JSON (\'{"subject_id": 55, "session": 1}\') or SQL ("subject_id=55"); default all',
+    )
 
     s = action("config")
     csub = s.add_subparsers(dest="config_action", metavar="show|set|unset|save", required=True)

@@ -21,6 +21,7 @@ EXPECTED_ACTIONS = {
     "ingest-tracking",
     "ccfload",
     "ingest-histology",
+    "populate-psth",
 }
 
 

@@ -1,0 +1,359 @@
+"""psth: trial conditions, go-aligned PSTHs and selectivity of delay-response units (spec 1, 5).
+
+Computed per clustering (probe) with a Part per unit (see :mod:`pipeline.ephys` for why), from the
+probe's spikes loaded once. Only sessions of the delay-response task ('audio delay') have these;
+foraging probes are left out of the key sources (``populate-psth`` says so).
+
+From Python::
+
+    psth.unit_psth(unit_key, "good_noearlylick_left_hit")     # (rates Hz, bin centres s, n trials)
+    psth.trial_aligned_spikes(unit_key, "good_noearlylick_left_hit")  # raster: (times, trial row)
+"""
+
+from __future__ import annotations
+
+import datajoint as dj
+import numpy as np
+import pandas as pd
+
+from . import db, ephys, experiment, lab  # noqa: F401  (referenced in the table definitions)
+from .analysis import conditions as cond
+from .analysis import psth as apsth
+
+schema = dj.Schema()
+
+#: Sessions these tables are for (the original's psth schema: audio delay sessions only).
+TASK = "audio delay"
+
+
+@schema
+class TrialCondition(dj.Lookup):
+    """A named selection of trials (the original's 17; see :mod:`pipeline.analysis.conditions`)."""
+
+    definition = """
+    trial_condition_name : varchar(64)
+    ---
+    trial_condition_hash : char(32)        # md5 of the function and its arguments
+    trial_condition_func : varchar(36)     # exclude_stim | include_stim
+    trial_condition_arg : json
+    """
+    contents = [(name, cond.condition_hash(f, a), f, a) for name, (f, a) in cond.CONDITIONS.items()]
+
+
+@schema
+class Selectivity(dj.Lookup):
+    """Which side a unit prefers."""
+
+    definition = """
+    selectivity : varchar(24)
+    """
+    contents = [("contra-selective",), ("ipsi-selective",), ("non-selective",)]
+
+
+def delay_response_clusterings():
+    """Clusterings of sessions with delay-response ('audio delay') trials."""
+    return ephys.Clustering & (experiment.BehaviorTrial & {"task": TASK}).proj()
+
+
+_session_cache: dict = {}
+
+
+def clear_caches() -> None:
+    _session_cache.clear()
+    _binned_cache.clear()
+
+
+def session_trials(session_key: dict) -> pd.DataFrame:
+    """(Cached per session for a populate run; see :func:`clear_caches`.) One row per behaviour trial: the BehaviorTrial columns and photostimulation (stim, stim_area,
+    stim_side: left / right / both, from the stimulated locations' ML sign), indexed by trial."""
+    ckey = ("trials", experiment.BehaviorTrial.database, session_key["subject_id"], session_key["session"])
+    if ckey in _session_cache:
+        return _session_cache[ckey]
+    bt = (experiment.BehaviorTrial & session_key).to_pandas().reset_index().set_index("trial")
+    stim = (experiment.PhotostimEvent & session_key).to_pandas().reset_index()
+    bt["stim"] = False
+    bt["stim_area"] = None
+    bt["stim_side"] = None
+    if len(stim):
+        locs = (experiment.Photostim.PhotostimLocation & session_key).to_pandas().reset_index()
+        per = {}
+        for ps, g in locs.groupby("photo_stim"):
+            ml = g["ml_location"].astype(float)
+            side = "both" if (ml < 0).any() and (ml > 0).any() else ("left" if (ml < 0).all() else "right")
+            per[ps] = (str(g["brain_area"].iloc[0]), side)
+        first = stim.sort_values("photostim_event_time").drop_duplicates("trial").set_index("trial")
+        bt.loc[first.index, "stim"] = True
+        bt.loc[first.index, "stim_area"] = [per.get(p, (None, None))[0] for p in first["photo_stim"]]
+        bt.loc[first.index, "stim_side"] = [per.get(p, (None, None))[1] for p in first["photo_stim"]]
+    for c in ("auto_water", "free_water", "task_protocol"):
+        bt[c] = bt[c].astype(int)
+    _session_cache[ckey] = bt
+    return bt
+
+
+def condition_trials(condition: str, key: dict) -> np.ndarray:
+    """Trial numbers of a condition in a clustering's session: the condition's trials that the
+    probe recorded (Clustering.Trial), and good trials only when the insertion's quality lists them."""
+    func, arg = cond.CONDITIONS[condition]
+    trials = session_trials({k: key[k] for k in ("subject_id", "session")})
+    chosen = trials.index[cond.select(trials, func, arg)].to_numpy()
+    recorded = (ephys.Clustering.Trial & key).to_arrays("trial")
+    chosen = np.intersect1d(chosen, recorded)
+    good = ephys.ProbeInsertionQuality.GoodTrial & key
+    if ephys.ProbeInsertionQuality & key and len(good):
+        chosen = np.intersect1d(chosen, good.to_arrays("trial"))
+    return chosen
+
+
+def _sorted_units(key: dict) -> np.ndarray:
+    """Units the psth tables cover (quality other than 'all'), in unit order."""
+    return np.sort((ephys.Clustering.Unit & key & "unit_quality != 'all'").to_arrays("unit"))
+
+
+_binned_cache: dict = {}
+
+
+def _binned(key: dict) -> apsth.BinnedProbe:
+    p = ephys.probe_spikes(key)
+    token = id(p)
+    if _binned_cache.get("token") != token:
+        _binned_cache.clear()
+        _binned_cache.update(token=token, binned=apsth.bin_probe(p))
+    return _binned_cache["binned"]
+
+
+@schema
+class UnitPsth(dj.Computed):
+    """Go-aligned PSTH of every unit of a clustering for one trial condition: mean rate (Hz) in 40 ms
+    bins from -3 to 3 s around the go cue, over the condition's recorded (and good) trials."""
+
+    definition = """
+    -> ephys.Clustering
+    -> TrialCondition
+    ---
+    trial_count : int32            # trials of the condition on this probe
+    """
+
+    class Unit(dj.Part):
+        """One unit's PSTH."""
+
+        definition = """
+        -> master
+        -> ephys.Clustering.Unit
+        ---
+        unit_psth : <blob>             # (150,) Hz; bin centres: psth.bin_centers()
+        """
+
+    @property
+    def key_source(self):
+        return delay_response_clusterings().proj() * TrialCondition.proj()
+
+    def make_fetch(self, key):
+        return (ephys._fingerprint(key), tuple(int(t) for t in condition_trials(key["trial_condition_name"], key)))
+
+    def make_compute(self, key, fingerprint, trials):
+        p = ephys.probe_spikes(key)
+        binned = _binned(key)
+        mask = np.isin(binned.trial, np.asarray(trials, dtype=np.int64))
+        rates, n = binned.psth(mask)
+        keep = np.isin(p.units, _sorted_units(key))
+        rows = [dict(unit=int(u), unit_psth=r.astype(np.float32)) for u, r, k in zip(p.units, rates, keep) if k]
+        return n, rows
+
+    def make_insert(self, key, n, rows):
+        self.insert1(dict(key, trial_count=n))
+        self.Unit.insert([dict(key, **r) for r in rows])
+
+
+def insertion_side(key: dict) -> str | None:
+    """'left' or 'right': the recorded hemisphere (InsertionLocation ML sign, right positive; else
+    the RecordableBrainRegion's hemisphere); None when neither is known."""
+    loc = (ephys.ProbeInsertion.InsertionLocation & key).to_dicts()
+    if loc and loc[0]["ml_location"] not in (None, 0):
+        return "right" if loc[0]["ml_location"] > 0 else "left"
+    hemis = set((ephys.ProbeInsertion.RecordableBrainRegion & key).to_arrays("hemisphere"))
+    return hemis.pop() if len(hemis) == 1 and next(iter(hemis)) in ("left", "right") else None
+
+
+def selectivity_trials(session_key: dict) -> pd.DataFrame:
+    """The trials period selectivity uses (spec 5): audio delay, hit, no early lick, no auto or
+    free water, a 1.2 s delay, not stimulated; with each trial's event times (behaviour clock)."""
+    ckey = ("selectivity", experiment.BehaviorTrial.database, session_key["subject_id"], session_key["session"])
+    if ckey in _session_cache:
+        return _session_cache[ckey]
+    trials = session_trials(session_key)
+    ok = (
+        (trials["task"] == TASK)
+        & (trials["outcome"] == "hit")
+        & (trials["early_lick"] == "no early")
+        & (trials["auto_water"] == 0)
+        & (trials["free_water"] == 0)
+        & ~trials["stim"].astype(bool)
+    )
+    ev = (experiment.TrialEvent & session_key).to_pandas().reset_index()
+    last = ev.sort_values("trial_event_time").groupby(["trial", "trial_event_type"]).last().reset_index()
+    times = last.pivot(index="trial", columns="trial_event_type", values="trial_event_time")
+    durs = last.pivot(index="trial", columns="trial_event_type", values="duration")
+    delay = durs["delay"].reindex(trials.index) if "delay" in durs else pd.Series(np.nan, index=trials.index)
+    ok &= np.isclose(delay.to_numpy(dtype=np.float64), 1.2, atol=0.01)
+    out = times.reindex(trials.index[ok.to_numpy()])
+    out["trial_instruction"] = trials.loc[out.index, "trial_instruction"]
+    _session_cache[ckey] = out
+    return out
+
+
+@schema
+class PeriodSelectivity(dj.Computed):
+    """Each unit's firing rate in one trial period (experiment.Period) on ipsi vs contra trials
+    (instruction side vs the recorded hemisphere), Student's t-test; p > 0.05: non-selective,
+    else the side with the higher rate. Probes without a known hemisphere are left out."""
+
+    definition = """
+    -> ephys.Clustering
+    -> experiment.Period
+    ---
+    ipsi_trials : int32
+    contra_trials : int32
+    """
+
+    class Unit(dj.Part):
+        """One unit's selectivity in the period."""
+
+        definition = """
+        -> master
+        -> ephys.Clustering.Unit
+        ---
+        -> Selectivity.proj(period_selectivity="selectivity")
+        ipsi_firing_rate = null : float64     # Hz, mean over ipsi trials
+        contra_firing_rate = null : float64
+        p_value : float64
+        """
+
+    @property
+    def key_source(self):
+        located = delay_response_clusterings() & [
+            ephys.ProbeInsertion.InsertionLocation.proj(),
+            ephys.ProbeInsertion.RecordableBrainRegion.proj(),
+        ]
+        return located.proj() * experiment.Period.proj()
+
+    def make_fetch(self, key):
+        side = insertion_side(key)
+        if side is None:
+            raise ValueError("no insertion location or hemisphere: ipsi/contra unknown")
+        trials = selectivity_trials({k: key[k] for k in ("subject_id", "session")})
+        period = (experiment.Period & key).fetch1()
+        return (ephys._fingerprint(key), side, trials.to_dict("list"), tuple(trials.index), period)
+
+    def make_compute(self, key, fingerprint, side, trial_cols, trial_index, period):
+        p = ephys.probe_spikes(key)
+        t = pd.DataFrame(trial_cols, index=list(trial_index))
+        ev = lambda name: t[name].to_numpy(dtype=np.float64) if name in t else np.full(len(t), np.nan)  # noqa: E731
+        go = ev("go")
+        start = ev(period["period_start"]) + period["period_start_shift"] - go
+        end = ev(period["period_end"]) + period["period_end_shift"] - go
+        pos = np.searchsorted(p.trial, t.index.to_numpy())
+        inside = (pos < len(p.trial)) & (p.trial[np.minimum(pos, len(p.trial) - 1)] == t.index.to_numpy())
+        start_all = np.full(len(p.trial), np.nan)
+        end_all = np.full(len(p.trial), np.nan)
+        start_all[pos[inside]] = start[inside]
+        end_all[pos[inside]] = end[inside]
+        rates = apsth.period_rates(p, start_all, end_all)
+        instr = np.full(len(p.trial), None, dtype=object)
+        instr[pos[inside]] = t["trial_instruction"].to_numpy()[inside]
+        usable = ~np.isnan(start_all) & ~np.isnan(end_all)
+        ipsi = usable & (instr == side)
+        contra = usable & (instr == ("left" if side == "right" else "right"))
+        sel = apsth.selectivity(rates, ipsi, contra)
+        keep = np.isin(p.units, _sorted_units(key))
+        rows = [
+            dict(
+                unit=int(u),
+                period_selectivity=str(sel.label[k]),
+                ipsi_firing_rate=ephys._none(sel.ipsi_rate[k]),
+                contra_firing_rate=ephys._none(sel.contra_rate[k]),
+                p_value=float(sel.p_value[k]),
+            )
+            for k, u in enumerate(p.units)
+            if keep[k]
+        ]
+        return int(ipsi.sum()), int(contra.sum()), rows
+
+    def make_insert(self, key, n_ipsi, n_contra, rows):
+        self.insert1(dict(key, ipsi_trials=n_ipsi, contra_trials=n_contra))
+        self.Unit.insert([dict(key, **r) for r in rows])
+
+
+@schema
+class UnitSelectivity(dj.Computed):
+    """A unit's overall selectivity: non-selective if non-selective in every period (sample, delay,
+    response), else the side with the higher mean rate over the periods."""
+
+    definition = """
+    -> ephys.Clustering
+    """
+
+    class Unit(dj.Part):
+        """One unit's overall selectivity."""
+
+        definition = """
+        -> master
+        -> ephys.Clustering.Unit
+        ---
+        -> Selectivity.proj(unit_selectivity="selectivity")
+        """
+
+    @property
+    def key_source(self):
+        n_periods = len(experiment.Period())
+        done = ephys.Clustering.proj().aggr(PeriodSelectivity, n="count(*)") & f"n = {n_periods}"
+        return ephys.Clustering.proj() & done.proj()
+
+    def make(self, key):
+        rows = (PeriodSelectivity.Unit & key).to_pandas().reset_index()
+        out = []
+        for unit, g in rows.groupby("unit"):
+            label = apsth.unit_selectivity(
+                g["period_selectivity"].to_numpy()[:, None],
+                g["ipsi_firing_rate"].to_numpy(dtype=np.float64)[:, None],
+                g["contra_firing_rate"].to_numpy(dtype=np.float64)[:, None],
+            )[0]
+            out.append(dict(key, unit=int(unit), unit_selectivity=str(label)))
+        self.insert1(key)
+        self.Unit.insert(out)
+
+
+# --- for figures, exports and the navigator ----------------------------------------------------
+
+
+def bin_centers() -> np.ndarray:
+    return apsth.bin_centers()
+
+
+def unit_psth(unit_key: dict, condition: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """The stored PSTH of a unit for a condition: (rates Hz (150,), bin centres s, trial count)."""
+    key = {**{k: unit_key[k] for k in ("subject_id", "session", "insertion_number", "unit")}}
+    row = (UnitPsth.Unit * UnitPsth & key & {"trial_condition_name": condition}).fetch1()
+    return np.asarray(row["unit_psth"], dtype=np.float64), bin_centers(), int(row["trial_count"])
+
+
+def trial_aligned_spikes(unit_key: dict, condition: str | None = None, trials=None) -> tuple[np.ndarray, np.ndarray]:
+    """A unit's raster: spike times relative to each trial's go cue (s, within -3..3) and the row
+    (0, 1, ... in trial order) of each spike, for the condition's trials (or ``trials``)."""
+    ckey = {k: unit_key[k] for k in ("subject_id", "session", "insertion_number")}
+    u = (ephys.Clustering.Unit & ckey & {"unit": unit_key["unit"]}).fetch1()
+    times, spike_trials = np.asarray(u["spike_times"]), np.asarray(u["spike_trials"])  # as stored
+    if trials is None:
+        trials = condition_trials(condition, ckey) if condition else (ephys.Clustering.Trial & ckey).to_arrays("trial")
+    trials = np.sort(np.asarray(trials, dtype=np.int64))
+    tr, go = (ephys.Clustering.Trial & ckey).to_arrays("trial", "go_time", order_by="trial")
+    go_of = dict(zip(np.asarray(tr, dtype=np.int64).tolist(), [np.nan if g is None else float(g) for g in go]))
+    go_arr = np.array([go_of.get(int(t), np.nan) for t in trials])
+    row = np.searchsorted(trials, spike_trials)
+    ok = (row < len(trials)) & (trials[np.minimum(row, len(trials) - 1)] == spike_trials)
+    rel = times[ok] - go_arr[row[ok]]
+    inside = (rel >= apsth.WINDOW_S[0]) & (rel < apsth.WINDOW_S[1])
+    return rel[inside], row[ok][inside]
+
+
+db.register("psth", schema)

@@ -155,7 +155,10 @@ def main() -> int:
         ephys.clear_spike_cache()
         gc.collect()
 
-        # (b) populate-psth
+        # (b) populate-psth (scipy's statistics modules imported first: a one-time cost of a process)
+        import scipy.interpolate  # noqa: F401
+        import scipy.stats  # noqa: F401
+
         base = _status_mb("VmRSS")
         reset_peak()
         t0 = time.perf_counter()

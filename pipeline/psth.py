@@ -19,6 +19,7 @@ import pandas as pd
 from . import db, ephys, experiment, lab  # noqa: F401  (referenced in the table definitions)
 from .analysis import conditions as cond
 from .analysis import psth as apsth
+from .ingest.bulk import insert_frame
 
 schema = dj.Schema()
 
@@ -97,12 +98,21 @@ def condition_trials(condition: str, key: dict) -> np.ndarray:
     func, arg = cond.CONDITIONS[condition]
     trials = session_trials({k: key[k] for k in ("subject_id", "session")})
     chosen = trials.index[cond.select(trials, func, arg)].to_numpy()
-    recorded = (ephys.Clustering.Trial & key).to_arrays("trial")
-    chosen = np.intersect1d(chosen, recorded)
-    good = ephys.ProbeInsertionQuality.GoodTrial & key
-    if ephys.ProbeInsertionQuality & key and len(good):
-        chosen = np.intersect1d(chosen, good.to_arrays("trial"))
-    return chosen
+    return np.intersect1d(chosen, _usable_trials(key))
+
+
+def _usable_trials(key: dict) -> np.ndarray:
+    """The probe's recorded trials, only the good ones when its quality lists good trials (cached
+    for a populate run)."""
+    ckey = ("usable", ephys.Clustering.database, *(key[k] for k in ("subject_id", "session", "insertion_number")))
+    if ckey not in _session_cache:
+        ikey = {k: key[k] for k in ("subject_id", "session", "insertion_number")}
+        usable = (ephys.Clustering.Trial & ikey).to_arrays("trial")
+        good = (ephys.ProbeInsertionQuality.GoodTrial & ikey).to_arrays("trial")
+        if len(good):
+            usable = np.intersect1d(usable, good)
+        _session_cache[ckey] = np.asarray(usable, dtype=np.int64)
+    return _session_cache[ckey]
 
 
 def _sorted_units(key: dict) -> np.ndarray:
@@ -162,7 +172,7 @@ class UnitPsth(dj.Computed):
 
     def make_insert(self, key, n, rows):
         self.insert1(dict(key, trial_count=n))
-        self.Unit.insert([dict(key, **r) for r in rows])
+        insert_frame(self.Unit, pd.DataFrame([dict(key, **r) for r in rows]))
 
 
 def insertion_side(key: dict) -> str | None:
@@ -200,6 +210,34 @@ def selectivity_trials(session_key: dict) -> pd.DataFrame:
     out["trial_instruction"] = trials.loc[out.index, "trial_instruction"]
     _session_cache[ckey] = out
     return out
+
+
+def _period_rates(key: dict) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per period, the (trial x unit) rates of the probe on the trials selectivity uses (NaN rows
+    for the others), and each trial's instruction; every period in one pass, cached per probe."""
+    p = ephys.probe_spikes(key)
+    token = ("rates", id(p))
+    if _binned_cache.get("rates_token") == token:
+        return _binned_cache["rates"]
+    t = selectivity_trials({k: key[k] for k in ("subject_id", "session")})
+    pos = np.searchsorted(p.trial, t.index.to_numpy())
+    found = (pos < len(p.trial)) & (p.trial[np.minimum(pos, len(p.trial) - 1)] == t.index.to_numpy())
+
+    def ev(name):
+        return t[name].to_numpy(dtype=np.float64) if name in t else np.full(len(t), np.nan)
+
+    windows = {}
+    for period in experiment.Period.to_dicts():
+        start = np.full(len(p.trial), np.nan)
+        end = np.full(len(p.trial), np.nan)
+        start[pos[found]] = (ev(period["period_start"]) + period["period_start_shift"] - ev("go"))[found]
+        end[pos[found]] = (ev(period["period_end"]) + period["period_end_shift"] - ev("go"))[found]
+        windows[period["period"]] = (start, end)
+    instr = np.full(len(p.trial), None, dtype=object)
+    instr[pos[found]] = t["trial_instruction"].to_numpy()[found]
+    result = (apsth.period_rates(p, windows), instr)
+    _binned_cache.update(rates_token=token, rates=result)
+    return result
 
 
 @schema
@@ -241,30 +279,15 @@ class PeriodSelectivity(dj.Computed):
         side = insertion_side(key)
         if side is None:
             raise ValueError("no insertion location or hemisphere: ipsi/contra unknown")
-        trials = selectivity_trials({k: key[k] for k in ("subject_id", "session")})
-        period = (experiment.Period & key).fetch1()
-        return (ephys._fingerprint(key), side, trials.to_dict("list"), tuple(trials.index), period)
+        return (ephys._fingerprint(key), side, key["period"])
 
-    def make_compute(self, key, fingerprint, side, trial_cols, trial_index, period):
+    def make_compute(self, key, fingerprint, side, period):
         p = ephys.probe_spikes(key)
-        t = pd.DataFrame(trial_cols, index=list(trial_index))
-        ev = lambda name: t[name].to_numpy(dtype=np.float64) if name in t else np.full(len(t), np.nan)  # noqa: E731
-        go = ev("go")
-        start = ev(period["period_start"]) + period["period_start_shift"] - go
-        end = ev(period["period_end"]) + period["period_end_shift"] - go
-        pos = np.searchsorted(p.trial, t.index.to_numpy())
-        inside = (pos < len(p.trial)) & (p.trial[np.minimum(pos, len(p.trial) - 1)] == t.index.to_numpy())
-        start_all = np.full(len(p.trial), np.nan)
-        end_all = np.full(len(p.trial), np.nan)
-        start_all[pos[inside]] = start[inside]
-        end_all[pos[inside]] = end[inside]
-        rates = apsth.period_rates(p, start_all, end_all)
-        instr = np.full(len(p.trial), None, dtype=object)
-        instr[pos[inside]] = t["trial_instruction"].to_numpy()[inside]
-        usable = ~np.isnan(start_all) & ~np.isnan(end_all)
+        rates, instr = _period_rates(key)
+        usable = np.isfinite(rates[period]).any(axis=1)
         ipsi = usable & (instr == side)
         contra = usable & (instr == ("left" if side == "right" else "right"))
-        sel = apsth.selectivity(rates, ipsi, contra)
+        sel = apsth.selectivity(rates[period], ipsi, contra)
         keep = np.isin(p.units, _sorted_units(key))
         rows = [
             dict(

@@ -63,7 +63,7 @@ def bin_probe(p: ProbeSpikes) -> BinnedProbe:
             u1 = min(c1, u0 + per_chunk_cells)
             sl = slice(int(p.offsets[u0]), int(p.offsets[u1]))
             t = p.times[sl]
-            tidx = p.trial_index(t)
+            tidx = p.trial_index()[sl]
             b = np.floor((t - go[tidx] - WINDOW_S[0]) / BIN_S)
             ok = (tidx >= 0) & (b >= 0) & (b < N_BINS)
             uloc = p.local_units(u0, u1)
@@ -73,27 +73,35 @@ def bin_probe(p: ProbeSpikes) -> BinnedProbe:
     return BinnedProbe(counts, p.trial)
 
 
-def period_rates(p: ProbeSpikes, start_rel: np.ndarray, end_rel: np.ndarray) -> np.ndarray:
-    """(T, U) firing rate (Hz) of every unit in every trial within [start, end) relative to that
-    trial's go cue (per-trial arrays; NaN: the trial lacks the period -> NaN rates)."""
+def period_rates(p: ProbeSpikes, windows: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per period name, the (T, U) firing rate (Hz) of every unit in every trial within [start, end)
+    relative to that trial's go cue (per-trial arrays; NaN: the trial lacks the period -> NaN
+    rates). All periods in one pass over the spikes."""
     n_t, n_u = len(p.trial), len(p.units)
     go = np.append(p.go_time, np.nan)
-    start = np.append(np.asarray(start_rel, dtype=np.float64), np.nan)
-    end = np.append(np.asarray(end_rel, dtype=np.float64), np.nan)
-    counts = np.zeros((n_t, n_u))
+    bounds = {
+        k: (np.append(np.asarray(s_, dtype=np.float64), np.nan), np.append(np.asarray(e_, dtype=np.float64), np.nan))
+        for k, (s_, e_) in windows.items()
+    }
+    counts = {k: np.zeros((n_t, n_u)) for k in windows}
+    tidx_all = p.trial_index()
     for u0, u1, sl in p.chunks():
-        t = p.times[sl]
-        tidx = p.trial_index(t)
-        rel = t - go[tidx]
-        inside = (tidx >= 0) & (rel >= start[tidx]) & (rel < end[tidx])
+        tidx = tidx_all[sl].astype(np.int64)
+        rel = p.times[sl] - go[tidx]
         uloc = p.local_units(u0, u1)
-        c = np.bincount(tidx[inside].astype(np.int64) * (u1 - u0) + uloc[inside], minlength=n_t * (u1 - u0))
-        counts[:, u0:u1] = c.reshape(n_t, u1 - u0)
-    dur = np.asarray(end_rel, dtype=np.float64) - np.asarray(start_rel, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rates = counts / dur[:, None]
-    rates[~(dur > 0)] = np.nan
-    return rates
+        cell = tidx * (u1 - u0) + uloc
+        for k, (start, end) in bounds.items():
+            inside = (tidx >= 0) & (rel >= start[tidx]) & (rel < end[tidx])
+            c = np.bincount(cell[inside], minlength=n_t * (u1 - u0))
+            counts[k][:, u0:u1] = c.reshape(n_t, u1 - u0)
+    out = {}
+    for k, (s_, e_) in windows.items():
+        dur = np.asarray(e_, dtype=np.float64) - np.asarray(s_, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rates = counts[k] / dur[:, None]
+        rates[~(dur > 0)] = np.nan
+        out[k] = rates
+    return out
 
 
 @contextmanager

@@ -46,9 +46,18 @@ class ProbeSpikes:
         return np.diff(self.offsets)
 
     def trial_index(self, times: np.ndarray | None = None) -> np.ndarray:
-        """Index into ``trial`` of each spike (of ``times``, default all): -1 before the first trial."""
-        t = self.times if times is None else times
-        return (np.searchsorted(self.trial_start, t, side="right") - 1).astype(np.int32)
+        """Index into ``trial`` of each spike (of ``times``, default all): -1 before the first trial.
+        For all spikes it is computed once and kept (int16 for up to 32767 trials)."""
+        if times is not None:
+            return (np.searchsorted(self.trial_start, times, side="right") - 1).astype(np.int32)
+        cached = self.__dict__.get("_tidx")
+        if cached is None:
+            dtype = np.int16 if len(self.trial) < np.iinfo(np.int16).max else np.int32
+            cached = np.empty(len(self.times), dtype=dtype)
+            for _, _, sl in self.chunks():
+                cached[sl] = np.searchsorted(self.trial_start, self.times[sl], side="right") - 1
+            self.__dict__["_tidx"] = cached
+        return cached
 
     def chunks(self, max_spikes: int = CHUNK_SPIKES):
         """(u0, u1, spike slice) of consecutive units holding about ``max_spikes`` spikes (at least
@@ -93,7 +102,7 @@ def unit_stats(p: ProbeSpikes, trial_duration: np.ndarray) -> tuple[np.ndarray, 
     for u0, u1, sl in p.chunks():
         t = p.times[sl]
         uloc = p.local_units(u0, u1)
-        n_in[u0:u1] = np.bincount(uloc[p.trial_index(t) >= 0], minlength=u1 - u0)
+        n_in[u0:u1] = np.bincount(uloc[p.trial_index()[sl] >= 0], minlength=u1 - u0)
         same = uloc[1:] == uloc[:-1]
         viol[u0:u1] = np.bincount(uloc[1:][same & (np.diff(t) < ISI_THRESHOLD)], minlength=u1 - u0)
     total = float(np.nansum(trial_duration))
@@ -144,7 +153,7 @@ def drift_metric(p: ProbeSpikes, trial_duration: np.ndarray) -> np.ndarray:
         return np.full(n_units, np.nan)
     counts = np.zeros((n_units, n_blocks))
     for u0, u1, sl in p.chunks():
-        block = p.trial_index(p.times[sl]) // DRIFT_BLOCK  # -1 // 6 = -1: before the first trial
+        block = p.trial_index()[sl].astype(np.int64) // DRIFT_BLOCK  # -1 // 6 = -1: before the first trial
         keep = (block >= 0) & (block < n_blocks)
         uloc = p.local_units(u0, u1)
         c = np.bincount(uloc[keep].astype(np.int64) * n_blocks + block[keep], minlength=(u1 - u0) * n_blocks)

@@ -1,4 +1,4 @@
-"""Fast inserts of plain-typed tables (numbers, strings, booleans; no blobs or other codecs).
+"""Fast inserts of plain-typed tables (numbers, strings, booleans, in-table ``<blob>``s; no store codecs).
 
 ``Table.insert`` checks and converts every value of every row in Python, which is most of the
 time of a behavior ingest (tens of thousands of event rows per session). Here a DataFrame's
@@ -54,8 +54,18 @@ def insert_frame(table, df: pd.DataFrame) -> int:
     if unknown:
         raise ValueError(f"{table.full_table_name}: no attribute(s) {unknown}")
     coded = [c for c in df.columns if heading[c].codec is not None or heading[c].is_blob]
-    if coded:
-        raise ValueError(f"{table.full_table_name}: {coded} need DataJoint's codecs; use Table.insert")
+    in_table_blobs = [
+        c for c in coded if heading[c].codec is not None and heading[c].codec.name == "blob" and not heading[c].store
+    ]
+    if set(coded) - set(in_table_blobs):
+        raise ValueError(
+            f"{table.full_table_name}: {sorted(set(coded) - set(in_table_blobs))} need DataJoint's codecs; use Table.insert"
+        )
+    if in_table_blobs:  # encoded here exactly as DataJoint's insert would (its <blob> codec)
+        df = df.copy()
+        for c in in_table_blobs:
+            codec = heading[c].codec
+            df[c] = [None if v is None else codec.encode(v) for v in df[c]]
     conn = table.connection
     cols = list(df.columns)
     quoted = ", ".join(conn.adapter.quote_identifier(c) for c in cols)

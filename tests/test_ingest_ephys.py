@@ -187,3 +187,20 @@ def test_load_insertion_location(session, database, tmp_path):
     assert (ephys.ProbeInsertion.InsertionLocation & ikey).fetch1("ml_location") == -1500  # nothing written
     r = run_mapshell(["load-insertion-location", str(bad)], database.env())
     assert r.returncode == 1 and "bad.csv row 3" in r.stdout
+
+
+def test_same_size_and_time_but_new_content_is_noticed(session, tmp_path):
+    import os
+
+    root = tmp_path / "ephys"
+    pdir, meta, bit, sort = _probe(root, "1", session)
+    assert ingest([str(root)]).ok
+    f = sort.path / "spike_clusters.npy"
+    st = f.stat()
+    clusters = np.load(f)
+    clusters[:141] = clusters[141:282]  # 141 spikes relabelled: same size
+    np.save(f, clusters)
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the same time stamp
+    assert f.stat().st_size == st.st_size
+    again = ingest([str(root)])
+    assert not again.ok and "spike_clusters.npy (same size and time, different content)" in again.failed[0][1]

@@ -9,8 +9,11 @@ the SpikeGLX ``.ap.meta`` (a CatGT ``tcat`` one preferred), the sorting (JRClust
 
 Each probe is one transaction: ProbeInsertion (+sampling rate), its electrode configuration,
 Clustering with its trials on the probe clock, units with spike arrays, metrics and labels, and
-the EphysIngest record of the files. Re-runs skip loaded probes; a probe whose files changed is
-reported, not reloaded.
+the EphysIngest record of the files (size, time and SHA-1 content hash; the large PC/template
+feature files by size and time only). Re-runs skip loaded probes; a probe whose files changed,
+even with the same size and time stamp, is reported, not reloaded. Existing databases created
+before the hash column: ``ALTER TABLE <prefix>ingest_ephys.`ephys_ingest__ephys_file` ADD
+file_sha1 char(40) NULL`` (MySQL; ``"ephys_ingest__ephys_file"`` on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import pandas as pd
 from ...errors import InputError
 from .. import runner
 from ..bulk import insert_frame, with_key
-from ..files import readable_roots
+from ..files import readable_roots, sha1
 from ..summary import Summary
 
 log = logging.getLogger(__name__)
@@ -166,6 +169,8 @@ def manually_curated(sorting_path: Path) -> bool:
 
 
 def read_sorting(method: str, path: Path):
+    """The sorting; a Kilosort folder's spikes come grouped by cluster (``cluster_offsets``), with only
+    the per-spike fields the ingest stores."""
     if method.startswith("jrclust"):
         from ...io.jrclust import read_jrclust_v3, read_jrclust_v4
 
@@ -173,17 +178,51 @@ def read_sorting(method: str, path: Path):
     else:
         from ...io.kilosort import read_kilosort
 
-        result = read_kilosort(path)
+        result = read_kilosort(path, by_cluster=True, spike_fields=("spike_times", "spike_sites", "spike_depths"))
     return result
+
+
+_BLOCK = 1 << 18  # spikes per block of the per-spike conversions below (their temporaries stay this small)
 
 
 def segment_spikes(spike_samples: np.ndarray, trial_start: np.ndarray, trials: np.ndarray) -> np.ndarray:
     """Behaviour trial of each spike: spikes from a trial's start to the next trial's start belong to
     it (the last trial keeps everything after its start); 0 before the first trial."""
-    idx = np.searchsorted(trial_start, spike_samples, side="right") - 1
-    out = np.zeros(len(spike_samples), dtype=np.int32)
-    inside = idx >= 0
-    out[inside] = trials[idx[inside]]
+    spike_samples = np.asarray(spike_samples)
+    trial_of = np.zeros(len(trials) + 1, dtype=np.int32)  # by the number of trial starts at or before
+    trial_of[1:] = trials
+    out = np.empty(len(spike_samples), dtype=np.int32)
+    for lo in range(0, out.size, _BLOCK):
+        hi = min(out.size, lo + _BLOCK)
+        out[lo:hi] = trial_of[np.searchsorted(trial_start, spike_samples[lo:hi], side="right")]
+    return out
+
+
+def _spike_seconds(spike_samples: np.ndarray, t0: float, fs: float) -> np.ndarray:
+    """``(spike_samples - t0) / fs`` in float64, block by block; in the samples' own memory when they
+    are a writable int64 array (which then holds the seconds: the samples are not needed after)."""
+    spike_samples = np.asarray(spike_samples)
+    if spike_samples.dtype == np.int64 and spike_samples.flags.writeable and spike_samples.flags.c_contiguous:
+        out = spike_samples.view(np.float64)
+    else:
+        out = np.empty(spike_samples.shape, np.float64)
+    for lo in range(0, out.size, _BLOCK):
+        hi = min(out.size, lo + _BLOCK)
+        np.subtract(spike_samples[lo:hi], t0, out=out[lo:hi])
+        np.divide(out[lo:hi], fs, out=out[lo:hi])
+    return out
+
+
+def _spike_electrodes(spike_sites: np.ndarray, site_electrode: np.ndarray) -> np.ndarray:
+    """``site_electrode[spike_sites]`` as int16, block by block; in the sites' own memory when they are
+    a writable int16 array."""
+    spike_sites = np.asarray(spike_sites)
+    electrode_of = site_electrode.astype(np.int16)
+    inplace = spike_sites.dtype == np.int16 and spike_sites.flags.writeable
+    out = spike_sites if inplace else np.empty(spike_sites.shape, np.int16)
+    for lo in range(0, out.size, _BLOCK):
+        hi = min(out.size, lo + _BLOCK)
+        out[lo:hi] = electrode_of[spike_sites[lo:hi]]
     return out
 
 
@@ -196,7 +235,17 @@ def _is_used(meta, electrodes: np.ndarray) -> np.ndarray:
     return np.array([by_electrode.get(int(e), True) for e in electrodes], dtype=bool)
 
 
+#: Files hashed only by size and time: large per-spike feature files the loaded values do not
+#: depend on, or only through the spike depths (hashing gigabytes on every re-run is not worth it).
+UNHASHED = ("pc_features.npy", "template_features.npy", "pc_feature_spike_ids.npy", "template_feature_spike_ids.npy")
+
+
+def _hash(path: Path) -> str | None:
+    return None if path.name in UNHASHED else sha1(path)
+
+
 def _file_rows(folder: Path, files: dict[str, Path]) -> list[dict]:
+    """One row per file the probe was loaded from: size, time and content hash (SHA-1)."""
     rows = []
     for role, p in files.items():
         paths = sorted(q for q in p.iterdir() if q.is_file()) if p.is_dir() else [p]
@@ -208,6 +257,7 @@ def _file_rows(folder: Path, files: dict[str, Path]) -> list[dict]:
                     file_role=role,
                     file_size=st.st_size,
                     file_mtime=dt.datetime.fromtimestamp(int(st.st_mtime)),
+                    file_sha1=_hash(q),
                 )
             )
     return rows
@@ -309,10 +359,25 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
             f"{meta.sampling_rate:.3f} Hz; the sorting's is used"
         )
     t0 = starts[0]
-    spike_samples = np.asarray(sorting.spike_times)
-    spike_trial = segment_spikes(spike_samples, starts, trials)
-    spike_s = (spike_samples.astype(np.float64) - t0) / fs
-    del spike_samples
+    # per-spike arrays grouped by unit (a Kilosort folder is read that way; JRClust's are grouped here),
+    # then converted one at a time, in place where the dtype allows: memory ~ what the record holds
+    if sorting.cluster_offsets is not None:
+        ids, offsets = np.asarray(sorting.cluster_ids), sorting.cluster_offsets
+        samples, sites, depths = sorting.spike_times, sorting.spike_sites, sorting.spike_depths
+    else:
+        ids, offsets, (samples, sites, depths) = group_by_cluster(
+            np.asarray(sorting.spike_clusters),
+            np.asarray(sorting.spike_times),
+            sorting.spike_sites,
+            sorting.spike_depths,
+        )
+    has_sites, has_depths = sites is not None, depths is not None
+    for name in ("spike_times", "spike_clusters", "spike_sites", "spike_depths", "amplitudes", "spike_times_sec"):
+        setattr(sorting, name, None)  # the grouped arrays below are the only per-spike ones kept
+    n_spikes = int(offsets[-1])
+    spike_trial = segment_spikes(samples, starts, trials)
+    spike_s = _spike_seconds(samples, t0, fs)
+    del samples
 
     # electrodes: sorting site -> saved channel -> probe electrode
     chan_to_electrode = np.asarray(meta.electrodes)
@@ -323,14 +388,12 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
             f"{meta_path.name} has {len(chan_to_electrode)} neural channels"
         )
     site_electrode = chan_to_electrode[site_channel]
-    arrays = [spike_s, spike_trial]
-    if sorting.spike_sites is not None:
-        arrays.append(site_electrode[np.asarray(sorting.spike_sites)].astype(np.int16))
-    if sorting.spike_depths is not None:
-        arrays.append(np.asarray(sorting.spike_depths, dtype=np.float32))
-    ids, offsets, grouped = group_by_cluster(np.asarray(sorting.spike_clusters), *arrays)
-    n_spikes = int(len(spike_s))
-    del arrays, spike_s, spike_trial
+    grouped = [spike_s, spike_trial]
+    if has_sites:
+        grouped.append(_spike_electrodes(sites, site_electrode))
+    if has_depths:
+        grouped.append(np.asarray(depths, dtype=np.float32))
+    del spike_s, spike_trial, sites, depths
     cfg = electrode_config(meta.probe_type, chan_to_electrode)
     peak_site = np.asarray(sorting.peak_channel)
     peak_electrode = np.where(peak_site >= 0, site_electrode[np.clip(peak_site, 0, None)], -1)
@@ -358,8 +421,8 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
                 n_spikes=int(offsets[k + 1] - offsets[k]),
                 spike_times=a[0],
                 spike_trials=a[1],
-                spike_sites=a[2] if sorting.spike_sites is not None else None,
-                spike_depths=a[-1] if sorting.spike_depths is not None else None,
+                spike_sites=a[2] if has_sites else None,
+                spike_depths=a[-1] if has_depths else None,
                 unit_amp=amp,
                 unit_snr=None if sorting.unit_snr is None else float(sorting.unit_snr[j]),
                 waveform=wf,
@@ -486,6 +549,8 @@ def _changed(clustering_key: dict, pf: ProbeFolder) -> list[str]:
         st = p.stat()
         if st.st_size != r["file_size"] or dt.datetime.fromtimestamp(int(st.st_mtime)) != r["file_mtime"]:
             out.append(r["ephys_file"])
+        elif r.get("file_sha1") and _hash(p) != r["file_sha1"]:  # same size and time, other content
+            out.append(f"{r['ephys_file']} (same size and time, different content)")
     return out
 
 

@@ -30,6 +30,7 @@ class EphysIngest(dj.Manual):
         file_role : varchar(32)         # meta, sorting, labels, metrics, bitcode, ...
         file_size : int64
         file_mtime : datetime
+        file_sha1 = null : char(40)     # content hash (null: a large feature file, checked by size and time)
         """
 
 

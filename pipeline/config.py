@@ -135,6 +135,8 @@ VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "recording_notes_spreadsheet": lambda k, v: _str(k, v, "a file path"),
     "recording_notes_sheet_name": _str,
     "store_location": lambda k, v: _str(k, v, "a folder path or fsspec URL"),
+    "report_store_location": lambda k, v: _str(k, v, "a folder path"),
+    "report_folder": lambda k, v: _str(k, v, "a folder path"),
     **{f"{m}.database": _str for m in SCHEMA_MODULES},
 }
 
@@ -152,6 +154,8 @@ SHAPES = {
     "recording_notes_spreadsheet": "the insertion-location sheet (xlsx/csv) for load-insertion-location",
     "recording_notes_sheet_name": "its sheet name",
     "store_location": "folder (or fsspec URL) of the `map` store when DataJoint's config names none",
+    "report_store_location": "folder of the `report` store (figures) when DataJoint's config names none",
+    "report_folder": "where `sync-report` copies the figures (default ./report)",
 }
 
 #: Keys the original pipeline used that this one does not act on. They are kept when the

@@ -50,6 +50,7 @@ SCHEMA_MODULE_ORDER = (
     "histology",
     "ingest_histology",
     "psth",
+    "report",
 )
 
 #: Where each schema module lives. The ingest bookkeeping tables live with their ingest step.
@@ -64,6 +65,7 @@ SCHEMA_MODULE_PATHS = {
     "histology": "pipeline.histology",
     "ingest_histology": "pipeline.ingest.histology.tables",
     "psth": "pipeline.psth",
+    "report": "pipeline.report",
 }
 
 #: MariaDB's default max_allowed_packet (16 MB) breaks large blob inserts.
@@ -220,6 +222,7 @@ def connect(reset: bool = False) -> dj.Connection:
 
 
 STORE = "map"  #: the DataJoint store large arrays (spike times, waveforms) go to: ``<npy@map>``
+REPORT_STORE = "report"  #: the store of the report figures: ``<blob@report>``
 
 
 def store_location() -> str:
@@ -234,12 +237,19 @@ def ensure_store() -> None:
     Default: the ``store_location`` setting, else ``<data folder>/store``.
     """
     stores = dict(dj.config.stores)
-    if STORE in stores:
-        return
-    location = Path(config.get("store_location") or embedded.data_dir() / "store").expanduser()
-    location.mkdir(parents=True, exist_ok=True)
-    stores[STORE] = {"protocol": "file", "location": str(location)}
-    dj.config.stores = stores
+    changed = False
+    for name, setting, default in (
+        (STORE, "store_location", "store"),
+        (REPORT_STORE, "report_store_location", "report_store"),
+    ):
+        if name in stores:
+            continue
+        location = Path(config.get(setting) or embedded.data_dir() / default).expanduser()
+        location.mkdir(parents=True, exist_ok=True)
+        stores[name] = {"protocol": "file", "location": str(location)}
+        changed = True
+    if changed:
+        dj.config.stores = stores
 
 
 def warn_if_local_store() -> None:

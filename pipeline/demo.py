@@ -62,7 +62,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     animals = make_animals(n=5, seed=1)
     sheet = write_animals(folder / "animals.xlsx", animals)
     summaries = []
-    out(f"step 1/9  load-animal {sheet}")
+    out(f"step 1/10  load-animal {sheet}")
     summaries.append(load_animals(sheet))
     out("          " + summaries[-1].line())
 
@@ -70,13 +70,17 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     short = str(animals["water_restriction_number"].iloc[4])  # one short session (11 trials), as a real rig test file
     if not any(rig_dir.glob(f"{short}_tw2_*.mat")):
         write_session_file(rig_dir, h2o=short, when=dt.datetime(2024, 6, 5, 10, 25, 8), n_trials=11, seed=25)
+    truths = {}  # the generated rig files' ground truth (the probe's units respond to the first one)
     for k, h2o in enumerate(animals["water_restriction_number"][:3]):
         for day in range(2):
             for f in range(1 + (day + k) % 2):  # some days have two rig files (one session)
                 when = dt.datetime(2024, 6, 3 + day, 9 + 3 * f, 15 * k, 0)
+                n_trials = 160 if (k, day) == (0, 0) else 60  # the ephys session: enough trials for PSTHs
                 if not (rig_dir / f"{h2o}_tw2_{when:%Y%m%d_%H%M%S}.mat").exists():
-                    write_session_file(rig_dir, h2o=h2o, when=when, n_trials=60, seed=100 * k + 10 * day + f)
-    out(f"step 2/9  ingest-behavior {rig_dir} (generated rig files)")
+                    truths[(h2o, day)] = write_session_file(
+                        rig_dir, h2o=h2o, when=when, n_trials=n_trials, seed=100 * k + 10 * day + f
+                    )
+    out(f"step 2/10  ingest-behavior {rig_dir} (generated rig files)")
     summaries.append(ingest_behavior([["RRig", str(rig_dir), 0]]))
     out("          " + summaries[-1].line())
 
@@ -95,7 +99,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
                 seed=d,
             )
         write_subject_meta(bpod / "Metadata", forager, days)
-    out(f"step 3/9  ingest-foraging {bpod} (generated pybpod sessions)")
+    out(f"step 3/10  ingest-foraging {bpod} (generated pybpod sessions)")
     summaries.append(
         ingest_foraging(dict(meta_dir=str(bpod / "Metadata"), project_paths=[str(bpod / "Tower-2" / "Foraging")]))
     )
@@ -114,10 +118,25 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     ephys_root = folder / "ephys"
     pdir = ephys_root / h2o0 / sess["session_date"].strftime("%Y%m%d") / "1"
     if not (pdir / "kilosort2").exists():
-        write_meta(pdir / f"{h2o0}_g0_tcat.imec0.ap.meta", probe="np1", seed=1)
-        write_bitcode_mat(pdir / f"{h2o0}_g0_bitcode.mat", list(notes["trial_note"]), seed=2)
-        write_kilosort(pdir / "kilosort2", n_units=24, n_spikes=60_000, duration_s=900.0, seed=3)
-    out(f"step 4/9  ingest-ephys {ephys_root} (generated SpikeGLX meta, Kilosort output, bitcode sync)")
+        from .synthetic.responses import make_planted_probe
+
+        meta = write_meta(pdir / f"{h2o0}_g0_tcat.imec0.ap.meta", probe="np1", seed=1)
+        # 40 units that respond to the task (contra-, ipsi- or non-selective in a known period)
+        planted = make_planted_probe(truths[(h2o0, 0)], hemisphere="left", n_contra=16, n_ipsi=12, n_non=12, seed=3)
+        first = 3_000_000
+        write_bitcode_mat(
+            pdir / f"{h2o0}_g0_bitcode.mat",
+            list(notes["trial_note"]),
+            trial_start_s=planted.trials["trial_start"],
+            go_s=planted.trials["go_time"],
+            first_sample=first,
+            seed=2,
+        )
+        trains = [u.spike_times + first / planted.sample_rate for u in planted.units]
+        duration = float(max(t.max() for t in trains)) + 5.0
+        read = __import__("pipeline.io.spikeglx", fromlist=["read_meta"]).read_meta(meta.path)
+        write_kilosort(pdir / "kilosort2", trains=trains, duration_s=duration, seed=3, positions=np.c_[read.x, read.y])
+    out(f"step 4/10  ingest-ephys {ephys_root} (generated SpikeGLX meta, Kilosort output, bitcode sync)")
     summaries.append(ingest_ephys([str(ephys_root)]))
     out("          " + summaries[-1].line())
     locations = folder / "recording_notes.csv"
@@ -140,14 +159,14 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
             )
         ]
     ).to_csv(locations, index=False)
-    out(f"step 5/9  load-insertion-location {locations}")
+    out(f"step 5/10  load-insertion-location {locations}")
     summaries.append(load_insertion_locations(locations))
     out("          " + summaries[-1].line())
     video = folder / "video"
     trials = sorted(int(t) for t in (experiment.SessionTrial & skey).to_arrays("trial"))
     if not (video / h2o0).exists():
         write_tracking_session(video, h2o0, sess["session_date"], trials, seed=4, frames_per_trial=(100, 150))
-    out(f"step 6/9  ingest-tracking {video} (generated DeepLabCut output, 2 cameras)")
+    out(f"step 6/10  ingest-tracking {video} (generated DeepLabCut output, 2 cameras)")
     summaries.append(ingest_tracking([["RRig", str(video)]]))
     out("          " + summaries[-1].line())
 
@@ -165,7 +184,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     if not Path(ccf_paths["annotation_nrrd"]).exists():
         write_ontology_csv(ccf_paths["region_csv"])
         write_annotation_nrrd(ccf_paths["annotation_nrrd"], shape=(132, 80, 114), voxel_um=100, seed=0)
-    out(f"step 7/9  ccfload {folder / 'ccf'} (generated ontology and annotation volume)")
+    out(f"step 7/10  ccfload {folder / 'ccf'} (generated ontology and annotation volume)")
     n_regions = ccf.CCFBrainRegion.load_regions(ccf_paths)
     fresh_volume = ccf.CCFAnnotation.load_ccf_annotation(ccf_paths)
     out(f"          regions: {n_regions} added; annotation: {'loaded' if fresh_volume else 'already loaded'}")
@@ -173,13 +192,13 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
         write_ibl_alignment(pdir, n_channels=384, seed=7)
     histology_root = folder / "histology"
     histology_root.mkdir(exist_ok=True)
-    out(f"step 8/9  ingest-histology {histology_root} (generated IBL alignment in the probe folder)")
+    out(f"step 8/10  ingest-histology {histology_root} (generated IBL alignment in the probe folder)")
     summaries.append(ingest_histology([str(histology_root)]))
     out("          " + summaries[-1].line())
     from . import psth
     from .compute import populate_psth
 
-    out("step 9/9  populate-psth (unit statistics, cell types, drift, criteria, PSTHs, selectivity)")
+    out("step 9/10  populate-psth (unit statistics, cell types, drift, criteria, PSTHs, selectivity)")
     summaries.append(populate_psth())
     out("          " + summaries[-1].line())
     rates = ephys.UnitStat.Unit.to_arrays("avg_firing_rate")
@@ -192,6 +211,18 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
             f"{int((sel != 'non-selective').sum())} of {len(sel)} selective; "
             f"{len(psth.UnitPsth())} condition PSTHs"
         )
+    from . import report
+    from .reporting import generate, sync
+
+    out("step 10/10 generate-report and sync-report (the figures of every session, probe and unit)")
+    summaries.append(generate())
+    out("          " + summaries[-1].line())
+    figures_folder = folder / "report"
+    synced = sync(figures_folder)
+    out(
+        f"          {len(report.SessionReport.Figure()) + len(report.ProbeReport.Figure())} session and probe figures, "
+        f"{len(report.UnitReport.Figure())} unit figures; PNGs in {figures_folder}"
+    )
     for s_ in summaries:
         if not s_.ok:
             out(s_.report())
@@ -222,6 +253,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
         "ephys.UnitStat.Unit": len(ephys.UnitStat.Unit()),
         "psth.UnitPsth.Unit": len(psth.UnitPsth.Unit()),
         "psth.UnitSelectivity.Unit": len(psth.UnitSelectivity.Unit()),
+        "report.figures": sum(len(t.Figure()) for t in report.TABLES),
     }
     out("\nsummary (rows per table):")
     for k, v in counts.items():
@@ -230,6 +262,8 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
         f"\ndemo finished in {time.perf_counter() - t0:.1f} s. Explore it with:\n"
         f"  MAP_SCHEMA_PREFIX={prefix} mapshell shell"
     )
+    if not synced.ok:
+        summaries.append(synced)
     if not all(s_.ok for s_ in summaries):
         raise RuntimeError("demo: a step failed (see above)")
     return counts

@@ -215,6 +215,20 @@ def action_populate_psth(args) -> int:
     return _finish(args, summary)
 
 
+def action_generate_report(args) -> int:
+    """Draw and store the figures of every session, probe, unit and the project (stale ones again)."""
+    from .reporting import generate
+
+    return _finish(args, generate(parse_restriction(args.restriction), processes=args.processes))
+
+
+def action_sync_report(args) -> int:
+    """Copy the stored figures to a folder (only what changed)."""
+    from .reporting import sync
+
+    return _finish(args, sync(args.folder))
+
+
 def action_config(args) -> int:
     """Show, set (and save), unset or save the pipeline settings (the seed's ``custom`` section)."""
     from . import config
@@ -264,6 +278,8 @@ ACTIONS: dict[str, Callable] = {
     "ingest-histology": action_ingest_histology,
     "load-insertion-location": action_load_insertion_location,
     "populate-psth": action_populate_psth,
+    "generate-report": action_generate_report,
+    "sync-report": action_sync_report,
     "config": action_config,
     "demo": action_demo,
 }
@@ -342,6 +358,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RESTRICTION",
         help='which probes: JSON (\'{"subject_id": 55, "session": 1}\') or SQL ("subject_id=55"); default all',
     )
+
+    s = action("generate-report")
+    s.add_argument(
+        "restriction", nargs="?", help="which sessions/probes: JSON ('{\"subject_id\": 55}') or SQL; default all"
+    )
+    s.add_argument("--processes", type=int, default=1, help="processes that draw unit figures (default 1)")
+
+    s = action("sync-report")
+    s.add_argument("folder", nargs="?", help="target folder (default: the report_folder setting, else ./report)")
 
     s = action("config")
     csub = s.add_subparsers(dest="config_action", metavar="show|set|unset|save", required=True)

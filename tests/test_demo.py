@@ -38,12 +38,13 @@ def test_demo_runs_twice_and_reports(backend):
         assert len(exp_v.Session()) == counts["experiment.Session"] == 10
         assert len(exp_v.SessionBlock()) == counts["experiment.SessionBlock"] > 0
         ephys_v = dj.VirtualModule("demo_ephys", f"{prefix}ephys", connection=backend.conn)
-        assert len(ephys_v.Clustering.Unit()) == counts["ephys.Unit"] == 24
+        assert len(ephys_v.Clustering.Unit()) == counts["ephys.Unit"] == 40
         assert len(ephys_v.ProbeInsertion.InsertionLocation()) == 1
         hist_v = dj.VirtualModule("demo_hist", f"{prefix}histology", connection=backend.conn)
         assert len(hist_v.ElectrodeCCFPosition.ElectrodePosition()) == counts["histology.ElectrodePosition"] == 384
         assert counts["histology.LabeledProbeTrack.Point"] == 12
-        assert 0 < counts["histology.unit_ccf()"] <= 24
+        assert 0 < counts["histology.unit_ccf()"] <= 40
+        assert counts["psth.UnitSelectivity.Unit"] > 0 and counts["report.figures"] > 20
         assert len(exp_v.SessionTrial()) == counts["experiment.SessionTrial"] > 11
         per_session = exp_v.SessionTrial.to_pandas().reset_index().groupby(["subject_id", "session"]).size()
         assert 11 in per_session.tolist()

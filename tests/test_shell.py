@@ -22,6 +22,8 @@ EXPECTED_ACTIONS = {
     "ccfload",
     "ingest-histology",
     "populate-psth",
+    "generate-report",
+    "sync-report",
 }
 
 

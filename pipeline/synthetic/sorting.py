@@ -124,7 +124,10 @@ def _simulate(
     duration_s: float,
     fs: float,
     positions: np.ndarray | None = None,
+    trains: list[np.ndarray] | None = None,
 ) -> _Sim:
+    if trains is not None:  # given spike trains (s): their units and counts
+        n_units, n_spikes = len(trains), int(sum(len(t) for t in trains))
     if n_units < 1 or n_spikes < n_units:
         raise ValueError("need at least one unit and one spike per unit")
     channel_map = np1_channel_map(n_channels)
@@ -140,15 +143,22 @@ def _simulate(
     peak_site = np.sort(rng.choice(np.arange(margin, n_sites - margin), n_units, replace=False))
     soma = positions[peak_site] + rng.uniform(-4, 4, (n_units, 2))
     # firing rates (log-normal) -> spike counts summing to n_spikes, at least 1 each
-    weights = rng.lognormal(0.0, 0.8, n_units)
-    counts = 1 + rng.multinomial(n_spikes - n_units, weights / weights.sum())
-    if (counts * REFRACTORY_S).max() > 0.5 * duration_s:
-        raise ValueError(f"{counts.max()} spikes in {duration_s} s is too many for a {REFRACTORY_S * 1e3} ms dead time")
-    times, units = [], []
-    for u, c in enumerate(counts):
-        base = np.sort(rng.uniform(0.0, duration_s - c * REFRACTORY_S, c))
-        times.append(base + REFRACTORY_S * np.arange(c))
-        units.append(np.full(c, u))
+    if trains is not None:
+        counts = np.array([len(t) for t in trains])
+        times = [np.sort(np.asarray(t, dtype=np.float64)) for t in trains]
+        units = [np.full(c, u) for u, c in enumerate(counts)]
+    else:
+        weights = rng.lognormal(0.0, 0.8, n_units)
+        counts = 1 + rng.multinomial(n_spikes - n_units, weights / weights.sum())
+        if (counts * REFRACTORY_S).max() > 0.5 * duration_s:
+            raise ValueError(
+                f"{counts.max()} spikes in {duration_s} s is too many for a {REFRACTORY_S * 1e3} ms dead time"
+            )
+        times, units = [], []
+        for u, c in enumerate(counts):
+            base = np.sort(rng.uniform(0.0, duration_s - c * REFRACTORY_S, c))
+            times.append(base + REFRACTORY_S * np.arange(c))
+            units.append(np.full(c, u))
     t = np.concatenate(times)
     unit = np.concatenate(units)
     order = np.argsort(t, kind="stable")
@@ -220,11 +230,14 @@ def write_kilosort(
     with_clusters: bool = True,
     with_params: bool = True,
     positions: np.ndarray | None = None,
+    trains: list[np.ndarray] | None = None,
 ) -> GeneratedSorting:
     """A Kilosort 2.5 + phy folder with ground truth.
 
     ``positions``: (channels, 2) site positions in um of the recording's saved channels (e.g.
     ``np.c_[meta.x, meta.y]`` of its SpikeGLX meta); default the Neuropixels 1.0 bank-0 layout.
+    ``trains``: the units' spike times (s from the file's first sample) instead of random ones
+    (``n_units``/``n_spikes`` then follow from them).
 
     Templates: unit u has template u; ``n_merged`` units (default n_units // 5) were merged in phy from
     two templates (u and a second one with a smaller repolarisation), so their cluster id is new
@@ -238,7 +251,9 @@ def write_kilosort(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    sim = _simulate(rng, n_units, n_spikes, n_channels, duration_s, sample_rate, positions)
+    sim = _simulate(rng, n_units, n_spikes, n_channels, duration_s, sample_rate, positions, trains)
+    if trains is not None:
+        n_units, n_spikes = len(trains), int(sum(len(t) for t in trains))
     n_sites = sim.channel_map.size
     n_merged = n_units // 5 if n_merged is None else n_merged
     if not with_clusters:  # Kilosort alone: no phy merges, clusters are templates

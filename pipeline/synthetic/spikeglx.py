@@ -370,6 +370,9 @@ def write_bitcode_mat(
     corrupt: dict[int, str] | None = None,
     foraging_extras: bool = False,
     seed: int = 0,
+    trial_start_s=None,
+    go_s=None,
+    first_sample: int | None = None,
 ) -> GeneratedBitcode:
     """Write a bitcode file for the ephys recording of (part of) a behaviour session.
 
@@ -380,6 +383,8 @@ def write_bitcode_mat(
     ``free_water``: bool per behaviour trial (goCue NaN, or omitted with ``go_cue_layout='short'``).
     ``corrupt``: ephys trial -> code written instead of the true one. ``fmt='old'``: bitCodeS and
     bitcode only (like the real dl25 file). ``version``: '5' (scipy) or '7.3' (hdf5storage).
+    ``trial_start_s``/``go_s``: the recorded trials' starts and go cues (s, e.g. the behaviour's own,
+    so that generated spikes can respond to the task) at ``first_sample`` + s x fs, instead of random.
     """
     path = Path(path)
     rng = np.random.default_rng(seed)
@@ -404,6 +409,12 @@ def write_bitcode_mat(
         written[i] = c
     start = np.cumsum(np.round(rng.uniform(4.0, 8.0, size=n) * fs)) + float(rng.integers(10**4, 10**6))
     go = start + np.round(rng.uniform(1.5, 3.0, size=n) * fs)
+    if trial_start_s is not None:
+        if n_before or n_after or len(trial_start_s) != n:
+            raise ValueError("trial_start_s needs one start per recorded trial (and no extra ephys trials)")
+        first = int(first_sample if first_sample is not None else rng.integers(10**4, 10**6))
+        start = first + np.round(np.asarray(trial_start_s, dtype=np.float64) * fs)
+        go = first + np.round(np.asarray(go_s, dtype=np.float64) * fs)
     go[fw] = np.nan
     data: dict[str, object] = {}
     if version == "7.3":

@@ -14,16 +14,14 @@ above the interpreter's (goal <= 2 x the probe's largest spike array).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import re
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def _status_mb(field: str) -> float:
@@ -44,105 +42,20 @@ def main() -> int:
     ap.add_argument("--original-units", type=int, default=20, help="units timed for (c), then scaled")
     args = ap.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="bench_psth_"))
-    os.environ.setdefault("MAP_DATA_DIR", str(work / "data"))
-    os.environ["MAP_CONFIG"] = str(work / "dj_local_conf.json")
-    (work / "dj_local_conf.json").write_text("{}")
+    import probe_setup
 
+    bench = probe_setup.start("bench_psth")
     import datajoint as dj
     import numpy as np
-    import pandas as pd
 
-    from pipeline import db  # first: it quiets DataJoint's import-time warning
-
-    db.auto_activate = False
-    dj.config["safemode"] = False
-    conn = db.connect()
-    prefix = f"bp{uuid.uuid4().hex[:6]}_"
-    db.activate_all(prefix, conn)
-    from pipeline import ephys, lab, psth
+    from pipeline import db, ephys, psth
     from pipeline.compute import populate_psth
-    from pipeline.ingest.behavior import ingest_behavior
-    from pipeline.ingest.ephys.step import ProbeFolder, ProbeRecord, write_probe
-    from pipeline.io.spikeglx import electrode_config, read_meta
-    from pipeline.synthetic.bpod_delay_response import write_session_file
-    from pipeline.synthetic.spikeglx import write_meta
 
+    conn, prefix = bench.conn, bench.prefix
     try:
         print(f"database: {db.target()}; {args.spikes:,} spikes, {args.units} units, {args.trials} trials")
-        lab.Subject.insert1(dict(subject_id=1, sex="M"))
-        lab.WaterRestriction.insert1(
-            dict(subject_id=1, water_restriction_number="bp1", wr_start_date="2024-01-01", wr_start_weight=20)
-        )
-        when = dt.datetime(2024, 6, 1, 10, 0, 0)
-        beh = write_session_file(work / "rig", h2o="bp1", when=when, n_trials=args.trials, seed=1)
-        assert ingest_behavior([["RRig", str(work / "rig"), 0]]).ok
-        bt = beh.trials.sort_values("trial")
-        go_rel = beh.events[beh.events.trial_event_type == "go"].groupby("trial").trial_event_time.last()
-        trials = pd.DataFrame(
-            dict(
-                trial=bt.trial.to_numpy(),
-                trial_start=bt.start_time.to_numpy(),
-                go_time=bt.start_time.to_numpy() + go_rel.reindex(bt.trial).to_numpy(),
-            )
-        )
-        rng = np.random.default_rng(0)
-        duration = float(bt.stop_time.max())
-        per_unit = np.full(args.units, args.spikes // args.units)
-        per_unit[: args.spikes - per_unit.sum()] += 1
-        meta = read_meta(write_meta(work / "m.imec0.ap.meta", probe="np1", seed=1).path)
-        cfg = electrode_config(meta.probe_type, meta.electrodes)
-        units = []
-        starts = trials.trial_start.to_numpy()
-        wave = np.sin(np.linspace(0, 2 * np.pi, 82)).astype(np.float32) * 50
-        for u, n in enumerate(per_unit):
-            t = np.sort(rng.uniform(0, duration, n))
-            idx = np.searchsorted(starts, t, side="right") - 1
-            units.append(
-                dict(
-                    unit=u + 1,
-                    unit_quality="good",
-                    electrode=int(cfg["electrodes"][u % len(cfg["electrodes"])]),
-                    unit_posx=None,
-                    unit_posy=None,
-                    n_spikes=int(n),
-                    spike_times=t,
-                    spike_trials=np.where(idx >= 0, trials.trial.to_numpy()[np.clip(idx, 0, None)], 0).astype(np.int32),
-                    spike_sites=None,
-                    spike_depths=None,
-                    unit_amp=100.0,
-                    unit_snr=None,
-                    waveform=wave,
-                )
-            )
-        key = dict(subject_id=1, session=1, insertion_number=1)
-        rec = ProbeRecord(
-            probe_serial="bench",
-            probe_type=meta.probe_type,
-            config=dict(cfg, is_used=np.ones(len(cfg["electrodes"]), dtype=bool)),
-            sampling_rate=30000.0,
-            clustering=dict(
-                clustering_method="kilosort2",
-                clustering_time=when,
-                quality_control=False,
-                manual_curation=False,
-                sampling_rate=30000.0,
-            ),
-            trials=trials,
-            units=units,
-            metrics=[],
-            labels=None,
-            files=[],
-            n_spikes=int(per_unit.sum()),
-            method="kilosort2",
-            notes=[],
-        )
-        write_probe(key, ProbeFolder(work, work, work, 1), rec)
-        ephys.ProbeInsertion.InsertionLocation.insert1(
-            dict(key, skull_reference="Bregma", ap_location=2500, ml_location=-1500, depth=1000)
-        )
-        largest_mb = int(per_unit.sum()) * 8 / 2**20
-        del units, rec
+        key = probe_setup.load_probe(bench, args.spikes, args.units, args.trials)
+        largest_mb = bench.largest_mb
         import gc
 
         gc.collect()
@@ -216,7 +129,7 @@ def main() -> int:
             f"array ({largest_mb:.0f} MiB)  (goal <= 2)"
         )
     finally:
-        db.drop_prefix(prefix, conn)
+        probe_setup.stop(bench)
     return 0
 
 

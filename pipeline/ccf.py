@@ -144,6 +144,48 @@ class CCFAnnotation(dj.Manual):
         return True
 
 
+def ccfload(paths: dict | None = None):
+    """``mapshell ccfload``: the regions and the annotation of ``ccf_data_paths``, two items of one
+    summary (each loads or fails on its own; a bad annotation file does not stop the regions)."""
+    from .errors import MapError
+    from .ingest.summary import Summary
+
+    summary = Summary(what="CCF items")
+    paths = config.validate("ccf_data_paths", paths or config.get("ccf_data_paths") or {})
+    version = paths.get("version_name", "CCF_2017")
+    summary.look(f"ccf_data_paths: {', '.join(f'{k}={v}' for k, v in paths.items())}")
+    items = [("regions", paths.get("region_csv"))]
+    if "annotation_nrrd" in paths:
+        items.append(("annotation", paths["annotation_nrrd"]))
+    summary.found = len(items)
+    for what, path in items:
+        label = what  # the file is named in each line
+        try:
+            if what == "regions":
+                n = CCFBrainRegion.load_regions(paths)
+                total = len(CCFBrainRegion & {"annotation_version": version})
+                summary.load(f"regions: {n} added ({total} in {version}) from {path}", group=f"ccf {version}")
+                continue
+            loaded = CCFAnnotation.load_ccf_annotation(paths)
+            row = (CCFAnnotation & {"annotation_version": version}).fetch1()
+            how = ""
+            if loaded:
+                ll = CCFAnnotation.last_load
+                nth = {2: "2nd", 3: "3rd"}.get(ll["step"], f"{ll['step']}th")
+                how = f" (read at {ll['source_um']:g} um, stored at {ll['voxel_um']:g} um" + (
+                    f": every {nth} voxel per axis)" if ll["step"] > 1 else ")"
+                )
+            text = (
+                f"annotation: {'loaded' if loaded else 'already loaded'}, {row['shape_ap']} x {row['shape_dv']} x "
+                f"{row['shape_ml']} voxels of {row['voxel_um']:g} um{how} from {path}"
+            )
+            (summary.load(text, group=f"ccf {version}") if loaded else summary.skip(label, text))
+        except MapError as e:
+            summary.fail(label, str(e))
+    summary.log_report()
+    return summary
+
+
 _volume_cache: dict = {}
 TARGET_VOXEL_UM = 20.0  #: the resolution the pipeline stores (as the original did)
 

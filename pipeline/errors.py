@@ -27,6 +27,10 @@ class SkipItem(MapError):
     The runner counts it as skipped with the message as the reason."""
 
 
+class UsageError(MapError):
+    """The command line names something that is not there (a file, a table); exit status 2."""
+
+
 class ConfigError(MapError, ValueError):
     """A setting has the wrong shape; the message names the key (and file) and what is expected."""
 

@@ -82,7 +82,10 @@ def level_name(explicit: str | None = None) -> tuple[str, bool]:
         return "INFO", False
     name = str(raw).upper()
     if name not in LEVELS:
-        raise config.ConfigError(f"MAP_LOGLEVEL/loglevel: {raw!r} is not one of {', '.join(LEVELS)}")
+        where = "MAP_LOGLEVEL" if os.environ.get("MAP_LOGLEVEL") and not explicit else f"loglevel in {config.source}"
+        if explicit:
+            where = "--loglevel"
+        raise config.ConfigError(f"{where}: {raw!r} is not one of {', '.join(LEVELS)}")
     return name, True
 
 

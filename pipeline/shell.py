@@ -156,31 +156,7 @@ def action_ccfload(args) -> int:
             file=sys.stderr,
         )
         return 2
-    n = ccf.CCFBrainRegion.load_regions(paths)
-    print(
-        f"regions: {n} added ({len(ccf.CCFBrainRegion & {'annotation_version': paths.get('version_name', 'CCF_2017')})}"
-        f" in {paths.get('version_name', 'CCF_2017')})"
-    )
-    if "annotation_nrrd" in paths:
-        loaded = ccf.CCFAnnotation.load_ccf_annotation(paths)
-        row = (ccf.CCFAnnotation & {"annotation_version": paths.get("version_name", "CCF_2017")}).fetch1()
-        how = ""
-        if loaded:
-            ll = ccf.CCFAnnotation.last_load
-            how = (
-                f" (read at {ll['source_um']:g} um, stored at {ll['voxel_um']:g} um"
-                + (
-                    f": every {ll['step']}{'nd' if ll['step'] == 2 else 'rd' if ll['step'] == 3 else 'th'} voxel per axis"
-                    if ll["step"] > 1
-                    else ""
-                )
-                + ")"
-            )
-        print(
-            f"annotation: {'loaded' if loaded else 'already loaded'}, {row['shape_ap']} x {row['shape_dv']} x "
-            f"{row['shape_ml']} voxels of {row['voxel_um']:g} um{how}"
-        )
-    return 0
+    return _finish(args, ccf.ccfload(paths))
 
 
 def action_ingest_histology(args) -> int:
@@ -390,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.prefix:
         os.environ["MAP_SCHEMA_PREFIX"] = args.prefix
-    from .errors import MapError
+    from .errors import InputError, MapError
 
     try:
         from . import log as map_log
@@ -400,6 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except InputError as e:  # a whole input (a sheet, a file) is unreadable: the action ran and failed
+        logging.getLogger("pipeline.report").info("mapshell %s: %s", args.action, e)
+        print(f"mapshell {args.action}: {e}", file=sys.stderr)
+        return 1
     except MapError as e:  # user-fixable (settings, connection, a whole input): one line, no traceback
         logging.getLogger("pipeline.report").info("mapshell %s: %s", args.action, e)
         print(f"mapshell {args.action}: {e}", file=sys.stderr)

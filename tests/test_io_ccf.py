@@ -168,7 +168,7 @@ def test_generated_region_ids_are_real(allen_tree):
         (
             '1,"a"\n1,"b"\n',
             None,
-            r"line 2: structure id 1 appears again under two names, 'a' and 'b' \(first on line 1\)",
+            r"line 2: structure id 1 is listed twice under two names, 'a' and 'b' \(first on line 1\)",
         ),
         ('1,"a"\nx2,"b"\n', None, r"line 2: structure id 'x2' is not an integer"),
         ("1,a,b\n", None, "unknown ontology layout"),
@@ -481,7 +481,7 @@ def test_region_csv_not_utf8(tmp_path):
         ("id,name,acronym\n1,root,root\n\n2.5,child,ch\n", r"line 4: id '2\.5' is not an integer"),
         (
             "id,name,acronym\n997,root,root\n8,grey,grey\n997,root2,root2\n",
-            r"line 4: id 997 appears again under two names, 'root' and 'root2' \(first on line 2\)",
+            r"line 4: id 997 is listed twice under two names, 'root' and 'root2' \(first on line 2\)",
         ),
         (
             "id,name,acronym,parent_structure_id\n997,root,root,\n8,grey,grey,12\n",
@@ -491,7 +491,7 @@ def test_region_csv_not_utf8(tmp_path):
             "id,name,acronym,parent_structure_id,structure_id_path\n997,root,root,,/997/\n8,grey,grey,997,/997/9/\n",
             r"line 3: structure_id_path '/997/9/' does not end with the structure's id 8",
         ),
-        ('1,"a"\n\n\n7,"b"\n7,"b"\n', r"line 5: structure id 7 appears again twice as 'b' \(first on line 4\)"),
+        ('1,"a"\n\n\n7,"b"\n7,"b"\n', r"line 5: structure id 7 is listed twice \(both as 'b'\) \(first on line 4\)"),
     ],
 )
 def test_region_csv_bad_rows(tmp_path, text, pattern):

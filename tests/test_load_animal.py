@@ -7,6 +7,7 @@ import pytest
 from conftest import run_mapshell
 
 from pipeline import lab
+from pipeline.errors import UsageError
 from pipeline.ingest.animals import load_animals
 from pipeline.io.spreadsheet import SpreadsheetError, read_table
 from pipeline.synthetic.animals import make_animals, write_animals
@@ -85,7 +86,7 @@ def test_missing_columns_and_unreadable_files(database, tmp_path):
     f.write_text("subject_id,sex\n1,M\n")
     s = load_animals(f)
     assert not s.ok and "missing column(s) water_restriction_number" in s.failed[0][1]
-    with pytest.raises(SpreadsheetError, match="file not found"):
+    with pytest.raises(UsageError, match="file not found"):  # a usage problem: exit status 2
         load_animals(tmp_path / "none.xlsx")
     junk = tmp_path / "junk.xlsx"
     junk.write_bytes(b"not a zip file at all")

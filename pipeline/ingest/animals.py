@@ -180,12 +180,12 @@ def load_animals(path: str | Path, sheet: str | int | None = None) -> Summary:
     df = read_table(path, sheet)
     label = sheet_label(path, sheet)
     absent = [c for c in REQUIRED if c not in df.columns]
-    if absent:
-        summary.fail(label, f"missing column(s) {', '.join(absent)}; required: {', '.join(REQUIRED)}")
+    problems = [f"missing column(s) {', '.join(absent)}; required: {', '.join(REQUIRED)}"] if absent else []
     unknown = unknown_columns(df, REQUIRED + OPTIONAL)
-    if unknown:
-        summary.fail(label, unknown)
-    if not summary.ok:
+    if unknown:  # a misspelt required column is one problem: one line
+        problems.append(unknown)
+    if problems:
+        summary.fail(label, "; ".join(problems))
         return summary
     summary.found = len(df)
     limits = _limits()

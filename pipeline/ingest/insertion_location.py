@@ -250,12 +250,12 @@ def load_insertion_locations(path: str | Path, sheet: str | int | None = None, r
     absent = [c for c in REQUIRED if c not in df.columns]
     if "water_restriction_number" not in df.columns and "subject_id" not in df.columns:
         absent.append("water_restriction_number")
-    if absent:
-        summary.fail(label, f"missing column(s) {', '.join(absent)}; required: {', '.join(REQUIRED)}")
+    problems = [f"missing column(s) {', '.join(absent)}; required: {', '.join(REQUIRED)}"] if absent else []
     unknown = unknown_columns(df, REQUIRED + OPTIONAL)
-    if unknown:
-        summary.fail(label, unknown)
-    if not summary.ok:
+    if unknown:  # a misspelt required column is one problem: one line
+        problems.append(unknown)
+    if problems:
+        summary.fail(label, "; ".join(problems))
         return summary
     summary.found = len(df)
     limits = _limits()

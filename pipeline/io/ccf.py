@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import difflib
 import io
 import re
 import zlib
@@ -64,6 +65,12 @@ def _check_text(path: Path) -> None:
     if b"\x00" in raw:
         line = raw.count(b"\n", 0, raw.index(b"\x00")) + 1
         raise CCFError(f"{path}: line {line}: NUL byte, not a text CSV")
+    if raw.strip() and not raw.endswith((b"\n", b"\r")):  # every writer ends a CSV's last row with a line end
+        last, n_line = raw[raw.rfind(b"\n") + 1 :], raw.count(b"\n") + 1
+        raise CCFError(
+            f"{path}: line {n_line} (the last) has no line end ({last[:40]!r}): the file was cut "
+            "off (truncated); copy it again"
+        )
 
 
 def _first_row(path: Path) -> list[str]:
@@ -91,9 +98,9 @@ def _int_ids(path: Path, values: pd.Series, what: str, lines, names: pd.Series |
         as_names = ""
         if names is not None:
             a, b = str(names.iloc[j]).strip(), str(names.iloc[i]).strip()
-            as_names = f" under two names, {a!r} and {b!r}" if a != b else f" twice as {a!r}"
+            as_names = f" under two names, {a!r} and {b!r}" if a != b else f" (both as {a!r})"
         raise CCFError(
-            f"{path}: line {int(line[i])}: {what} {int(ids[i])} appears again{as_names} (first on line {int(line[j])}); "
+            f"{path}: line {int(line[i])}: {what} {int(ids[i])} is listed twice{as_names} (first on line {int(line[j])}); "
             "every structure id must be listed once"
         )
     return ids
@@ -172,6 +179,15 @@ def read_ontology(region_csv, hexcode_csv=None) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+#: the columns of Allen's structure tree CSV (structure_tree_safe_2017.csv)
+TREE_COLUMNS = (
+    "id", "atlas_id", "name", "acronym", "st_level", "ontology_id", "hemisphere_id", "weight",
+    "parent_structure_id", "depth", "graph_id", "graph_order", "structure_id_path", "color_hex_triplet",
+    "neuro_name_structure_id", "neuro_name_structure_id_path", "failed", "sphinx_id", "structure_name_facet",
+    "failed_facet", "safe_name",
+)  # fmt: skip
+
+
 def _read_allen_tree(path: Path) -> pd.DataFrame:
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skip_blank_lines=False)
@@ -182,6 +198,11 @@ def _read_allen_tree(path: Path) -> pd.DataFrame:
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise CCFError(f"{path}: structure tree CSV lacks columns {missing}")
+    for want in ("acronym", "parent_structure_id", "structure_id_path", "color_hex_triplet"):
+        # optional, but a misspelt header would silently drop the hierarchy or the colours
+        close = difflib.get_close_matches(want, [c for c in df.columns if c not in TREE_COLUMNS], n=1, cutoff=0.85)
+        if want not in df.columns and close:
+            raise CCFError(f"{path}: no {want!r} column, but a column {close[0]!r}: a misspelt header? Rename it")
     filled = (df.fillna("").astype(str).apply(lambda c: c.str.strip()) != "").any(axis=1).to_numpy()
     df = df.loc[filled].reset_index(drop=True)
     lines = np.flatnonzero(filled) + 2  # line 1 is the header

@@ -289,6 +289,20 @@ def _index_from_cells(index: np.ndarray) -> list[str]:
     return ["/".join(str(p).strip() for p in row if str(p).strip() != "") for row in index]
 
 
+def _one_line(e: Exception) -> str:
+    """An exception's message on one line. HDF5's are a whole back trace ("HDF5 error back trace",
+    "  File ..., in H5Fopen", ..., "End of HDF5 error back trace", "Unable to open/create file ..."):
+    keep the innermost error (the line before its end) and the final line."""
+    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else type(e).__name__
+    end = next((i for i, x in enumerate(lines) if x.startswith("End of HDF5 error back trace")), None)
+    if end is not None and end > 0:
+        inner = lines[end - 1]
+        return f"{inner}; {lines[-1]}" if end + 1 < len(lines) else inner
+    return "; ".join(lines)
+
+
 def _read_h5(path: Path) -> DLCTracking:
     try:
         import tables  # noqa: F401  (pandas needs it for HDF5; say so plainly)
@@ -313,7 +327,7 @@ def _read_h5(path: Path) -> DLCTracking:
     except DLCError:
         raise
     except Exception as e:  # tables/pandas raise many kinds for non-pandas or corrupt HDF5
-        raise DLCError(f"{path}: cannot read as a pandas HDF5 file ({type(e).__name__}: {e})") from None
+        raise DLCError(f"{path}: cannot read as a pandas HDF5 file ({type(e).__name__}: {_one_line(e)})") from None
     if not isinstance(df, pd.DataFrame):
         raise DLCError(f"{path}: the HDF5 table is a {type(df).__name__}, not a DataFrame")
     cols = df.columns

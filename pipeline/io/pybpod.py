@@ -38,10 +38,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, SkipItem
 
 __all__ = [
     "PybpodError",
+    "NotForaging",
     "ForagingTrial",
     "ForagingBlock",
     "ForagingSession",
@@ -107,6 +108,10 @@ NOT_A_SESSION_TYPES = ("restriction", "handling", "freewater")
 
 class PybpodError(InputError):
     """A pybpod file cannot be used; the message starts with the file path and says what is wrong."""
+
+
+class NotForaging(PybpodError, SkipItem):
+    """A readable pybpod session of another experiment (not foraging): skipped, not failed."""
 
 
 @dataclass
@@ -324,6 +329,8 @@ def read_session_info(path: str | Path, max_lines: int = 200) -> dict[str, str]:
     path = Path(path)
     out: dict[str, str] = {}
     try:
+        if path.stat().st_size == 0:
+            raise PybpodError(f"{path}: the file is empty (zero bytes): not a pybpod session log")
         with path.open("r", encoding="utf-8", errors="replace") as f:
             for i, line in enumerate(f):
                 if i >= max_lines:
@@ -404,7 +411,7 @@ def _parse_file(path: Path, h2o: str | None, allow_truncated: bool) -> _FileTria
     parts = _session_path_parts(path)
     experiment, setup = parts if parts else (infos.get("EXPERIMENT-NAME", ""), infos.get("SETUP-NAME", ""))
     if not is_foraging_experiment(experiment):
-        raise PybpodError(
+        raise NotForaging(
             f"{path}: experiment {experiment!r} is not a foraging experiment "
             "(its name must contain 'foraging', or 'bari' and 'cohen')"
         )
@@ -628,9 +635,17 @@ def read_foraging_day(paths, h2o: str, allow_truncated: bool = False) -> Foragin
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     if not paths:
         raise PybpodError("read_foraging_day: no files given")
-    files = sorted(
-        (_parse_file(p, h2o, allow_truncated) for p in dict.fromkeys(paths)), key=lambda f: (f.first_time, str(f.path))
-    )
+    parsed, other = [], []
+    for p in dict.fromkeys(paths):
+        try:
+            parsed.append(_parse_file(p, h2o, allow_truncated))
+        except NotForaging as e:
+            other.append(e)
+    if other and not parsed:  # only sessions of other experiments that day: nothing to load, nothing wrong
+        raise NotForaging("; ".join(str(e) for e in other))
+    if other:  # a foraging day with another experiment's session in it: which belongs is for a person to say
+        raise PybpodError(f"{other[0]} (the day also has foraging sessions; move the other experiment's session away)")
+    files = sorted(parsed, key=lambda f: (f.first_time, str(f.path)))
     kept = [(fi, rec) for fi, f in enumerate(files) for rec in f.trials if rec["skip"] is None]
     if not kept:
         others = f" (and {len(files) - 1} more file(s))" if len(files) > 1 else ""
@@ -714,7 +729,7 @@ def read_subject_meta(path: str | Path) -> pd.DataFrame:
     None, the three amounts float, Training type and Notes str) plus ``is_session``: the row is a
     behaviour session candidate (spec 3.2: a date, both times filled in, type not restriction /
     handling / freewater, Water during training > 0). Empty cells are allowed (NaT / None / NaN); a
-    filled-in cell that is not a valid date (``2024-13-45``), time or number is a PybpodError naming
+    filled-in cell that is not a valid date (``2024-13-45``), time or non-negative number is a PybpodError naming
     the file, the line and the column.
     """
     path = Path(path)
@@ -767,6 +782,7 @@ def read_subject_meta(path: str | Path) -> pd.DataFrame:
     for c in ("Water during training", "Weight", "Extra water"):
         out[c] = pd.to_numeric(text[c].replace("", np.nan), errors="coerce").astype(float)
         refuse(c, (text[c] != "") & ~np.isfinite(out[c]), "a number")
+        refuse(c, out[c] < 0, "a non-negative amount")
     out["Training type"] = out["Training type"].fillna("").astype(str).str.strip()
     out["Notes"] = out["Notes"].fillna("").astype(str)
     out["is_session"] = (

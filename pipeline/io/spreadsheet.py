@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 
 
 class SpreadsheetError(InputError):
@@ -48,7 +48,9 @@ def read_table(path: str | Path, sheet: str | int | None = None) -> pd.DataFrame
     ``df.attrs['headers']`` maps each normalised column name to the header as written."""
     path = Path(path)
     if not path.is_file():
-        raise SpreadsheetError(f"{path}: file not found")
+        raise UsageError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise SpreadsheetError(f"{path}: empty file (zero bytes)")
     suffix = path.suffix.lower()
     try:
         if suffix in (".xlsx", ".xlsm", ".xls"):
@@ -61,6 +63,17 @@ def read_table(path: str | Path, sheet: str | int | None = None) -> pd.DataFrame
             raise SpreadsheetError(f"{path}: unsupported file type {suffix!r} (use .xlsx or .csv)")
     except SpreadsheetError:
         raise
+    except UnicodeDecodeError as e:  # a text sheet saved in another encoding
+        raw = path.read_bytes()
+        try:
+            raw.decode("utf-8-sig")
+            at = e.start
+        except UnicodeDecodeError as whole:  # where in the file (pandas reports a position in its buffer)
+            at = whole.start
+        line = raw.count(b"\n", 0, at) + 1
+        raise SpreadsheetError(
+            f"{path}: line {line}: not UTF-8 text (byte {raw[at : at + 1]!r}); save the sheet as UTF-8 CSV"
+        ) from None
     except ValueError as e:  # e.g. unknown sheet name
         raise SpreadsheetError(f"{path}: {e}") from None
     except Exception as e:

@@ -62,6 +62,16 @@ def trial_files(folder: Path, h2o: str, position: str) -> dict[int, Path]:
     return out
 
 
+def trial_map_file(folder: Path, h2o: str, day: dt.date, position: str) -> Path | None:
+    """The ``<h2o>_<date>_<position>.txt`` mapping file index -> trial, if there is one."""
+    for alias in POSITIONS[position]:
+        for date_text in (f"{day:%m%d%y}", f"{day:%Y%m%d}"):
+            p = folder / f"{h2o}_{date_text}_{alias}.txt"
+            if p.exists():
+                return p
+    return None
+
+
 def trial_map(folder: Path, h2o: str, day: dt.date, position: str) -> dict[int, int] | None:
     for alias in POSITIONS[position]:
         for date_text in (f"{day:%m%d%y}", f"{day:%Y%m%d}"):
@@ -104,7 +114,12 @@ def build_session(
         for idx, path in files.items():
             trial = mapping.get(idx)
             if trial is None or trial not in trials:
-                raise TrackingIngestError(f"{path}: file index {idx} maps to trial {trial}, which the session lacks")
+                map_file = trial_map_file(folder, h2o, day, position)
+                if map_file is not None:
+                    raise TrackingIngestError(
+                        f"{map_file}: maps file index {idx} ({path.name}) to trial {trial}, which the session lacks"
+                    )
+                raise TrackingIngestError(f"{path}: file index {idx} is not a trial of the session")
             d = read_dlc(path)
             features, extra = map_bodyparts(d.bodyparts)
             unknown |= set(extra)

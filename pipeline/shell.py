@@ -205,6 +205,16 @@ def action_sync_report(args) -> int:
     return _finish(args, sync(args.folder))
 
 
+def action_export_recording(args) -> int:
+    """Export sessions to NWB (one file per session) or to the original MATLAB layout (one per probe)."""
+    from .export import export_recording
+
+    summary = export_recording(
+        parse_restriction(args.restriction), fmt=args.format, out=args.out, dandi=args.dandi, overwrite=args.overwrite
+    )
+    return _finish(args, summary)
+
+
 def action_config(args) -> int:
     """Show, set (and save), unset or save the pipeline settings (the seed's ``custom`` section)."""
     from . import config
@@ -256,6 +266,7 @@ ACTIONS: dict[str, Callable] = {
     "populate-psth": action_populate_psth,
     "generate-report": action_generate_report,
     "sync-report": action_sync_report,
+    "export-recording": action_export_recording,
     "config": action_config,
     "demo": action_demo,
 }
@@ -343,6 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = action("sync-report")
     s.add_argument("folder", nargs="?", help="target folder (default: the report_folder setting, else ./report)")
+
+    s = action("export-recording")
+    s.add_argument("restriction", nargs="?", help='which sessions: JSON (\'{"subject_id": 55, "session": 1}\') or SQL')
+    s.add_argument("--format", choices=["nwb", "mat"], default="nwb", help="nwb (default) or mat (per probe)")
+    s.add_argument("--out", default=".", help="output folder (default .)")
+    s.add_argument("--dandi", action="store_true", help="DANDI layout: sub-<id>/sub-<id>_ses-<...>_ecephys+behavior.nwb")
+    s.add_argument("--overwrite", action="store_true", help="replace existing files")
 
     s = action("config")
     csub = s.add_subparsers(dest="config_action", metavar="show|set|unset|save", required=True)

@@ -24,6 +24,7 @@ EXPECTED_ACTIONS = {
     "populate-psth",
     "generate-report",
     "sync-report",
+    "export-recording",
 }
 
 

@@ -277,7 +277,10 @@ def build(session_key: dict):
                     metric_cols.append(a)
                     nwb.add_unit_column(name=f"metric_{a}", description=f"{tbl.__name__}.{a}")
     electrode_row: dict[tuple[int, int], int] = {}
-    spike_trains: list[np.ndarray] = []
+    # every unit's spike times in one preallocated array (no second copy when it is written)
+    total = int(sum((ephys.Clustering.Unit & skey).to_arrays("n_spikes"))) if probes else 0
+    all_times = np.empty(total, dtype=np.float64)
+    ends: list[int] = []
     n_wave = max(
         [len(np.asarray(w).ravel()) for w in (ephys.Clustering.Unit & skey).to_arrays("waveform") if w is not None]
         or [1]
@@ -357,7 +360,10 @@ def build(session_key: dict):
         for u in units:
             t = to_session_time(np.asarray(u["spike_times"], dtype=np.float64), probe_start, session_start)
             wf = u["waveform"]
-            spike_trains.append(t)
+            start = ends[-1] if ends else 0
+            all_times[start : start + len(t)] = t
+            ends.append(start + len(t))
+            del t
             nwb.add_unit(
                 obs_intervals=obs,
                 electrodes=[electrode_row[(p["insertion_number"], int(u["electrode"]))]]
@@ -376,7 +382,7 @@ def build(session_key: dict):
                 insertion_number=int(p["insertion_number"]),
                 **{f"metric_{a}": _f(metrics[a].get(u["unit"])) if a in metrics else np.nan for a in metric_cols},
             )
-    if spike_trains:  # one column from one array (HDMF checks per-unit lists element by element)
+    if ends:  # one column from one array (HDMF checks per-unit lists element by element)
         import warnings
 
         with warnings.catch_warnings():
@@ -384,8 +390,8 @@ def build(session_key: dict):
             nwb.units.add_column(
                 name="spike_times",
                 description="spike times (s, session clock)",
-                data=_io(np.concatenate(spike_trains)),
-                index=np.cumsum([len(t) for t in spike_trains]).tolist(),
+                data=_io(all_times[: ends[-1]]),
+                index=ends,
             )
     return nwb
 

@@ -215,6 +215,53 @@ def action_export_recording(args) -> int:
     return _finish(args, summary)
 
 
+def action_auto_ingest(args) -> int:
+    """Run every configured ingest step (and again every --interval seconds unless --once)."""
+    from .workers import auto_ingest
+
+    summaries = auto_ingest(once=args.once, interval=args.interval)
+    for s in summaries:
+        text = s.report(verbose=args.verbose, quiet=args.quiet)
+        if text:
+            print(text)
+    return 0 if all(s.ok for s in summaries) else 1
+
+
+def action_automate_computation(args) -> int:
+    """Populate every computed table with DataJoint job reservation (many workers can share it)."""
+    from .workers import automate_computation
+
+    summary = automate_computation(once=args.once, interval=args.interval)
+    return _finish(args, summary)
+
+
+def action_automate_sync_and_cleanup(args) -> int:
+    """Requeue dead workers' keys, remove orphaned store objects, sync the figures."""
+    from .workers import automate_sync_and_cleanup
+
+    return _finish(args, automate_sync_and_cleanup(once=args.once, interval=args.interval))
+
+
+def action_jobs(args) -> int:
+    """Per computed table: keys to do, reserved (host, process, since), errors and done."""
+    from .workers import jobs_status, retry_errors
+
+    if args.retry_errors is not None:
+        n = retry_errors(args.retry_errors or None)
+        print(f"{n} error records removed; the next round computes those keys again")
+        return 0
+    for row in jobs_status():
+        print(
+            f"{row['table']:<32} to do {row['pending']:>6}  reserved {len(row['reserved']):>3}  "
+            f"errors {len(row['errors']):>3}  done {row['done']:>6}"
+        )
+        for host, pid, since in row["reserved"]:
+            print(f"    reserved by {host} pid {pid} since {since}")
+        for message in row["errors"][:5]:
+            print(f"    error: {message}")
+    return 0
+
+
 def action_config(args) -> int:
     """Show, set (and save), unset or save the pipeline settings (the seed's ``custom`` section)."""
     from . import config
@@ -267,6 +314,10 @@ ACTIONS: dict[str, Callable] = {
     "generate-report": action_generate_report,
     "sync-report": action_sync_report,
     "export-recording": action_export_recording,
+    "auto-ingest": action_auto_ingest,
+    "automate-computation": action_automate_computation,
+    "automate-sync-and-cleanup": action_automate_sync_and_cleanup,
+    "jobs": action_jobs,
     "config": action_config,
     "demo": action_demo,
 }
@@ -359,8 +410,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("restriction", nargs="?", help='which sessions: JSON (\'{"subject_id": 55, "session": 1}\') or SQL')
     s.add_argument("--format", choices=["nwb", "mat"], default="nwb", help="nwb (default) or mat (per probe)")
     s.add_argument("--out", default=".", help="output folder (default .)")
-    s.add_argument("--dandi", action="store_true", help="DANDI layout: sub-<id>/sub-<id>_ses-<...>_ecephys+behavior.nwb")
+    s.add_argument(
+        "--dandi", action="store_true", help="DANDI layout: sub-<id>/sub-<id>_ses-<...>_ecephys+behavior.nwb"
+    )
     s.add_argument("--overwrite", action="store_true", help="replace existing files")
+
+    for name, default in (("auto-ingest", 300), ("automate-computation", 300), ("automate-sync-and-cleanup", 600)):
+        s = action(name)
+        s.add_argument("--once", action="store_true", help="one round, then exit")
+        s.add_argument("--interval", type=float, default=default, help=f"seconds between rounds (default {default})")
+    s = action("jobs")
+    s.add_argument(
+        "--retry-errors", nargs="?", const="", metavar="TABLE", help="clear error records (of TABLE, or all)"
+    )
 
     s = action("config")
     csub = s.add_subparsers(dest="config_action", metavar="show|set|unset|save", required=True)

@@ -25,6 +25,10 @@ EXPECTED_ACTIONS = {
     "generate-report",
     "sync-report",
     "export-recording",
+    "auto-ingest",
+    "automate-computation",
+    "automate-sync-and-cleanup",
+    "jobs",
 }
 
 

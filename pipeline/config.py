@@ -32,6 +32,7 @@ SCHEMA_MODULES = (
     "ccf",
     "tracking",
     "psth",
+    "ingest_work",
     "ingest_behavior",
     "ingest_ephys",
     "ingest_tracking",

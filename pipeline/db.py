@@ -40,6 +40,7 @@ compat.install()  # the guide's dj.config['custom'] and dj.config.save_local()
 
 #: Import order of the schema modules (each after the ones it references).
 SCHEMA_MODULE_ORDER = (
+    "ingest_work",
     "lab",
     "experiment",
     "ingest_behavior",
@@ -55,6 +56,7 @@ SCHEMA_MODULE_ORDER = (
 
 #: Where each schema module lives. The ingest bookkeeping tables live with their ingest step.
 SCHEMA_MODULE_PATHS = {
+    "ingest_work": "pipeline.ingest.work",
     "lab": "pipeline.lab",
     "experiment": "pipeline.experiment",
     "ingest_behavior": "pipeline.ingest.behavior.tables",

@@ -18,6 +18,8 @@ exception is a bug: the item is counted as failed and the traceback is logged.
 from __future__ import annotations
 
 import logging
+import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +54,7 @@ class Step:
 
     name = "ingest"  #: the mapshell action
     what = "items"  #: what an item is, plural ("behavior sessions")
+    claims = True  #: claim each item before loading it (see pipeline.ingest.work), so workers can share
 
     def find(self, summary: Summary) -> list[Item]:
         raise NotImplementedError
@@ -95,16 +98,51 @@ def _cleanup_quietly(step: Step, item: Item) -> None:
 
 
 def run_item(step: Step, item: Item, summary: Summary) -> bool:
-    """Check, build and write one item, recording the outcome in ``summary``; True if loaded."""
+    """Check, claim, build and write one item, recording the outcome in ``summary``; True if loaded."""
+    state = _check(step, item, summary)
+    if state is None:
+        return False
+    if not step.claims:
+        return _load(step, item, summary)
+    from . import work
+
+    ok, why, ckey = work.claim(step.name, item.key, item.label)
+    if not ok:
+        summary.skip(item.label, why)
+        return False
+    loaded = False
+    try:
+        # checked again under the claim: another worker may have loaded it since the first check
+        if _check(step, item, summary) is not None:
+            loaded = _load(step, item, summary)
+    finally:
+        failed = bool(summary.failed) and summary.failed[-1][0] == item.label
+        work.release(ckey, ok=not failed, message=summary.failed[-1][1] if failed else "")
+    return loaded
+
+
+def _check(step: Step, item: Item, summary: Summary):
+    """True-ish if the item is to be loaded; None (recorded in the summary) if not."""
     try:
         state = step.check(item)
-        if state is not None:
-            kind, reason = state
-            (summary.skip if kind == "skip" else summary.fail)(item.label, reason)
-            return False
+    except MapError as e:
+        summary.fail(item.label, str(e))
+        return None
+    if state is not None:
+        kind, reason = state
+        (summary.skip if kind == "skip" else summary.fail)(item.label, reason)
+        return None
+    return True
+
+
+def _load(step: Step, item: Item, summary: Summary) -> bool:
+    try:
         inputs = step.inputs(item)
         record = step.build(item, inputs)
-        step.cleanup(item)  # what a killed earlier run left behind
+        step.cleanup(item)  # what a killed earlier run left behind (the claim makes this item ours)
+        pause = float(os.environ.get("MAP_PAUSE_BEFORE_WRITE") or 0)  # for crash-recovery tests only
+        if pause:
+            time.sleep(pause)
         try:
             done = step.write(item, record, inputs)
         except BaseException:

@@ -40,10 +40,21 @@ def ensure_rig(rig: str, description: str) -> None:
 
 
 def insert_session(subject_id: int, when: dt.datetime, user: str, rig: str) -> dict:
-    """Insert the Session row with the subject's next session number (call inside the transaction)."""
-    from ... import experiment
+    """Insert the Session row with the subject's next session number (call inside the transaction).
 
-    existing = (experiment.Session & {"subject_id": subject_id}).to_arrays("session")
+    The subject's row is locked first (SELECT ... FOR UPDATE, MySQL and PostgreSQL alike), so two
+    workers loading days of one animal at once number their sessions one after the other."""
+    from ... import experiment, lab
+
+    conn = db.connect()
+    conn.query(
+        f"SELECT subject_id FROM {lab.Subject.full_table_name} WHERE subject_id = %s FOR UPDATE", args=[subject_id]
+    )
+    # a locking read sees what other transactions committed (a plain read may use an older snapshot)
+    rows = conn.query(
+        f"SELECT session FROM {experiment.Session.full_table_name} WHERE subject_id = %s FOR UPDATE", args=[subject_id]
+    ).fetchall()
+    existing = [r[0] if not isinstance(r, dict) else r["session"] for r in rows]
     skey = dict(subject_id=subject_id, session=int(max(existing, default=0)) + 1)
     experiment.Session.insert1(dict(skey, session_date=when.date(), session_datetime=when, username=user, rig=rig))
     return skey

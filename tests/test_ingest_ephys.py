@@ -204,3 +204,21 @@ def test_same_size_and_time_but_new_content_is_noticed(session, tmp_path):
     assert f.stat().st_size == st.st_size
     again = ingest([str(root)])
     assert not again.ok and "spike_clusters.npy (same size and time, different content)" in again.failed[0][1]
+
+
+def test_spikes_out_of_time_order_are_sorted_and_said_so(session, tmp_path):
+    root = tmp_path / "ephys"
+    pdir, meta, bit, sort = _probe(root, "1", session)
+    f = sort.path / "spike_times.npy"
+    times = np.load(f)
+    times[[100, 101]] = times[[101, 100]]
+    if times[100] == times[101]:
+        times[100] += 5
+    np.save(f, times)
+    s = ingest([str(root)])
+    assert s.ok and len(s.loaded) == 1, s.report()
+    assert any("spike_times.npy" in n and "time order" in n for n in s.notes), s.notes
+    ikey = dict(session["key"], insertion_number=1)
+    for u in (ephys.Unit & ikey).to_dicts():
+        t = np.asarray(u["spike_times"])
+        assert (np.diff(t) >= 0).all()

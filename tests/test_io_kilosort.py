@@ -267,7 +267,11 @@ def test_tolerant_inputs(tmp_path):
     order = perm[np.argsort(expected.spike_times[perm], kind="stable")]
     for name in ("spike_times", "spike_clusters", "spike_sites", "spike_depths", "amplitudes"):
         setattr(expected, name, getattr(expected, name)[order])
-    assert sorting_differences(got, expected, rtol=1e-3, skip=("path", "missing", "params", "spike_times_sec")) == []
+    assert (
+        sorting_differences(got, expected, rtol=1e-3, skip=("path", "missing", "params", "spike_times_sec", "repairs"))
+        == []
+    )
+    assert len(got.repairs) == 1 and "spike_times.npy" in got.repairs[0] and "time order" in got.repairs[0]
     assert np.allclose(got.spike_times_sec, expected.spike_times / 30000.0 + 1.5)
     assert read_params(folder / "params.py") == {"sample_rate": 30000.0, "dat_path": "C:\\x.bin", "n_channels_dat": 65}
 
@@ -308,6 +312,161 @@ def test_group_by_cluster_edges():
         group_by_cluster(np.array([1, 2, 3]), np.array([1, 2]))
     with pytest.raises(TypeError):
         group_by_cluster(np.array([1.0, 2.0]))
+
+
+# ------------------------------------------------------------------------- read grouped by cluster
+
+PER_SPIKE = ("spike_times", "spike_clusters", "spike_sites", "spike_depths", "amplitudes", "spike_times_sec")
+
+
+def assert_same_except_spikes(got, plain):
+    """Every non-per-spike field of two SortingResults identical (arrays bit for bit)."""
+    for name, value in vars(plain).items():
+        if name in PER_SPIKE or name == "cluster_offsets":
+            continue
+        other = getattr(got, name)
+        if isinstance(value, np.ndarray):
+            assert value.dtype == other.dtype and np.array_equal(value, other, equal_nan=True), name
+        elif isinstance(value, pd.DataFrame):
+            pd.testing.assert_frame_equal(value, other, check_exact=True)
+        else:
+            assert value == other, name
+
+
+def assert_grouped_equal(got, plain):
+    """``got`` (by_cluster) holds ``plain``'s per-spike arrays grouped by group_by_cluster, bit for bit."""
+    assert_same_except_spikes(got, plain)
+    arrays = [getattr(plain, name) for name in PER_SPIKE]
+    ids, offsets, grouped = group_by_cluster(plain.spike_clusters, *arrays)
+    assert np.array_equal(got.cluster_ids, ids) and np.array_equal(got.cluster_offsets, offsets)
+    assert got.n_spikes == plain.n_spikes
+    for name, ref in zip(PER_SPIKE, grouped):
+        value = getattr(got, name)
+        if ref is None:
+            assert value is None, name
+            continue
+        if name == "spike_sites":  # int16 when the probe has < 2**15 sites
+            assert value.dtype == np.int16 and np.array_equal(value, ref)
+            continue
+        assert value.dtype == ref.dtype and value.tobytes() == ref.tobytes(), name
+
+
+@pytest.fixture(params=[None, 97], ids=["blocks", "tiny_blocks"])
+def block(request, monkeypatch):
+    """Run with the default block sizes and with tiny ones (many blocks, errors in a later block)."""
+    import pipeline.io.kilosort as ks
+
+    if request.param:
+        monkeypatch.setattr(ks, "_SPIKE_CHUNK", request.param)
+        monkeypatch.setattr(ks, "_ROW_BYTES", 5 * 1024)
+    return request.param
+
+
+@pytest.mark.parametrize(
+    "case", ["full", "no_pcs", "no_templates", "from_templates", "unsorted", "tprime", "float_times", "one_cluster"]
+)
+def test_by_cluster_is_the_plain_read_grouped(tmp_path, block, case):
+    kw = dict(n_units=9, n_spikes=6000, n_channels=96, seed=11)
+    if case == "no_pcs":
+        kw.update(with_pcs=False, with_metrics=False, labels="KSLabel")
+    elif case == "no_templates":
+        kw.update(with_templates=False)
+    elif case == "from_templates":
+        kw.update(with_clusters=False, labels="KSLabel")
+    folder = write_kilosort(tmp_path / "ks", **kw).path
+    if case == "unsorted":  # read into memory, grouped after
+        perm = np.random.default_rng(1).permutation(6000)
+        for name in ("spike_times.npy", "spike_clusters.npy", "spike_templates.npy", "amplitudes.npy"):
+            np.save(folder / name, np.load(folder / name)[perm])
+        np.save(folder / "pc_features.npy", np.load(folder / "pc_features.npy")[perm])
+    elif case == "tprime":
+        np.save(folder / "spike_times_sec.npy", np.load(folder / "spike_times.npy") / 30000.0 + 0.5)
+    elif case == "float_times":
+        np.save(folder / "spike_times.npy", np.load(folder / "spike_times.npy").astype(np.float64).ravel())
+    elif case == "one_cluster":
+        np.save(folder / "spike_clusters.npy", np.full(6000, 4, np.int32))
+    from_templates = case == "from_templates"
+    plain = read_kilosort(folder, clusters_from_templates=from_templates)
+    got = read_kilosort(folder, clusters_from_templates=from_templates, by_cluster=True)
+    assert_grouped_equal(got, plain)
+    # spike_trains() of a grouped result is the grouped arrays themselves
+    ids, offsets, (times,) = got.spike_trains()
+    assert times is got.spike_times and offsets is got.cluster_offsets
+    # only the fields asked for
+    some = read_kilosort(
+        folder, clusters_from_templates=from_templates, by_cluster=True, spike_fields=("spike_depths",)
+    )
+    assert some.spike_times is None and some.spike_sites is None and some.n_spikes == 6000
+    assert (some.spike_depths is None) == (got.spike_depths is None)
+    if got.spike_depths is not None:
+        assert np.array_equal(some.spike_depths, got.spike_depths)
+    with pytest.raises(ValueError, match="unknown per-spike fields"):
+        read_kilosort(folder, spike_fields=("spike_time",))
+
+
+def test_by_cluster_amplitude_sums_are_those_of_one_bincount(tmp_path, block):
+    """Mean waveforms and amplitudes come from per cluster x template amplitude sums; read in blocks they
+    must add up in the same order as one bincount (bit-identical waveforms), with many spikes per bin."""
+    folder = write_kilosort(tmp_path / "ks", n_units=3, n_spikes=20_000, n_channels=64, seed=5, with_metrics=False).path
+    amps = np.random.default_rng(2).lognormal(0, 1, 20_000).astype(np.float32)
+    np.save(folder / "amplitudes.npy", amps)
+    plain = read_kilosort(folder)
+    got = read_kilosort(folder, by_cluster=True)
+    assert_grouped_equal(got, plain)
+    assert got.mean_waveforms.tobytes() == plain.mean_waveforms.tobytes()
+
+
+def test_by_cluster_errors_are_the_plain_reads(tmp_path, block):
+    gen = write_kilosort(tmp_path / "ks", seed=9, n_units=4, n_spikes=1000, n_channels=64, with_metrics=False)
+    folder = gen.path
+    originals = {p.name: p.read_bytes() for p in folder.glob("*.npy")}
+
+    def damage(name, edit):
+        for n, data in originals.items():
+            (folder / n).write_bytes(data)
+        a = np.load(folder / name)
+        np.save(folder / name, edit(a))
+
+    def bad_at(a, where, value, dtype=np.float64):
+        a = a.astype(dtype)
+        a.ravel()[where] = value
+        return a
+
+    cases = [
+        ("spike_times.npy", lambda a: bad_at(a, [400, 900], 12.5)),
+        ("spike_times.npy", lambda a: bad_at(a, [999], 1e30)),
+        ("spike_clusters.npy", lambda a: bad_at(a, [300, 301, 700], -1, np.int64)),
+        ("spike_clusters.npy", lambda a: a[:-3]),
+        ("spike_templates.npy", lambda a: bad_at(a, [650], np.nan)),
+        ("amplitudes.npy", lambda a: bad_at(a, [998], np.inf, np.float32)),
+        ("pc_features.npy", lambda a: a[:-1]),
+    ]
+    for name, edit in cases:
+        damage(name, edit)
+        assert ks_error(folder, by_cluster=True) == ks_error(folder), name
+
+
+def test_by_cluster_memory(tmp_path):
+    """Streamed: at the peak, the arrays returned + each spike's 4-byte place in cluster order + blocks
+    (the 8-byte sort keys come and go before any result exists); nothing like a copy of each file (the
+    plain read + group_by_cluster: about 48 bytes per spike here)."""
+    import tracemalloc
+
+    from pipeline.synthetic.sorting import write_large_kilosort
+
+    n = 1_000_000
+    folder = write_large_kilosort(tmp_path / "ks", n_units=20, n_spikes=n, n_channels=64)
+    fields = ("spike_times", "spike_sites", "spike_depths")
+    read_kilosort(folder, by_cluster=True, spike_fields=fields)  # imports, caches
+    tracemalloc.start()
+    try:
+        got = read_kilosort(folder, by_cluster=True, spike_fields=fields)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    returned = sum(getattr(got, name).nbytes for name in fields)
+    assert returned == n * (8 + 2 + 4)
+    assert peak < returned + 4 * n + 10 * 2**20, (peak / n, returned / n)
 
 
 # ------------------------------------------------------------------------------------------ errors
@@ -454,7 +613,9 @@ def test_n_channels_dat_against_channel_map_and_dat_file(small_folder):
     msg = ks_error(small_folder)
     assert msg.startswith(f"{params}: n_channels_dat = 60 but channel_map.npy lists 63 channels")
     params.write_text(text.replace("n_channels_dat = 65", "n_channels_dat = 63"))
-    assert ks_error(small_folder).startswith(f"{params}: n_channels_dat = 63 but channel_map.npy refers to channel 63")
+    assert ks_error(small_folder).startswith(
+        f"{small_folder / 'channel_map.npy'}: refers to channel 63 (0-based), but params.py n_channels_dat = 63"
+    )
     params.write_text(text.replace("n_channels_dat = 65", "n_channels_dat = 'x'"))
     assert "n_channels_dat 'x' is not a positive whole number" in ks_error(small_folder)
     # the sorted binary, when it is in the folder, must be whole samples and hold every spike

@@ -264,6 +264,13 @@ def _v4_side_files(path: Path, missing: list[str]) -> tuple[float, np.ndarray | 
         prm_path = candidates[0] if len(candidates) == 1 else None
     prm = read_prm(prm_path) if prm_path is not None else {}
     fs = prm.get("sampleRate", prm.get("sRateHz"))
+    if fs is not None:
+        try:
+            fs = float(np.asarray(fs, dtype=np.float64).ravel()[0])
+        except (TypeError, ValueError, IndexError):
+            raise JRClustError(f"{prm_path}: sampleRate = {fs!r} is not a number (Hz)") from None
+        if not (np.isfinite(fs) and fs > 0):
+            raise JRClustError(f"{prm_path}: sampleRate = {fs!r} is not a positive sample rate (Hz)")
     site_map = prm.get("siteMap", prm.get("viSite2Chan"))
     site_loc = prm.get("siteLoc", prm.get("mrSiteXY"))
     if fs is None:

@@ -61,6 +61,7 @@ __all__ = [
     "SortingResult",
     "read_kilosort",
     "read_params",
+    "SPIKE_FIELDS",
     "check_geometry",
     "group_by_cluster",
     "dense_cluster_index",
@@ -94,7 +95,8 @@ WAVEFORM_METRIC_COLUMNS = (
 )
 _GROUP_QUALITY = {"good": "good", "mua": "multi", "noise": "all"}
 _KSLABEL_QUALITY = {"good": "good", "mua": "multi"}
-_PC_CHUNK = 1 << 18  # spikes per block when reading pc_features.npy
+_SPIKE_CHUNK = 1 << 18  # spikes per block when streaming per-spike files
+_ROW_BYTES = 1 << 22  # bytes per block when streaming pc_features.npy
 _CLUSTER_CHUNK = 256  # clusters per block when averaging templates
 
 
@@ -132,14 +134,23 @@ class SortingResult:
     spike_times_sec: np.ndarray | None = None  # float64 (N,) when the folder has spike_times_sec[_adj].npy
     dropped_spikes: int = 0  # spikes left out (JRClust clusters <= 0)
     params: dict[str, Any] = field(default_factory=dict)
+    # (K + 1,) when the per-spike arrays are grouped by cluster (``read_kilosort(by_cluster=True)``):
+    # cluster_ids[k]'s spikes are [cluster_offsets[k]:cluster_offsets[k + 1]], in time order; else None
+    cluster_offsets: np.ndarray | None = None
+    #: repairs made while reading (e.g. spikes put in time order), each a sentence naming the file
+    repairs: list[str] = field(default_factory=list)
 
     @property
     def n_spikes(self) -> int:
+        if self.spike_times is None and self.cluster_offsets is not None:
+            return int(self.cluster_offsets[-1])
         return int(self.spike_times.size)
 
     def spike_trains(self, *names: str) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """``group_by_cluster`` of the named per-spike fields (default: spike_times)."""
         names = names or ("spike_times",)
+        if self.cluster_offsets is not None:  # already grouped
+            return self.cluster_ids, self.cluster_offsets, [getattr(self, n) for n in names]
         cluster_ids, offsets, out = group_by_cluster(self.spike_clusters, *(getattr(self, n) for n in names))
         return cluster_ids, offsets, out
 
@@ -371,14 +382,15 @@ def _check_channel_map(folder: Path, channel_map: np.ndarray, params: dict[str, 
         )
     if channel_map.size and channel_map.max() >= n_dat:
         raise KilosortError(
-            f"{folder / 'params.py'}: n_channels_dat = {n_dat} but channel_map.npy refers to channel "
-            f"{int(channel_map.max())} (0-based)"
+            f"{folder / 'channel_map.npy'}: refers to channel {int(channel_map.max())} (0-based), but params.py "
+            f"n_channels_dat = {n_dat}: the file has channels 0..{n_dat - 1}"
         )
 
 
-def _check_dat_file(folder: Path, params: dict[str, Any], spike_times: np.ndarray) -> None:
+def _check_dat_file(folder: Path, params: dict[str, Any], times_max: int | None) -> None:
     """When the sorted binary named by params.py ``dat_path`` is in the folder: its size must be whole
-    samples of n_channels_dat channels, and every spike time inside it."""
+    samples of n_channels_dat channels, and every spike time (the last: ``times_max``, None without
+    spikes) inside it."""
     dat = params.get("dat_path")
     if isinstance(dat, (list, tuple)) and len(dat) == 1:
         dat = dat[0]
@@ -415,9 +427,9 @@ def _check_dat_file(folder: Path, params: dict[str, Any], spike_times: np.ndarra
             f"x {itemsize} bytes ({folder / 'params.py'})"
         )
     n_samples = size // frame
-    if spike_times.size and spike_times.max() >= n_samples:
+    if times_max is not None and times_max >= n_samples:
         raise KilosortError(
-            f"{folder / 'spike_times.npy'}: spike time {int(spike_times.max())} (samples) is past the end of "
+            f"{folder / 'spike_times.npy'}: spike time {times_max} (samples) is past the end of "
             f"{p} ({n_samples} samples of {n_dat} channels)"
         )
 
@@ -501,14 +513,345 @@ def _read_metrics(path: Path) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------------------------- reading
 
+#: the per-spike fields of a SortingResult, as named by ``read_kilosort(spike_fields=...)``
+SPIKE_FIELDS = ("spike_times", "spike_clusters", "spike_sites", "spike_depths", "amplitudes", "spike_times_sec")
 
-def read_kilosort(folder: str | Path, *, clusters_from_templates: bool = False) -> SortingResult:
+
+def read_kilosort(
+    folder: str | Path,
+    *,
+    clusters_from_templates: bool = False,
+    by_cluster: bool = False,
+    spike_fields: tuple[str, ...] | None = None,
+) -> SortingResult:
     """Read a Kilosort/phy output folder (see the module docstring); raises KilosortError.
 
     A folder without ``spike_clusters.npy`` is refused (KilosortError naming the folder) unless
     ``clusters_from_templates``: then the clusters are the Kilosort templates.
+
+    ``by_cluster``: the per-spike arrays come grouped by cluster, as ``group_by_cluster`` would return
+    them (``cluster_offsets`` gives each cluster's slice, spikes in time order), and ``spike_sites`` is
+    int16 when the probe has fewer than 2**15 sites. The per-spike files are then read in blocks (never
+    memory-mapped whole) and each spike written once to its place: besides the arrays returned, the
+    read needs 12 bytes per spike while it sorts (before any of them exists), then 4 while it fills
+    them, instead of a copy of every file plus the grouped copies. This needs the spike times in time
+    order, as Kilosort and phy write them; other folders are read as usual and grouped after.
+    ``spike_fields``: the per-spike fields to return (of ``SPIKE_FIELDS``; default all), the others
+    are None.
     """
     folder = Path(folder)
+    fields = SPIKE_FIELDS if spike_fields is None else tuple(spike_fields)
+    unknown = set(fields) - set(SPIKE_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown per-spike fields {sorted(unknown)}; known: {', '.join(SPIKE_FIELDS)}")
+    if by_cluster:
+        result = _read_kilosort(folder, clusters_from_templates, fields, stream=True)
+        if result is not None:
+            return result
+    result = _read_kilosort(folder, clusters_from_templates, SPIKE_FIELDS, stream=False)
+    if by_cluster:
+        return _group_result(result, fields)
+    for name in SPIKE_FIELDS:
+        if name not in fields:
+            setattr(result, name, None)
+    return result
+
+
+def _group_result(result: SortingResult, fields: tuple[str, ...]) -> SortingResult:
+    """An in-memory SortingResult grouped by cluster (what by_cluster returns)."""
+    arrays = [getattr(result, name) if name in fields else None for name in SPIKE_FIELDS]
+    _, offsets, grouped = group_by_cluster(result.spike_clusters, *arrays)
+    for name, a in zip(SPIKE_FIELDS, grouped):
+        setattr(result, name, a)
+    if result.spike_sites is not None:
+        result.spike_sites = result.spike_sites.astype(_site_type(result.channel_map.size))
+    result.cluster_offsets = offsets
+    return result
+
+
+def _site_type(n_sites: int) -> type:
+    return np.int16 if n_sites <= np.iinfo(np.int16).max else np.int32
+
+
+class _NpyRows:
+    """Blocks of rows of a .npy array (a per-spike vector or pc_features.npy), read from its file with
+    read() into fresh arrays when it is memory-mapped: the pages of a memory map that a pass touches
+    stay in the process' resident set until it is unmapped, a whole file's worth by the end of the
+    pass. An in-memory array is sliced."""
+
+    def __init__(self, path: Path, a: np.ndarray):
+        self.path, self.a, self.n = path, a, int(a.shape[0])
+        self.offset: int | None = None
+        self.row_bytes = int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize
+        if not isinstance(a, np.memmap):
+            return
+        try:
+            with open(path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    return
+                offset = f.tell()
+        except (OSError, ValueError):
+            return
+        whole = dtype == a.dtype and int(np.prod(shape, dtype=np.int64)) == a.size
+        if whole and (not fortran or sum(d > 1 for d in shape) <= 1) and (a.ndim == 1 or tuple(shape) == a.shape):
+            self.offset = offset
+
+    def blocks(self, rows: int | None = None, check=None):
+        """(lo, hi, rows lo:hi) in order; ``check`` (a per-spike validator/converter, raising
+        KilosortError) is applied to each block, and when a block fails, to the whole array, so that
+        the error names the first bad entry and counts them all, as a whole-array check does."""
+        rows = max(1, int(rows or _SPIKE_CHUNK))
+        f = None if self.offset is None else open(self.path, "rb")
+        try:
+            for lo in range(0, self.n, rows):
+                hi = min(self.n, lo + rows)
+                if f is None:
+                    b = self.a[lo:hi]
+                else:
+                    b = np.empty((hi - lo,) + self.a.shape[1:], self.a.dtype)
+                    f.seek(self.offset + lo * self.row_bytes)
+                    if b.size and f.readinto(b.reshape(-1).view(np.uint8)) != b.nbytes:
+                        raise KilosortError(f"{self.path}: the file ends before its row {hi - 1} (truncated?)")
+                if check is not None:
+                    try:
+                        b = check(b)
+                    except KilosortError:
+                        check(self.a)
+                        raise
+                yield lo, hi, b
+        finally:
+            if f is not None:
+                f.close()
+
+
+@dataclass
+class _SpikeFiles:
+    """The per-spike files of a folder, checked: in memory in time order, or (streamed) as block
+    readers in file order, which is then time order."""
+
+    n: int
+    times_max: int | None  # None without spikes
+    n_templates: int  # largest template id + 1 (0 without spike_templates.npy or spikes)
+    cluster_ids: np.ndarray
+    cluster_counts: np.ndarray
+    # in memory
+    spike_times: np.ndarray | None = None
+    spike_times_sec: np.ndarray | None = None
+    spike_templates: np.ndarray | None = None  # time order
+    file_templates: np.ndarray | None = None  # file order (pc_features.npy rows)
+    spike_clusters: np.ndarray | None = None
+    amplitudes: np.ndarray | None = None
+    order: np.ndarray | None = None  # file -> time order, None if the file is in time order
+    cluster_rank: np.ndarray | None = None
+    # streamed: (reader, check) per file
+    src: dict[str, tuple[_NpyRows, Any]] = field(default_factory=dict)
+
+    @property
+    def has_templates(self) -> bool:
+        return self.spike_templates is not None or "spike_templates" in self.src
+
+    @property
+    def has_amplitudes(self) -> bool:
+        return self.amplitudes is not None or "amplitudes" in self.src
+
+    def blocks(self, name: str, rows: int | None = None):
+        reader, check = self.src[name]
+        return reader.blocks(rows, check)
+
+
+def _sec_check(path: Path):
+    def check(b: np.ndarray) -> np.ndarray:
+        sec = np.asarray(b, dtype=np.float64)
+        _first_bad(path, ~np.isfinite(sec), "is not a finite number of seconds", b)
+        return sec
+
+    return check
+
+
+def _amp_check(path: Path):
+    def check(b: np.ndarray) -> np.ndarray:
+        amp = b.astype(np.float32)
+        _first_bad(path, ~np.isfinite(amp), "is not a finite number", amp)
+        return amp
+
+    return check
+
+
+def _spike_files(
+    folder: Path,
+    sample_rate: float,
+    clusters_from_templates: bool,
+    missing: list[str],
+    stream: bool,
+    repairs: list[str] | None = None,
+):
+    """Check the per-spike files (errors in the order of the files below). Streamed: None when the
+    folder needs reading into memory (no spikes, 2**32 or more, not in time order, a huge cluster id)."""
+    st_path = folder / "spike_times.npy"
+    if not st_path.is_file():
+        raise KilosortError(f"{st_path}: missing (every Kilosort/phy folder has spike times)")
+    st_file = _vector(st_path, _load_npy(st_path))
+    n = st_file.shape[0]
+    if stream and not 0 < n < 2**32:
+        return None
+    src: dict[str, tuple[_NpyRows, Any]] = {}
+
+    def spike_file(name: str, path: Path, a: np.ndarray, check) -> np.ndarray | None:
+        """Check a per-spike file: whole (in memory) or block by block (streamed, returning None)."""
+        if not stream:
+            return check(a)
+        src[name] = (_NpyRows(path, a), check)
+        for _ in src[name][0].blocks(_SPIKE_CHUNK, check):
+            pass
+        return None
+
+    def times_check(b: np.ndarray) -> np.ndarray:
+        return _spike_times(st_path, b, sample_rate)
+
+    spike_times = None
+    times_max = None
+    if stream:  # in time order? (else: read into memory, sorted there)
+        src["spike_times"] = (_NpyRows(st_path, st_file), times_check)
+        prev = None
+        for _, _, b in src["spike_times"][0].blocks(_SPIKE_CHUNK, times_check):
+            if (prev is not None and b[0] < prev) or not np.all(b[1:] >= b[:-1]):
+                return None
+            prev = b[-1]
+        times_max = int(prev)
+    else:
+        spike_times = times_check(st_file)
+        times_max = int(spike_times.max()) if n else None
+
+    spike_times_sec = None
+    for name in ("spike_times_sec_adj.npy", "spike_times_sec.npy"):
+        if (folder / name).is_file():
+            sec_path = folder / name
+            a = _vector(sec_path, _load_npy(sec_path))
+            _check_len(sec_path, a, n)
+            if a.dtype.kind not in "iuf":
+                raise KilosortError(f"{sec_path}: values of type {a.dtype}, expected seconds (numbers)")
+            spike_times_sec = spike_file("spike_times_sec", sec_path, a, _sec_check(sec_path))
+            break
+
+    templates_path = folder / "spike_templates.npy"
+    spike_templates = None
+    has_templates = templates_path.is_file()
+    n_templates = 0
+    if has_templates:
+        a = _vector(templates_path, _load_npy(templates_path))
+        _check_len(templates_path, a, n)
+
+        def templates_check(b: np.ndarray) -> np.ndarray:
+            return _ids(templates_path, b, "template")
+
+        if stream:
+            src["spike_templates"] = (_NpyRows(templates_path, a), templates_check)
+            for _, _, b in src["spike_templates"][0].blocks(_SPIKE_CHUNK, templates_check):
+                n_templates = max(n_templates, int(b.max()) + 1)
+        else:
+            spike_templates = templates_check(a)
+            n_templates = int(spike_templates.max()) + 1 if n else 0
+    clusters_path = folder / "spike_clusters.npy"
+    spike_clusters = None
+    if clusters_path.is_file():
+        a = _vector(clusters_path, _load_npy(clusters_path))
+        _check_len(clusters_path, a, n)
+
+        def clusters_check(b: np.ndarray) -> np.ndarray:
+            return _ids(clusters_path, b, "cluster")
+
+        if stream:
+            src["spike_clusters"] = (_NpyRows(clusters_path, a), clusters_check)
+        else:
+            spike_clusters = clusters_check(a)
+    elif has_templates and clusters_from_templates:
+        if stream:
+            src["spike_clusters"] = src["spike_templates"]
+        else:
+            spike_clusters = spike_templates.copy()
+        missing.append("spike_clusters.npy: clusters are the Kilosort templates (no phy curation)")
+    elif has_templates:
+        raise KilosortError(
+            f"{folder}: no spike_clusters.npy (the cluster of each spike, which Kilosort 2+ and phy write): "
+            "the folder is incomplete; to use the Kilosort templates as clusters, pass clusters_from_templates=True"
+        )
+    else:
+        raise KilosortError(
+            f"{folder}: no spike_clusters.npy and no spike_templates.npy: the cluster of each spike is unknown"
+        )
+    counts = np.zeros(0, np.int64)
+    if stream:  # cluster sizes by id (a bincount; a huge id: read into memory instead)
+        for _, _, b in src["spike_clusters"][0].blocks(_SPIKE_CHUNK, src["spike_clusters"][1]):
+            if int(b.max()) >= 4 * n + (1 << 16):
+                return None
+            c = np.bincount(b, minlength=counts.size)
+            c[: counts.size] += counts
+            counts = c
+    if not has_templates:
+        missing.append("spike_templates.npy: no per-spike template, so no spike sites, depths or template waveforms")
+
+    amplitudes = None
+    amp_path = folder / "amplitudes.npy"
+    if amp_path.is_file():
+        a = _vector(amp_path, _load_npy(amp_path))
+        _check_len(amp_path, a, n)
+        if a.dtype.kind not in "iuf":
+            raise KilosortError(f"{amp_path}: values of type {a.dtype}, expected numbers")
+        amplitudes = spike_file("amplitudes", amp_path, a, _amp_check(amp_path))
+    else:
+        missing.append("amplitudes.npy: no spike amplitudes")
+
+    if stream:
+        present = np.flatnonzero(counts)
+        return _SpikeFiles(
+            n=n,
+            times_max=times_max,
+            n_templates=n_templates,
+            cluster_ids=present.astype(np.int32),
+            cluster_counts=counts[present],
+            src=src,
+        )
+
+    # spikes in time order (Kilosort writes them sorted; phy keeps the order)
+    file_templates, order = spike_templates, None  # pc_features.npy rows stay in file order
+    if n and not np.all(spike_times[1:] >= spike_times[:-1]):
+        if repairs is not None:
+            back = int(np.count_nonzero(spike_times[1:] < spike_times[:-1]))
+            repairs.append(
+                f"{folder / 'spike_times.npy'}: {back} spikes earlier than the one before them; "
+                "the spikes were put in time order (with their clusters, templates and amplitudes)"
+            )
+        order = np.argsort(spike_times, kind="stable")
+        spike_times, spike_clusters = spike_times[order], spike_clusters[order]
+        spike_templates = None if spike_templates is None else spike_templates[order]
+        amplitudes = None if amplitudes is None else amplitudes[order]
+        spike_times_sec = None if spike_times_sec is None else spike_times_sec[order]
+    cluster_ids, cluster_counts, cluster_rank = dense_cluster_index(spike_clusters)
+    return _SpikeFiles(
+        n=n,
+        times_max=times_max,
+        n_templates=n_templates,
+        cluster_ids=cluster_ids,
+        cluster_counts=cluster_counts,
+        spike_times=spike_times,
+        spike_times_sec=spike_times_sec,
+        spike_templates=spike_templates,
+        file_templates=file_templates,
+        spike_clusters=spike_clusters,
+        amplitudes=amplitudes,
+        order=order,
+        cluster_rank=cluster_rank,
+    )
+
+
+def _read_kilosort(
+    folder: Path, clusters_from_templates: bool, fields: tuple[str, ...], stream: bool
+) -> SortingResult | None:
     if not folder.is_dir():
         raise KilosortError(f"{folder}: not a folder")
     missing: list[str] = []
@@ -538,68 +881,12 @@ def read_kilosort(folder: str | Path, *, clusters_from_templates: bool = False) 
         missing.append(f"params.py: no sample_rate, {DEFAULT_SAMPLE_RATE:g} Hz assumed")
 
     # -- spikes
-    st_path = folder / "spike_times.npy"
-    if not st_path.is_file():
-        raise KilosortError(f"{st_path}: missing (every Kilosort/phy folder has spike times)")
-    spike_times = _spike_times(st_path, _vector(st_path, _load_npy(st_path)), sample_rate)
-    n = spike_times.shape[0]
-
-    spike_times_sec = None
-    for name in ("spike_times_sec_adj.npy", "spike_times_sec.npy"):
-        if (folder / name).is_file():
-            a = _vector(folder / name, _load_npy(folder / name))
-            _check_len(folder / name, a, n)
-            if a.dtype.kind not in "iuf":
-                raise KilosortError(f"{folder / name}: values of type {a.dtype}, expected seconds (numbers)")
-            spike_times_sec = np.asarray(a, dtype=np.float64)
-            _first_bad(folder / name, ~np.isfinite(spike_times_sec), "is not a finite number of seconds", a)
-            break
-
-    templates_path = folder / "spike_templates.npy"
-    spike_templates = None
-    if templates_path.is_file():
-        spike_templates = _vector(templates_path, _load_npy(templates_path))
-        _check_len(templates_path, spike_templates, n)
-        spike_templates = _ids(templates_path, spike_templates, "template")
-    clusters_path = folder / "spike_clusters.npy"
-    if clusters_path.is_file():
-        spike_clusters = _vector(clusters_path, _load_npy(clusters_path))
-        _check_len(clusters_path, spike_clusters, n)
-        spike_clusters = _ids(clusters_path, spike_clusters, "cluster")
-    elif spike_templates is not None and clusters_from_templates:
-        spike_clusters = spike_templates.copy()
-        missing.append("spike_clusters.npy: clusters are the Kilosort templates (no phy curation)")
-    elif spike_templates is not None:
-        raise KilosortError(
-            f"{folder}: no spike_clusters.npy (the cluster of each spike, which Kilosort 2+ and phy write): "
-            "the folder is incomplete; to use the Kilosort templates as clusters, pass clusters_from_templates=True"
-        )
-    else:
-        raise KilosortError(
-            f"{folder}: no spike_clusters.npy and no spike_templates.npy: the cluster of each spike is unknown"
-        )
-    if spike_templates is None:
-        missing.append("spike_templates.npy: no per-spike template, so no spike sites, depths or template waveforms")
-
-    amplitudes = opt("amplitudes.npy", "no spike amplitudes")
-    if amplitudes is not None:
-        amplitudes = _vector(folder / "amplitudes.npy", amplitudes)
-        _check_len(folder / "amplitudes.npy", amplitudes, n)
-        if amplitudes.dtype.kind not in "iuf":
-            raise KilosortError(f"{folder / 'amplitudes.npy'}: values of type {amplitudes.dtype}, expected numbers")
-        amplitudes = amplitudes.astype(np.float32)
-        _first_bad(folder / "amplitudes.npy", ~np.isfinite(amplitudes), "is not a finite number", amplitudes)
-
-    # spikes in time order (Kilosort writes them sorted; phy keeps the order)
-    file_templates, order = spike_templates, None  # pc_features.npy rows stay in file order
-    if n and not np.all(spike_times[1:] >= spike_times[:-1]):
-        order = np.argsort(spike_times, kind="stable")
-        spike_times, spike_clusters = spike_times[order], spike_clusters[order]
-        spike_templates = None if spike_templates is None else spike_templates[order]
-        amplitudes = None if amplitudes is None else amplitudes[order]
-        spike_times_sec = None if spike_times_sec is None else spike_times_sec[order]
-
-    cluster_ids, cluster_counts, cluster_rank = dense_cluster_index(spike_clusters)
+    repairs: list[str] = []
+    spikes = _spike_files(folder, sample_rate, clusters_from_templates, missing, stream, repairs)
+    if spikes is None:
+        return None
+    n = spikes.n
+    cluster_ids, cluster_counts = spikes.cluster_ids, spikes.cluster_counts
     k = cluster_ids.size
 
     # -- probe
@@ -628,15 +915,17 @@ def read_kilosort(folder: str | Path, *, clusters_from_templates: bool = False) 
         )
     if channel_map is not None:
         _check_channel_map(folder, channel_map, params)
-    _check_dat_file(folder, params, spike_times)
+    _check_dat_file(folder, params, spikes.times_max)
 
     # -- templates
-    n_templates = int(spike_templates.max()) + 1 if spike_templates is not None and n else 0
+    n_templates = spikes.n_templates
     templates = opt("templates.npy", "no template waveforms, so no mean waveforms or unit amplitudes from them")
+    has_templates_file = templates is not None
     unwhitened = None
-    if templates is not None:
+    if has_templates_file:
         unwhitened = _unwhitened_templates(folder, templates, channel_map, missing)
-        if spike_templates is not None and n and unwhitened.shape[0] < n_templates:
+        del templates  # the memory map: its pages count as resident until it is released
+        if spikes.has_templates and n and unwhitened.shape[0] < n_templates:
             raise KilosortError(
                 f"{folder / 'templates.npy'}: {unwhitened.shape[0]} templates but "
                 f"spike_templates.npy refers to template {n_templates - 1}"
@@ -652,7 +941,7 @@ def read_kilosort(folder: str | Path, *, clusters_from_templates: bool = False) 
                 f"{folder / 'pc_feature_ind.npy'}: expected (templates, channels), got {pc_feature_ind.shape}"
             )
         pc_feature_ind = pc_feature_ind.astype(np.int64)
-        if spike_templates is not None and n and pc_feature_ind.shape[0] < n_templates:
+        if spikes.has_templates and n and pc_feature_ind.shape[0] < n_templates:
             raise KilosortError(
                 f"{folder / 'pc_feature_ind.npy'}: {pc_feature_ind.shape[0]} templates but "
                 f"spike_templates.npy refers to template {n_templates - 1}"
@@ -680,38 +969,60 @@ def read_kilosort(folder: str | Path, *, clusters_from_templates: bool = False) 
         template_peak = np.ptp(unwhitened, axis=1).argmax(axis=1)
     elif pc_feature_ind is not None:
         template_peak = pc_feature_ind[:, 0]
-    spike_sites = None
-    if template_peak is not None and spike_templates is not None:
-        spike_sites = template_peak[spike_templates].astype(np.int32)
-    elif template_peak is None and spike_templates is not None:
+    if template_peak is None and spikes.has_templates:
         missing.append("pc_feature_ind.npy: no template peak sites (no templates.npy either), so no spike sites")
+    with_sites = template_peak is not None and spikes.has_templates
 
-    # -- per-cluster x template spike counts / amplitude sums (K x T, small)
-    counts_kt = amps_kt = None
-    if spike_templates is not None and n_templates and (template_peak is not None):
-        key = cluster_rank.astype(np.int64) * n_templates + spike_templates
-        counts_kt = np.bincount(key, minlength=k * n_templates).reshape(k, n_templates)
-        if amplitudes is not None:
-            amps_kt = np.bincount(key, weights=amplitudes, minlength=k * n_templates).reshape(k, n_templates)
-        del key
-
-    # -- spike depths
-    spike_depths = None
+    # -- spike depths: how
     ycoords = channel_positions[:, 1]
     has_positions = bool(np.isfinite(ycoords).all()) and n_sites > 0
     pc_path = folder / "pc_features.npy"
+    pcs = None
     if not has_positions:
         pass
-    elif pc_path.is_file() and pc_feature_ind is not None and spike_templates is not None:
-        fallback = None if template_peak is None else ycoords[template_peak[file_templates]]
-        spike_depths = _pc_depths(pc_path, _load_npy(pc_path), pc_feature_ind, file_templates, ycoords, n, fallback)
-        if order is not None:
-            spike_depths = spike_depths[order]
-    elif spike_sites is not None:
+    elif pc_path.is_file() and pc_feature_ind is not None and spikes.has_templates:
+        pcs = _NpyRows(pc_path, _pc_shape(pc_path, _load_npy(pc_path), pc_feature_ind, n))
+    elif with_sites:
         missing.append("pc_features.npy: spike depth is the y of the template's peak site")
-        spike_depths = ycoords[spike_sites].astype(np.float32)
     else:
         missing.append("pc_features.npy: no spike depths")
+    with_depths = has_positions and (pcs is not None or with_sites)
+    with_kt = spikes.has_templates and n_templates and template_peak is not None
+
+    per_spike: dict[str, np.ndarray | None] = dict.fromkeys(SPIKE_FIELDS)
+    offsets = None
+    if stream:  # per-spike arrays last, once the templates are freed (see _stream_per_spike)
+        counts_kt, amps_kt = _stream_counts(spikes, n_templates if with_kt else 0)
+    else:
+        spike_templates, amplitudes = spikes.spike_templates, spikes.amplitudes
+        per_spike.update(
+            spike_times=spikes.spike_times,
+            spike_clusters=spikes.spike_clusters,
+            amplitudes=amplitudes,
+            spike_times_sec=spikes.spike_times_sec,
+        )
+        spike_sites = None
+        if with_sites:
+            spike_sites = template_peak[spike_templates].astype(np.int32)
+        # -- per-cluster x template spike counts / amplitude sums (K x T, small)
+        counts_kt = amps_kt = None
+        if with_kt:
+            key = spikes.cluster_rank.astype(np.int64) * n_templates + spike_templates
+            counts_kt = np.bincount(key, minlength=k * n_templates).reshape(k, n_templates)
+            if amplitudes is not None:
+                amps_kt = np.bincount(key, weights=amplitudes, minlength=k * n_templates).reshape(k, n_templates)
+            del key
+        # -- spike depths
+        spike_depths = None
+        if pcs is not None:
+            fallback = None if template_peak is None else ycoords[template_peak]
+            spike_depths = _pc_depths(pcs, pc_feature_ind, spikes.file_templates, ycoords, fallback)
+            if spikes.order is not None:
+                spike_depths = spike_depths[spikes.order]
+        elif with_depths:
+            spike_depths = ycoords[spike_sites].astype(np.float32)
+        per_spike.update(spike_sites=spike_sites, spike_depths=spike_depths)
+        del spikes
 
     # -- labels, metrics
     labels = _read_labels(folder, cluster_ids)
@@ -755,7 +1066,7 @@ def read_kilosort(folder: str | Path, *, clusters_from_templates: bool = False) 
         else:
             missing.append(
                 "mean_waveforms.npy: no mean waveforms in uV"
-                + (" (from the templates instead, raw units)" if templates is not None else "")
+                + (" (from the templates instead, raw units)" if has_templates_file else "")
             )
     if counts_kt is not None and unwhitened is not None:
         if amps_kt is None:
@@ -782,16 +1093,31 @@ def read_kilosort(folder: str | Path, *, clusters_from_templates: bool = False) 
         known = peak_channel >= 0
         unit_position[known] = channel_positions[peak_channel[known]]
 
+    if stream:
+        del unwhitened, counts_kt, amps_kt
+        offsets = np.zeros(k + 1, np.int64)
+        np.cumsum(cluster_counts, out=offsets[1:])
+        per_spike = _stream_per_spike(
+            spikes,
+            fields,
+            template_peak.astype(_site_type(n_sites)) if with_sites else None,
+            ycoords if with_depths else None,
+            pcs,
+            pc_feature_ind,
+            template_peak,
+        )
+        del spikes
+
     sorter = "pykilosort2.5" if "pyks25" in str(folder.resolve()).lower() else "kilosort2"
     return SortingResult(
         path=folder,
         sorter=sorter,
         sample_rate=sample_rate,
-        spike_times=spike_times,
-        spike_clusters=spike_clusters,
-        spike_sites=spike_sites,
-        spike_depths=spike_depths,
-        amplitudes=amplitudes,
+        spike_times=per_spike["spike_times"],
+        spike_clusters=per_spike["spike_clusters"],
+        spike_sites=per_spike["spike_sites"],
+        spike_depths=per_spike["spike_depths"],
+        amplitudes=per_spike["amplitudes"],
         channel_map=channel_map,
         channel_positions=channel_positions,
         cluster_ids=cluster_ids,
@@ -806,10 +1132,114 @@ def read_kilosort(folder: str | Path, *, clusters_from_templates: bool = False) 
         metrics=metrics,
         waveform_metrics=waveform_metrics,
         missing=missing,
+        repairs=repairs,
         amp_unit=amp_unit,
-        spike_times_sec=spike_times_sec,
+        spike_times_sec=per_spike["spike_times_sec"],
         params=params,
+        cluster_offsets=offsets,
     )
+
+
+def _cluster_rank(spikes: _SpikeFiles) -> np.ndarray:
+    """Lookup table cluster id -> rank among cluster_ids (uint64)."""
+    lut = np.zeros(int(spikes.cluster_ids[-1]) + 1, np.uint64)
+    lut[spikes.cluster_ids] = np.arange(spikes.cluster_ids.size, dtype=np.uint64)
+    return lut
+
+
+def _stream_counts(spikes: _SpikeFiles, n_templates: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The K x T spike counts and amplitude sums (``n_templates``: 0 for none) in one pass over the
+    cluster, template and amplitude files.
+
+    The sums are bit for bit those of one ``np.bincount`` over all spikes: each block's bincount starts
+    from the running sums (prepended as weights; 0.0 + s is s), so every sum is accumulated in spike
+    order as there."""
+    if not n_templates:
+        return None, None
+    k = spikes.cluster_ids.size
+    nkt = k * n_templates
+    lut = _cluster_rank(spikes)
+    counts_kt = np.zeros(nkt, np.int64)
+    amps_kt = np.zeros(nkt, np.float64) if spikes.has_amplitudes else None
+    rows = max(_SPIKE_CHUNK, nkt)  # a block's bincount costs its length + nkt
+    templates = spikes.blocks("spike_templates", rows)
+    amplitudes = spikes.blocks("amplitudes", rows) if amps_kt is not None else None
+    for _, _, c in spikes.blocks("spike_clusters", rows):
+        key = lut[c].view(np.int64) * n_templates + next(templates)[2]
+        counts_kt += np.bincount(key, minlength=nkt)
+        if amps_kt is not None:
+            running = np.flatnonzero(amps_kt)
+            amps_kt = np.bincount(
+                np.concatenate((running, key)),
+                weights=np.concatenate((amps_kt[running], next(amplitudes)[2])),
+                minlength=nkt,
+            )
+    return counts_kt.reshape(k, n_templates), None if amps_kt is None else amps_kt.reshape(k, n_templates)
+
+
+def _stream_per_spike(
+    spikes: _SpikeFiles,
+    fields: tuple[str, ...],
+    site_of_template: np.ndarray | None,
+    ycoords: np.ndarray | None,
+    pcs: _NpyRows | None,
+    pc_feature_ind: np.ndarray | None,
+    template_peak: np.ndarray | None,
+) -> dict[str, np.ndarray | None]:
+    """The requested per-spike arrays in cluster order (stable: time order within a cluster), each
+    filled block by block from its file: spike i goes to ``inv[i]``, its place in cluster order.
+
+    ``inv`` (uint32) comes from one sort of ``rank << 32 | index`` keys (unique, so numpy's unstable
+    SIMD sort is stable), as in ``group_by_cluster``; the keys are freed before the first array is made.
+    ``site_of_template``: None for no spike sites; ``ycoords``: None for no spike depths (from ``pcs``
+    when given, else the y of the template's peak site)."""
+    n = spikes.n
+    lut = _cluster_rank(spikes)
+    keys = np.empty(n, np.uint64)
+    for lo, hi, c in spikes.blocks("spike_clusters"):
+        np.left_shift(lut[c], np.uint64(32), out=keys[lo:hi])
+        keys[lo:hi] |= np.arange(lo, hi, dtype=np.uint64)
+    keys.sort()
+    inv = np.empty(n, np.uint32)
+    for lo in range(0, n, _SPIKE_CHUNK):
+        hi = min(n, lo + _SPIKE_CHUNK)
+        inv[(keys[lo:hi] & np.uint64(0xFFFFFFFF)).view(np.int64)] = np.arange(lo, hi, dtype=np.uint32)
+    del keys
+
+    out: dict[str, np.ndarray | None] = dict.fromkeys(SPIKE_FIELDS)
+    if "spike_sites" in fields and site_of_template is not None:
+        out["spike_sites"] = _scatter(
+            inv, spikes.blocks("spike_templates"), site_of_template.dtype, lambda t: site_of_template[t]
+        )
+    if "spike_depths" in fields and ycoords is not None:
+        if pcs is not None:
+            fallback = None if template_peak is None else ycoords[template_peak]
+            rows = max(1, _ROW_BYTES // max(1, pcs.row_bytes))
+            blocks = (
+                (lo, hi, _pc_depth_block(f, t, pc_feature_ind, ycoords, fallback))
+                for (lo, hi, f), (_, _, t) in zip(pcs.blocks(rows), spikes.blocks("spike_templates", rows))
+            )
+            out["spike_depths"] = _scatter(inv, blocks, np.float32)
+        else:
+            y = ycoords[template_peak]
+            out["spike_depths"] = _scatter(
+                inv, spikes.blocks("spike_templates"), np.float32, lambda t: y[t].astype(np.float32)
+            )
+    for name, dtype in (("spike_times", np.int64), ("spike_times_sec", np.float64), ("amplitudes", np.float32)):
+        if name in fields and name in spikes.src:
+            out[name] = _scatter(inv, spikes.blocks(name), dtype)
+    del inv
+    if "spike_clusters" in fields:
+        out["spike_clusters"] = np.repeat(spikes.cluster_ids, spikes.cluster_counts)
+    return out
+
+
+def _scatter(inv: np.ndarray, blocks, dtype, convert=None) -> np.ndarray:
+    """A per-spike array in cluster order from blocks in file order: spike i goes to ``inv[i]``."""
+    out = np.empty(inv.size, dtype)
+    for lo, hi, b in blocks:
+        out[inv[lo:hi]] = b if convert is None else convert(b)
+    return out
 
 
 def _unwhitened_templates(
@@ -880,31 +1310,44 @@ def _template_cluster_waveforms(
     return out_peak, out_wave
 
 
+def _pc_shape(path: Path, pc: np.ndarray, pc_feature_ind: np.ndarray, n: int) -> np.ndarray:
+    if pc.ndim != 3 or pc.shape[0] != n or pc.shape[2] != pc_feature_ind.shape[1]:
+        raise KilosortError(f"{path}: shape {pc.shape}, expected ({n}, n_pcs, {pc_feature_ind.shape[1]})")
+    return pc
+
+
+def _pc_depth_block(
+    rows: np.ndarray,
+    spike_templates: np.ndarray,
+    pc_feature_ind: np.ndarray,
+    ycoords: np.ndarray,
+    fallback: np.ndarray | None,
+) -> np.ndarray:
+    """PC1^2-weighted mean y of the template's feature channels (negative features count as 0) of a
+    block of pc_features.npy rows; ``fallback[t]`` (y of template t's peak site) where all are <= 0."""
+    f = np.array(rows[:, 0, :], dtype=np.float32)
+    np.maximum(f, 0, out=f)
+    f *= f
+    total = f.sum(axis=1)
+    y = ycoords[pc_feature_ind[spike_templates]].astype(np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = (f * y).sum(axis=1) / total
+    if fallback is not None:
+        d = np.where(total > 0, d, fallback[spike_templates])
+    return d
+
+
 def _pc_depths(
-    path: Path,
-    pc: np.ndarray,
+    pcs: _NpyRows,
     pc_feature_ind: np.ndarray,
     spike_templates: np.ndarray,
     ycoords: np.ndarray,
-    n: int,
     fallback: np.ndarray | None,
 ) -> np.ndarray:
-    """PC1^2-weighted mean y of the template's feature channels (negative features count as 0)."""
-    if pc.ndim != 3 or pc.shape[0] != n or pc.shape[2] != pc_feature_ind.shape[1]:
-        raise KilosortError(f"{path}: shape {pc.shape}, expected ({n}, n_pcs, {pc_feature_ind.shape[1]})")
-    out = np.empty(n, np.float32)
-    for lo in range(0, n, _PC_CHUNK):
-        hi = min(n, lo + _PC_CHUNK)
-        f = np.array(pc[lo:hi, 0, :], dtype=np.float32)
-        np.maximum(f, 0, out=f)
-        f *= f
-        total = f.sum(axis=1)
-        y = ycoords[pc_feature_ind[spike_templates[lo:hi]]].astype(np.float32)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            d = (f * y).sum(axis=1) / total
-        if fallback is not None:
-            d = np.where(total > 0, d, fallback[lo:hi])
-        out[lo:hi] = d
+    """Per-spike depths (file order) from pc_features.npy, read in blocks of rows (see _pc_depth_block)."""
+    out = np.empty(pcs.n, np.float32)
+    for lo, hi, rows in pcs.blocks(max(1, _ROW_BYTES // max(1, pcs.row_bytes))):
+        out[lo:hi] = _pc_depth_block(rows, spike_templates[lo:hi], pc_feature_ind, ycoords, fallback)
     return out
 
 

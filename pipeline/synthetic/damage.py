@@ -1179,18 +1179,6 @@ def _(s):
     return p
 
 
-@case(E, "spike-times-not-sorted", fail=r"decreas|sorted|order|increas|before")
-def _(s):
-    """two spike times swapped (not monotonic)"""
-    p = _npy(s, "spike_times.npy")
-    a = np.load(p)
-    a[[100, 101]] = a[[101, 100]]
-    if a[100] == a[101]:
-        a[100] += 5
-    np.save(p, a)
-    return p
-
-
 @case(E, "spike-times-negative", fail=r"negative")
 def _(s):
     """the first spike time is -5 samples"""

@@ -105,7 +105,7 @@ def probe_folders(root: Path, h2o: str, day: dt.date) -> list[ProbeFolder]:
     for sdir in session_dirs(root, h2o, day):
         for child in sorted(sdir.iterdir()):
             n = insertion_number(child) if child.is_dir() else None
-            if n is not None and n not in found and any(child.glob("*.ap.meta")):
+            if n is not None and n not in found:  # without an .ap.meta it fails, naming the folder
                 found[n] = ProbeFolder(root, sdir, child, n)
     return [found[k] for k in sorted(found)]
 
@@ -314,6 +314,7 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
     meta = read_meta(meta_path)
     method, sorting_path = find_sorting(pf.path, h2o)
     sorting = read_sorting(method, sorting_path)
+    notes.extend(getattr(sorting, "repairs", []))  # repairs the reader made are named, never silent
     if not method.startswith("jrclust"):  # channel count and site positions against the meta
         from ...io.kilosort import check_geometry
 

@@ -222,3 +222,16 @@ def test_spikes_out_of_time_order_are_sorted_and_said_so(session, tmp_path):
     for u in (ephys.Unit & ikey).to_dicts():
         t = np.asarray(u["spike_times"])
         assert (np.diff(t) >= 0).all()
+
+
+def test_unit_positions_are_in_the_probes_frame(session, tmp_path):
+    """Kilosort's channel positions are mirrored and shifted against SpikeGLX's geometry; the stored
+    unit positions are in the probe's frame, next to their peak electrode's x_coord/y_coord."""
+    root = tmp_path / "ephys"
+    _probe(root, "1", session)
+    assert ingest([str(root)]).ok
+    ikey = dict(session["key"], insertion_number=1)
+    rows = (ephys.Unit * lab.ProbeType.Electrode & ikey).to_dicts()
+    assert rows
+    for r in rows:
+        assert abs(r["unit_posx"] - r["x_coord"]) < 20 and abs(r["unit_posy"] - r["y_coord"]) < 30, r

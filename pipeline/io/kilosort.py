@@ -139,6 +139,19 @@ class SortingResult:
     cluster_offsets: np.ndarray | None = None
     #: repairs made while reading (e.g. spikes put in time order), each a sentence naming the file
     repairs: list[str] = field(default_factory=list)
+    #: set by check_geometry: (signs, offsets) with sorting position = sign * meta position + offset per
+    #: axis (x, y), so meta position = sign * (sorting position - offset); None until checked
+    probe_frame: tuple[np.ndarray, np.ndarray] | None = None
+
+    def to_probe_frame(self, xy: np.ndarray, axis: int | None = None) -> np.ndarray:
+        """Positions (or, with ``axis``, one coordinate) from the sorting's frame into the probe's
+        (SpikeGLX meta / lab.ProbeType.Electrode) frame; unchanged when the frame is not known."""
+        if self.probe_frame is None:
+            return xy
+        signs, offsets = self.probe_frame
+        if axis is not None:
+            return (xy - offsets[axis]) * signs[axis]
+        return (np.asarray(xy, dtype=np.float64) - offsets) * signs
 
     @property
     def n_spikes(self) -> int:
@@ -1418,7 +1431,7 @@ def check_geometry(sorting: SortingResult, meta: SpikeGLXMeta, *, tol_um: float 
     else:
         ref = np.column_stack([np.asarray(meta.x, dtype=np.float64)[cm], np.asarray(meta.y, dtype=np.float64)[cm]])
         fitted = np.empty_like(ref)
-        how = []
+        how, signs, offsets = [], [], []
         for axis, name in ((0, "x"), (1, "y")):
             best = None
             for sign in (1.0, -1.0):  # the direction (then offset) most sites agree on
@@ -1428,6 +1441,8 @@ def check_geometry(sorting: SortingResult, meta: SpikeGLXMeta, *, tol_um: float 
                 if best is None or key < best[0]:
                     best = (key, sign, off)
             _, sign, off = best
+            signs.append(sign)
+            offsets.append(off)
             fitted[:, axis] = sign * ref[:, axis] + off
             how.append(f"{name}{' mirrored' if sign < 0 else ''}{f' shifted {off:+g} um' if off else ''}")
         wrong = np.flatnonzero((np.abs(pos - fitted) > tol_um).any(axis=1))
@@ -1440,6 +1455,7 @@ def check_geometry(sorting: SortingResult, meta: SpikeGLXMeta, *, tol_um: float 
                 "scrambled or from another probe layout"
             )
         notes.append(f"channel_positions match the meta's sites ({', '.join(how)})")
+        sorting.probe_frame = (np.array(signs), np.array(offsets))
     size = meta.raw.get("fileSizeBytes")
     try:
         n_samples = int(size) // (2 * n_saved) if size else None

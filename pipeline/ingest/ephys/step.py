@@ -392,9 +392,18 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
     grouped = [spike_s, spike_trial]
     if has_sites:
         grouped.append(_spike_electrodes(sites, site_electrode))
-    if has_depths:
-        grouped.append(np.asarray(depths, dtype=np.float32))
+    if has_depths:  # into the probe's frame (the electrodes' y), in place
+        depths = np.asarray(depths, dtype=np.float32)
+        if getattr(sorting, "probe_frame", None) is not None:
+            sign, off = float(sorting.probe_frame[0][1]), float(sorting.probe_frame[1][1])
+            if sign != 1.0 or off != 0.0:
+                depths -= np.float32(off)
+                depths *= np.float32(sign)
+        grouped.append(depths)
     del spike_s, spike_trial, sites, depths
+    unit_position = None if sorting.unit_position is None else np.asarray(sorting.unit_position, dtype=np.float64)
+    if unit_position is not None and hasattr(sorting, "to_probe_frame"):
+        unit_position = sorting.to_probe_frame(unit_position)  # the electrodes' x_coord/y_coord frame
     cfg = electrode_config(meta.probe_type, chan_to_electrode)
     peak_site = np.asarray(sorting.peak_channel)
     peak_electrode = np.where(peak_site >= 0, site_electrode[np.clip(peak_site, 0, None)], -1)
@@ -417,8 +426,8 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
                 unit=int(cid),
                 unit_quality=sorting.cluster_quality.get(int(cid), "all"),
                 electrode=int(peak_electrode[j]) if peak_electrode[j] >= 0 else None,
-                unit_posx=None if sorting.unit_position is None else float(sorting.unit_position[j][0]),
-                unit_posy=None if sorting.unit_position is None else float(sorting.unit_position[j][1]),
+                unit_posx=None if unit_position is None else float(unit_position[j][0]),
+                unit_posy=None if unit_position is None else float(unit_position[j][1]),
                 n_spikes=int(offsets[k + 1] - offsets[k]),
                 spike_times=a[0],
                 spike_trials=a[1],

@@ -300,15 +300,17 @@ def trial_durations(key: dict):
 
 
 def _fingerprint(key: dict) -> tuple:
-    """What a per-probe make depends on (units, spikes, trials, sorting time): one small query, small
+    """What a per-probe make depends on (units, spikes, trials, sorting time): two small queries, small
     enough for DataJoint to hash twice."""
     ckey = {k: key[k] for k in ("subject_id", "session", "insertion_number")}
     row = (
         (Clustering & ckey)
-        .aggr(Clustering.Unit, "clustering_time", n_units="count(*)", n_spikes="sum(n_spikes)", last_unit="max(unit)")
+        .proj()
+        .aggr(Clustering.Unit, n_units="count(*)", n_spikes="sum(n_spikes)", last_unit="max(unit)")
         .fetch1()
     )
-    return (int(row["n_units"]), int(row["n_spikes"] or 0), int(row["last_unit"] or 0), str(row["clustering_time"]))
+    when = (Clustering & ckey).fetch1("clustering_time")
+    return (int(row["n_units"]), int(row["n_spikes"] or 0), int(row["last_unit"] or 0), str(when))
 
 
 @schema

@@ -32,7 +32,18 @@ def _hash(*parts) -> str:
 
 def _png_row(name: str, fig) -> dict:
     png = figures.to_png(fig)
-    return dict(figure_name=name, png=png, png_sha1=hashlib.sha1(png).hexdigest())
+    return dict(figure_name=name, png=as_array(png), png_sha1=hashlib.sha1(png).hexdigest())
+
+
+def as_array(png: bytes) -> np.ndarray:
+    """PNG bytes as the uint8 array the ``png`` attribute stores (one .npy object per figure in the
+    ``report`` store; DataJoint 2.3's hash-addressed ``<blob@store>`` fails on MySQL)."""
+    return np.frombuffer(png, dtype=np.uint8)
+
+
+def png_bytes(value) -> bytes:
+    """The PNG file's bytes from a fetched ``png`` attribute."""
+    return np.asarray(value, dtype=np.uint8).tobytes()
 
 
 def _session_label(key: dict) -> tuple[str, object]:
@@ -118,7 +129,7 @@ class SessionReport(_Report, dj.Computed):
         -> master
         figure_name : varchar(48)
         ---
-        png : <blob@report>
+        png : <npy@report>             # the PNG file's bytes (uint8); report.png_bytes() gives them back
         png_sha1 : char(40)
         """
 
@@ -220,7 +231,7 @@ class ProbeReport(_Report, dj.Computed):
         -> master
         figure_name : varchar(48)
         ---
-        png : <blob@report>
+        png : <npy@report>             # the PNG file's bytes (uint8); report.png_bytes() gives them back
         png_sha1 : char(40)
         """
 
@@ -372,7 +383,7 @@ class UnitReport(_Report, dj.Computed):
         -> ephys.Clustering.Unit
         figure_name : varchar(48)
         ---
-        png : <blob@report>
+        png : <npy@report>             # the PNG file's bytes (uint8); report.png_bytes() gives them back
         png_sha1 : char(40)
         """
 
@@ -387,7 +398,7 @@ class UnitReport(_Report, dj.Computed):
         jobs = unit_figure_inputs(key)
         pngs = render_many(jobs, self.processes)
         rows = [
-            dict(unit=u, figure_name="unit", png=png, png_sha1=hashlib.sha1(png).hexdigest())
+            dict(unit=u, figure_name="unit", png=as_array(png), png_sha1=hashlib.sha1(png).hexdigest())
             for (u, _), png in zip(jobs, pngs)
         ]
         return inputs_hash, rows
@@ -497,7 +508,7 @@ class ProjectReport(_Report, dj.Computed):
         -> master
         figure_name : varchar(48)
         ---
-        png : <blob@report>
+        png : <npy@report>             # the PNG file's bytes (uint8); report.png_bytes() gives them back
         png_sha1 : char(40)
         """
 

@@ -124,7 +124,9 @@ def sync(folder: str | Path | None = None, progress: bool | None = None) -> Summ
         if _sha1(target) == sha:
             summary.skip(rel, "unchanged")
             continue
-        png = (table.Figure & key).fetch1("png")
+        from . import report
+
+        png = report.png_bytes((table.Figure & key).fetch1("png"))
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         tmp.write_bytes(png)

@@ -73,6 +73,12 @@ def _populate_reserved(table, summary: Summary) -> None:
         done = result.get("success_count", 0)
         errors = result.get("error_list", [])
         for key, message in errors:
+            if "make_fetch` data has changed" in str(message):
+                # its inputs changed while it was computed (another worker still computing them): not
+                # the key's fault; back in the queue for the next round
+                (table.jobs & dict(key)).delete_quick()
+                summary.skip(f"{table.__name__} {dict(key)}", "inputs changed while computing: next round")
+                return
             summary.fail(f"{table.__name__} {dict(key)}", str(message))
         if done:
             summary.load(f"{table.__name__}: 1 key computed", group=table.__name__)

@@ -42,7 +42,7 @@ def test_figures_exist_open_and_show_their_data(computed):
     assert passing and set((report.UnitReport.Figure & KEY).to_arrays("unit")) == passing
     for table in (report.SessionReport, report.ProbeReport, report.UnitReport):
         for row in (table.Figure & {"subject_id": 71}).to_dicts():
-            img = _image(row["png"])
+            img = _image(report.png_bytes(row["png"]))
             assert img.shape[0] >= 300 and img.shape[1] >= 500, (row["figure_name"], img.shape)
             assert img[..., :3].std() > 0.05, f"{row['figure_name']} looks blank"
     # the unit figure's raster has one row per trial of its condition

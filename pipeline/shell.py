@@ -262,6 +262,16 @@ def action_jobs(args) -> int:
     return 0
 
 
+def action_navigator(args) -> int:
+    """Browse subjects, sessions, probes and units in a local web page (read-only)."""
+    from . import navigator
+
+    navigator.serve(
+        args.host, args.port, ready=lambda url: print(f"MAP navigator at {url} (Ctrl-C to stop)", flush=True)
+    )
+    return 0
+
+
 def action_config(args) -> int:
     """Show, set (and save), unset or save the pipeline settings (the seed's ``custom`` section)."""
     from . import config
@@ -318,6 +328,7 @@ ACTIONS: dict[str, Callable] = {
     "automate-computation": action_automate_computation,
     "automate-sync-and-cleanup": action_automate_sync_and_cleanup,
     "jobs": action_jobs,
+    "navigator": action_navigator,
     "config": action_config,
     "demo": action_demo,
 }
@@ -423,6 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--retry-errors", nargs="?", const="", metavar="TABLE", help="clear error records (of TABLE, or all)"
     )
+
+    s = action("navigator")
+    s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
 
     s = action("config")
     csub = s.add_subparsers(dest="config_action", metavar="show|set|unset|save", required=True)

@@ -29,6 +29,7 @@ EXPECTED_ACTIONS = {
     "automate-computation",
     "automate-sync-and-cleanup",
     "jobs",
+    "navigator",
 }
 
 

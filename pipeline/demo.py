@@ -134,7 +134,9 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
         )
         trains = [u.spike_times + first / planted.sample_rate for u in planted.units]
         duration = float(max(t.max() for t in trains)) + 5.0
-        read = __import__("pipeline.io.spikeglx", fromlist=["read_meta"]).read_meta(meta.path)
+        from .io.spikeglx import read_meta
+
+        read = read_meta(meta.path)
         write_kilosort(pdir / "kilosort2", trains=trains, duration_s=duration, seed=3, positions=np.c_[read.x, read.y])
     out(f"step 4/10  ingest-ephys {ephys_root} (generated SpikeGLX meta, Kilosort output, bitcode sync)")
     summaries.append(ingest_ephys([str(ephys_root)]))

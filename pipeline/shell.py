@@ -19,13 +19,11 @@ log = logging.getLogger("pipeline.shell")
 def _connect_and_load(modules: tuple[str, ...] | None = None) -> dict:
     """Connect, import and activate the schema modules; return the namespace for the shell."""
     import datajoint as dj
+    import numpy as np
 
     from . import config, db
 
-    ns = {"dj": dj, "config": config, "sys": sys, "np": None}
-    import numpy as np
-
-    ns["np"] = np
+    ns = {"dj": dj, "config": config, "sys": sys, "np": np}
     ns.update(db.load_modules(modules or db.SCHEMA_MODULE_ORDER))
     return ns
 

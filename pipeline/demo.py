@@ -262,7 +262,8 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
         out(f"  {k:<34} {v:>7}")
     out(
         f"\ndemo finished in {time.perf_counter() - t0:.1f} s. Explore it with:\n"
-        f"  MAP_SCHEMA_PREFIX={prefix} mapshell shell"
+        f"  MAP_SCHEMA_PREFIX={prefix} mapshell shell\n"
+        f"  MAP_SCHEMA_PREFIX={prefix} mapshell navigator      (then open http://127.0.0.1:8765/)"
     )
     if not synced.ok:
         summaries.append(synced)

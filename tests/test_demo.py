@@ -48,6 +48,7 @@ def test_demo_runs_twice_and_reports(backend):
         assert len(exp_v.SessionTrial()) == counts["experiment.SessionTrial"] > 11
         per_session = exp_v.SessionTrial.to_pandas().reset_index().groupby(["subject_id", "session"]).size()
         assert 11 in per_session.tolist()
+        assert f"MAP_SCHEMA_PREFIX={prefix} mapshell navigator" in r.stdout
         r = run_mapshell(["demo", "--prefix", prefix], env)  # re-running is a no-op
         assert r.returncode == 0 and "5 found, 0 loaded, 5 skipped, 0 failed" in r.stdout
         assert "7 found, 0 loaded, 7 skipped, 0 failed" in r.stdout

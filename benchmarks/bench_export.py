@@ -87,7 +87,7 @@ def main() -> int:
             ks = bench.work / "kilosort"  # a Kilosort folder with as many spikes and units
             write_kilosort(
                 ks,
-                n_units=args.units,
+                n_units=min(args.units, 380),  # the generator places one unit per site at most
                 n_spikes=args.spikes,
                 duration_s=max(3600.0, args.spikes / 2000.0),
                 with_pcs=False,

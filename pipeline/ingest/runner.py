@@ -10,7 +10,9 @@ A step is three parts with one direction of flow:
 * **write** (``Step.write``): one record -> one transaction. Nothing partial is ever left.
 
 :func:`run` does the rest for every step: the progress bar, the already-loaded / changed-files
-check (``Step.check``), error capture and the summary. Input the user can fix
+check (``Step.check``), the claim on each item (DataJoint's job reservation, see
+:mod:`pipeline.ingest.work`: many workers share a step and never load an item twice), error capture
+and the summary. Input the user can fix
 (:class:`~pipeline.errors.MapError`) fails the item with its one-line message; any other
 exception is a bug: the item is counted as failed and the traceback is logged.
 """

@@ -313,8 +313,22 @@ def _fingerprint(key: dict) -> tuple:
     return (int(row["n_units"]), int(row["n_spikes"] or 0), int(row["last_unit"] or 0), str(when))
 
 
+class _PerProbe:
+    """What the per-probe computed tables share: a small fingerprint as make_fetch, and the master
+    row plus one part row per unit as make_insert (the part named by ``unit_part``)."""
+
+    unit_part = "Unit"
+
+    def make_fetch(self, key):
+        return (_fingerprint(key),)
+
+    def make_insert(self, key, rows):
+        self.insert1(key)
+        getattr(self, self.unit_part).insert([dict(key, **r) for r in rows])
+
+
 @schema
-class UnitStat(dj.Computed):
+class UnitStat(_PerProbe, dj.Computed):
     """Firing rate and ISI violations of every unit of a clustering, from its spikes.
 
     These are the pipeline's own numbers for every sorter; a sorter's own ``firing_rate`` /
@@ -336,9 +350,6 @@ class UnitStat(dj.Computed):
         isi_violation = null : float64   # (#ISI < 2 ms / (2 N 2 ms)) / rate: fraction of contaminating spikes
         """
 
-    def make_fetch(self, key):
-        return (_fingerprint(key),)
-
     def make_compute(self, key, fingerprint):
         from .analysis.spikes import unit_stats
 
@@ -351,13 +362,9 @@ class UnitStat(dj.Computed):
             ],
         )
 
-    def make_insert(self, key, rows):
-        self.insert1(key)
-        self.Unit.insert([dict(key, **r) for r in rows])
-
 
 @schema
-class UnitCellType(dj.Computed):
+class UnitCellType(_PerProbe, dj.Computed):
     """Putative cell type of every unit from its mean waveform's trough-to-peak time (x100 spline
     upsampling; < 0.4 ms: FS, else Pyr; units without a waveform: not classified)."""
 
@@ -376,9 +383,6 @@ class UnitCellType(dj.Computed):
         trough_to_peak = null : float64   # ms
         """
 
-    def make_fetch(self, key):
-        return (_fingerprint(key),)
-
     def make_compute(self, key, fingerprint):
         import numpy as np
 
@@ -395,13 +399,9 @@ class UnitCellType(dj.Computed):
         types = cell_types(ttp)
         return ([dict(unit=int(u), cell_type=str(c), trough_to_peak=_none(t)) for u, c, t in zip(units, types, ttp)],)
 
-    def make_insert(self, key, rows):
-        self.insert1(key)
-        self.Unit.insert([dict(key, **r) for r in rows])
-
 
 @schema
-class MAPClusterMetric(dj.Computed):
+class MAPClusterMetric(_PerProbe, dj.Computed):
     """Metrics the MAP project computed itself (spec 5)."""
 
     definition = """
@@ -418,8 +418,7 @@ class MAPClusterMetric(dj.Computed):
         drift_metric = null : float64
         """
 
-    def make_fetch(self, key):
-        return (_fingerprint(key),)
+    unit_part = "DriftMetric"
 
     def make_compute(self, key, fingerprint):
         from .analysis.spikes import drift_metric
@@ -428,13 +427,9 @@ class MAPClusterMetric(dj.Computed):
         drift = drift_metric(p, trial_durations(key))
         return ([dict(unit=int(u), drift_metric=_none(d)) for u, d in zip(p.units, drift)],)
 
-    def make_insert(self, key, rows):
-        self.insert1(key)
-        self.DriftMetric.insert([dict(key, **r) for r in rows])
-
 
 @schema
-class UnitPassingCriteria(dj.Computed):
+class UnitPassingCriteria(_PerProbe, dj.Computed):
     """Whether each unit passes its region's quality criteria (spec 5: amplitude, firing rate,
     presence ratio, ISI violation, amplitude cutoff for Medulla, ALM, Midbrain, Thalamus and
     Striatum; units of other regions, or of insertions without a recorded region, pass). A unit
@@ -459,9 +454,6 @@ class UnitPassingCriteria(dj.Computed):
     @property
     def key_source(self):
         return Clustering & UnitStat
-
-    def make_fetch(self, key):
-        return (_fingerprint(key),)
 
     def make_compute(self, key, fingerprint):
         import numpy as np

@@ -404,10 +404,15 @@ class UnitReport(_Report, dj.Computed):
         return inputs_hash, rows
 
 
-def unit_figure_inputs(key: dict) -> list[tuple[int, dict]]:
-    """(unit, keyword arguments of figures.unit_summary) for the probe's units passing the criteria."""
+def unit_figure_inputs(key: dict, units=None) -> list[tuple[int, dict]]:
+    """(unit, keyword arguments of figures.unit_summary) for ``units`` of the probe (default: the
+    units passing the criteria, the ones the report draws)."""
+    key = {k: key[k] for k in ("subject_id", "session", "insertion_number")}
     title = _probe_title(key)
-    passing = (ephys.UnitPassingCriteria.Unit & key & "criteria_passed").to_arrays("unit")
+    if units is None:
+        passing = (ephys.UnitPassingCriteria.Unit & key & "criteria_passed").to_arrays("unit")
+    else:
+        passing = np.asarray(list(units), dtype=np.int64)
     if not len(passing):
         return []
     units = _probe_units(key)

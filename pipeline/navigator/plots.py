@@ -237,43 +237,9 @@ class Figures:
 
 
 def unit_summary_inputs(key: dict, unit: int) -> dict:
-    """Keyword arguments of :func:`pipeline.figures.unit_summary` for one unit: the report's own
-    (``report.unit_figure_inputs``) for a unit that passes the criteria, else the same built here
-    (the report draws only units that pass)."""
-    report, ephys, psth, histology = _mod("report"), _mod("ephys"), _mod("psth"), _mod("histology")
-    ukey = dict(key, unit=unit)
-    jobs = report.unit_figure_inputs(ukey)
-    if jobs:
-        return jobs[0][1]
-    title = report._probe_title(key)
-    u = report._probe_units(ukey).loc[unit]
-    fs = float((ephys.Clustering & key).fetch1("sampling_rate"))
-    sel = (psth.UnitSelectivity.Unit & ukey).to_arrays("unit_selectivity")
-    region = (histology.unit_ccf() & ukey).to_arrays("acronym") if histology.ElectrodeCCFPosition & key else []
-    rasters, psths = {}, {}
-    for side in ("left", "right"):
-        condition = f"good_noearlylick_{side}_hit"
-        times, rows = psth.trial_aligned_spikes(ukey, condition)
-        rasters[side] = (times, rows, len(psth.condition_trials(condition, key)))
-        if psth.UnitPsth.Unit & ukey & {"trial_condition_name": condition}:
-            psths[side] = psth.unit_psth(ukey, condition)[0]
-    times, wave = (ephys.Clustering.Unit & ukey).fetch1("spike_times", "waveform")
-    info = [
-        f"unit {unit}  {u['cell_type']}",
-        f"rate {u['firing_rate']:.1f} Hz  amp {u['amplitude']:.0f} µV",
-        f"depth {u['depth']:.0f} µm  region {region[0] if len(region) else '?'}",
-        f"selectivity: {sel[0] if len(sel) else 'not computed'}",
-    ]
-    return dict(
-        rasters=rasters,
-        centers=psth.bin_centers(),
-        psths=psths,
-        waveform=None if wave is None else np.asarray(wave, dtype=np.float64).ravel(),
-        sample_rate=fs,
-        isi=np.diff(np.asarray(times)),
-        info=info,
-        title=f"{title} unit {unit}",
-    )
+    """Keyword arguments of :func:`pipeline.figures.unit_summary` for one unit, passing the criteria or
+    not (the report draws only those that pass; the navigator shows every unit)."""
+    return _mod("report").unit_figure_inputs(key, units=[unit])[0][1]
 
 
 def condition_inputs(key: dict, unit: int, condition: str) -> dict:

@@ -4,6 +4,12 @@ The original stored one row per 20 um voxel (tens of millions of rows) to map a 
 a region. Here the 20 um annotation volume is one array (``<npy@map>``); a region lookup for any
 number of coordinates is a single vectorised indexing of that array (:func:`region_at`).
 Coordinates follow the original: ccf_x = ML, ccf_y = DV, ccf_z = AP, in um.
+
+The annotation comes from one of two files: Allen's 10 um NRRD, ``ccf_data_paths.annotation_nrrd``
+(every 2nd voxel per axis is kept), or Allen's CCF r3 20 um TIFF stack, the setting
+``ccf.r3_20um_path`` of the original pipeline (stored as it is). Both give the same (AP, DV, ML) array
+at 20 um. When both are set, the NRRD is loaded and the TIFF is not read (the run says so): the NRRD
+is the file ``ccf_data_paths`` (with its ``version_name``) names, and reading one volume is enough.
 """
 
 from pathlib import Path
@@ -98,31 +104,47 @@ class CCFAnnotation(dj.Manual):
     """
 
     @classmethod
-    def load_ccf_annotation(cls, paths: dict | None = None, step: int | None = None) -> bool:
-        """Load ``annotation_nrrd`` at 20 um (the Allen 10 um volume keeps every 2nd voxel per axis; a
-        20 um volume is stored as it is; ``step`` forces another stride). False if already loaded.
-        What was read and stored is in :attr:`last_load` (for the message)."""
-        from .io.ccf import _voxel_um, read_annotation, read_annotation_header
+    def load_ccf_annotation(
+        cls, paths: dict | None = None, step: int | None = None, *, r3_20um_path: str | None = None
+    ) -> bool:
+        """Load the annotation at 20 um from :func:`annotation_source`: ``annotation_nrrd`` (the Allen
+        10 um volume keeps every 2nd voxel per axis; a 20 um volume is stored as it is) or else the
+        20 um TIFF stack ``r3_20um_path`` (default: the setting ``ccf.r3_20um_path``), stored as it is;
+        ``step`` forces another stride. False if already loaded. What was read and stored is in
+        :attr:`last_load` (for the message)."""
+        from .io.ccf import _voxel_um, read_annotation, read_annotation_header, read_annotation_tiff
 
         paths = config.validate("ccf_data_paths", paths or config.get("ccf_data_paths") or {})
-        if "annotation_nrrd" not in paths:
-            raise config.ConfigError("ccf_data_paths: annotation_nrrd is needed to load the annotation")
+        source = annotation_source(paths, r3_20um_path)
+        if source is None:
+            raise config.ConfigError(
+                "ccf_data_paths: annotation_nrrd (or the setting ccf.r3_20um_path, the 20 um TIFF stack) "
+                "is needed to load the annotation"
+            )
+        kind, source_file = source
         version = paths.get("version_name", "CCF_2017")
         stored = (cls & {"annotation_version": version}).proj("source_file").to_dicts()
         if stored:
-            was, now = stored[0]["source_file"], str(paths["annotation_nrrd"])[:1024]
+            was, now = stored[0]["source_file"], source_file[:1024]
             if Path(was).resolve() != Path(now).resolve():
                 raise InputError(
                     f"{now}: annotation version {version!r} is already loaded from {was}; the stored one is kept. "
                     f"Give the new file another version_name in ccf_data_paths (or delete the old version first)"
                 )
             return False
-        if step is None:
-            header = read_annotation_header(paths["annotation_nrrd"])
-            src = _voxel_um(Path(paths["annotation_nrrd"]), header) or TARGET_VOXEL_UM / 2
-            step = max(1, int(round(TARGET_VOXEL_UM / src)))
-        volume, voxel = read_annotation(paths["annotation_nrrd"], step=step)
-        cls.last_load = dict(source_um=voxel / step, step=step, voxel_um=voxel, shape=volume.shape)
+        if kind == "tiff":
+            step = 1 if step is None else int(step)
+            volume, voxel = read_annotation_tiff(source_file)
+            if step > 1:
+                volume = np.ascontiguousarray(volume[::step, ::step, ::step])
+                voxel *= step
+        else:
+            if step is None:
+                header = read_annotation_header(source_file)
+                src = _voxel_um(Path(source_file), header) or TARGET_VOXEL_UM / 2
+                step = max(1, int(round(TARGET_VOXEL_UM / src)))
+            volume, voxel = read_annotation(source_file, step=step)
+        cls.last_load = dict(source_um=voxel / step, step=step, voxel_um=voxel, shape=volume.shape, source=kind)
         AnnotationVersion.insert1(dict(annotation_version=version), skip_duplicates=True)
         key = dict(annotation_version=version)
         db.remove_store_objects(cls, key)  # left by an interrupted earlier load
@@ -135,7 +157,7 @@ class CCFAnnotation(dj.Manual):
                     shape_dv=volume.shape[1],
                     shape_ml=volume.shape[2],
                     annotation=volume,
-                    source_file=str(paths["annotation_nrrd"])[:1024],
+                    source_file=source_file[:1024],
                 )
             )
         except BaseException:
@@ -144,7 +166,20 @@ class CCFAnnotation(dj.Manual):
         return True
 
 
-def ccfload(paths: dict | None = None):
+def annotation_source(paths: dict, r3_20um_path: str | None = None) -> tuple[str, str] | None:
+    """Where the annotation comes from: ``('nrrd', ccf_data_paths.annotation_nrrd)`` if set, else
+    ``('tiff', r3_20um_path)`` (default: the setting ``ccf.r3_20um_path``) if set, else None."""
+    if paths.get("annotation_nrrd"):
+        return "nrrd", str(paths["annotation_nrrd"])
+    tiff = r3_20um_path if r3_20um_path is not None else config.get("ccf.r3_20um_path")
+    if tiff is None:
+        return None
+    if not isinstance(tiff, (str, Path)) or not str(tiff):
+        raise config.ConfigError(f"ccf.r3_20um_path: expected the path of the CCF r3 20 um TIFF stack, got {tiff!r}")
+    return "tiff", str(tiff)
+
+
+def ccfload(paths: dict | None = None, *, r3_20um_path: str | None = None):
     """``mapshell ccfload``: the regions and the annotation of ``ccf_data_paths``, two items of one
     summary (each loads or fails on its own; a bad annotation file does not stop the regions)."""
     from .errors import MapError
@@ -155,9 +190,20 @@ def ccfload(paths: dict | None = None):
     version = paths.get("version_name", "CCF_2017")
     summary.look(f"ccf_data_paths: {', '.join(f'{k}={v}' for k, v in paths.items())}")
     items = [("regions", paths.get("region_csv"))]
-    if "annotation_nrrd" in paths:
-        items.append(("annotation", paths["annotation_nrrd"]))
-    summary.found = len(items)
+    try:
+        source = annotation_source(paths, r3_20um_path)
+    except config.ConfigError as e:
+        source = None
+        summary.found += 1
+        summary.fail("annotation", str(e))
+    tiff = r3_20um_path if r3_20um_path is not None else config.get("ccf.r3_20um_path")
+    if source is not None and source[0] == "tiff":
+        summary.look(f"ccf.r3_20um_path={source[1]} (the 20 um TIFF stack)")
+    elif source is not None and tiff:
+        summary.look(f"ccf.r3_20um_path={tiff} not read: ccf_data_paths.annotation_nrrd is set and is used")
+    if source is not None:
+        items.append(("annotation", source[1]))
+    summary.found += len(items)
     for what, path in items:
         label = what  # the file is named in each line
         try:
@@ -166,7 +212,7 @@ def ccfload(paths: dict | None = None):
                 total = len(CCFBrainRegion & {"annotation_version": version})
                 summary.load(f"regions: {n} added ({total} in {version}) from {path}", group=f"ccf {version}")
                 continue
-            loaded = CCFAnnotation.load_ccf_annotation(paths)
+            loaded = CCFAnnotation.load_ccf_annotation(paths, r3_20um_path=r3_20um_path)
             row = (CCFAnnotation & {"annotation_version": version}).fetch1()
             how = ""
             if loaded:

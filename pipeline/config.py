@@ -38,6 +38,7 @@ SCHEMA_MODULES = (
     "ingest_tracking",
     "ingest_histology",
     "report",
+    "publication",
 )
 DEFAULT_SCHEMA_PREFIX = "map_v2_"
 
@@ -116,6 +117,12 @@ def _ccf_paths(key: str, value: Any) -> dict:
     return {k: _str(f"{key}.{k}", v) for k, v in value.items()}
 
 
+def _options(key: str, value: Any) -> dict:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ConfigError(f"{key}: expected an object of fsspec options, got {value!r}")
+    return dict(value)
+
+
 def _prefix(key: str, value: Any) -> str:
     value = _str(key, value)
     if not value.replace("_", "").isalnum() or not value[0].isalpha():
@@ -138,6 +145,9 @@ VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "store_location": lambda k, v: _str(k, v, "a folder path or fsspec URL"),
     "report_store_location": lambda k, v: _str(k, v, "a folder path"),
     "report_folder": lambda k, v: _str(k, v, "a folder path"),
+    "ccf.r3_20um_path": lambda k, v: _str(k, v, "a file path"),
+    "archive_url": lambda k, v: _str(k, v, "a folder path or fsspec URL"),
+    "archive_options": _options,
     **{f"{m}.database": _str for m in SCHEMA_MODULES},
 }
 
@@ -157,13 +167,16 @@ SHAPES = {
     "store_location": "folder (or fsspec URL) of the `map` store when DataJoint's config names none",
     "report_store_location": "folder of the `report` store (figures) when DataJoint's config names none",
     "report_folder": "where `sync-report` copies the figures (default ./report)",
+    "ccf.r3_20um_path": "the Allen CCF r3 20 um annotation TIFF stack (used when no annotation_nrrd is set)",
+    "archive_url": "where `publish` copies raw files: a folder or fsspec URL such as `s3://bucket/map` "
+    "(default `<data folder>/archive`)",
+    "archive_options": 'fsspec options of the archive, e.g. `{"endpoint_url": "https://s3.example.org"}`',
 }
 
 #: Keys the original pipeline used that this one does not act on. They are kept when the
 #: file is read and saved (a lab's existing file must load), but setting them does nothing.
 LEGACY_KEYS = frozenset(
     {
-        "ccf.r3_20um_path",
         "single_unit_classification_dir",
         "allow_external_cleanup",
         "globus.token",
@@ -173,7 +186,6 @@ LEGACY_KEYS = frozenset(
         "foraging_analysis.database",
         "foraging_model.database",
         "psth_foraging.database",
-        "publication.database",
         "fixes.database",
         "mtl_analysis.database",
     }

@@ -52,6 +52,7 @@ SCHEMA_MODULE_ORDER = (
     "ingest_histology",
     "psth",
     "report",
+    "publication",
 )
 
 #: Where each schema module lives. The ingest bookkeeping tables live with their ingest step.
@@ -68,6 +69,7 @@ SCHEMA_MODULE_PATHS = {
     "ingest_histology": "pipeline.ingest.histology.tables",
     "psth": "pipeline.psth",
     "report": "pipeline.report",
+    "publication": "pipeline.publication",
 }
 
 #: MariaDB's default max_allowed_packet (16 MB) breaks large blob inserts.

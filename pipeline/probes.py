@@ -23,7 +23,9 @@ class ProbeTypeInfo:
     description: str
 
 
-#: Probe types known to the pipeline. The first six are the original pipeline's names.
+#: Probe types known to the pipeline. The first six are the original pipeline's names. Commercial
+#: parts with the layout of an earlier one share its type (NP2003/NP2004 -> "2.0 - SS", NP2013/NP2014
+#: -> "2.0 - MS"; the SpikeGLX reader checks the layouts are equal in probeinterface's catalogue).
 PROBE_TYPES: tuple[ProbeTypeInfo, ...] = (
     ProbeTypeInfo("silicon_probe", None, "generic silicon probe (geometry not tracked)"),
     ProbeTypeInfo("tetrode_array", None, "tetrode array (geometry not tracked)"),
@@ -40,6 +42,17 @@ PROBE_TYPES: tuple[ProbeTypeInfo, ...] = (
         "neuropixels 1.0 - ultra",
         "NP1100",
         "Neuropixels Ultra (NP1.0 UHD1 passive; 384 sites, 8 columns x 48 rows, 6 um pitch)",
+    ),
+    ProbeTypeInfo(
+        "neuropixels 1.0 - NHP short",
+        "NP1015",
+        "Neuropixels 1.0 NHP short linear (NP1015/NP1016/NP1017; 960 sites, 2 columns 32 um apart, not staggered)",
+    ),
+    ProbeTypeInfo(
+        "neuropixels 1.0 - UHD switchable",
+        "NP1110",
+        "Neuropixels Ultra switchable (NP1.0 UHD2 active; 6144 sites, 8 columns x 768 rows, 6 um pitch, "
+        "384 channels chosen in 24 groups by the imro table)",
     ),
     ProbeTypeInfo(
         "neuropixels 2.0 - quad base",

@@ -213,6 +213,16 @@ def action_export_recording(args) -> int:
     return _finish(args, summary)
 
 
+def action_publish(args) -> int:
+    """Copy the raw files (SpikeGLX, videos) of loaded sessions to the archive and record them."""
+    from .publishing import publish, verify
+
+    restriction = parse_restriction(args.restriction)
+    if args.verify:
+        return _finish(args, verify(restriction))
+    return _finish(args, publish(restriction, url=args.archive))
+
+
 def action_auto_ingest(args) -> int:
     """Run every configured ingest step (and again every --interval seconds unless --once)."""
     from .workers import auto_ingest
@@ -322,6 +332,7 @@ ACTIONS: dict[str, Callable] = {
     "generate-report": action_generate_report,
     "sync-report": action_sync_report,
     "export-recording": action_export_recording,
+    "publish": action_publish,
     "auto-ingest": action_auto_ingest,
     "automate-computation": action_automate_computation,
     "automate-sync-and-cleanup": action_automate_sync_and_cleanup,
@@ -423,6 +434,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--dandi", action="store_true", help="DANDI layout: sub-<id>/sub-<id>_ses-<...>_ecephys+behavior.nwb"
     )
     s.add_argument("--overwrite", action="store_true", help="replace existing files")
+
+    s = action("publish")
+    s.add_argument("restriction", nargs="?", help='which sessions: JSON (\'{"subject_id": 55, "session": 1}\') or SQL')
+    s.add_argument("--archive", metavar="URL", help="archive folder or fsspec URL (default: the archive_url setting)")
+    s.add_argument("--verify", action="store_true", help="re-read the published files from the archive and check them")
 
     for name, default in (("auto-ingest", 300), ("automate-computation", 300), ("automate-sync-and-cleanup", 600)):
         s = action(name)

@@ -14,12 +14,14 @@ import nrrd
 import numpy as np
 import pandas as pd
 import pytest
+import tifffile
 
 from pipeline.io.ccf import (
     CCFError,
     descendants,
     read_annotation,
     read_annotation_header,
+    read_annotation_tiff,
     read_ontology,
     region_lookup,
 )
@@ -27,6 +29,7 @@ from pipeline.synthetic.ccf import (
     REGIONS,
     annotation_labels,
     write_annotation_nrrd,
+    write_annotation_tiff,
     write_large_annotation_nrrd,
 )
 
@@ -506,3 +509,81 @@ def test_real_allen_tree_unchanged_by_the_checks(allen_tree):
     assert allen_tree["region_id"].tolist() == raw["id"].tolist()
     assert allen_tree["region_name"].tolist() == raw["name"].str.strip().tolist()
     assert allen_tree["parent_id"].isna().sum() == 1
+
+
+# ------------------------------------------------------------------------ annotation TIFF stack
+@pytest.mark.parametrize("shaped", [False, True])
+def test_tiff_stack_equals_nrrd_at_20um(tmp_path, shaped):
+    """The 20 um TIFF of a 10 um NRRD's volume (every 2nd voxel) reads as the NRRD read with step 2:
+    same array, same (AP, DV, ML) orientation, both uint32 at 20 um."""
+    shape = (66, 40, 57)
+    truth = write_annotation_nrrd(tmp_path / "a10.nrrd", shape=shape, seed=5)
+    tif = tmp_path / "a20.tif"
+    written = write_annotation_tiff(tif, shape=shape, seed=5, shaped=shaped)
+    np.testing.assert_array_equal(written, truth[::2, ::2, ::2])
+    from_nrrd, vox_nrrd = read_annotation(tmp_path / "a10.nrrd", step=2)
+    from_tiff, vox_tiff = read_annotation_tiff(tif)
+    assert from_tiff.dtype == from_nrrd.dtype == np.uint32 and vox_tiff == vox_nrrd == 20.0
+    assert from_tiff.shape == (33, 20, 29)
+    np.testing.assert_array_equal(from_tiff, from_nrrd)
+    # orientation, independently: page k of the file is AP section k (DV rows x ML columns)
+    with tifffile.TiffFile(tif) as t:
+        assert len(t.pages) == 33 and t.pages[0].shape == (20, 29)
+        np.testing.assert_array_equal(t.pages[7].asarray(), truth[14, ::2, ::2])
+
+
+def test_tiff_integer_types(tmp_path):
+    vol = annotation_labels((8, 6, 10), *np.indices((8, 6, 10)))
+    small = (vol % 60000).astype(np.uint16)
+    write_annotation_tiff(tmp_path / "u16.tif", small)
+    out, vox = read_annotation_tiff(tmp_path / "u16.tif", voxel_um=25)
+    assert out.dtype == np.uint32 and vox == 25.0
+    np.testing.assert_array_equal(out, small)
+    write_annotation_tiff(tmp_path / "i32.tif", vol.astype(np.int32))
+    np.testing.assert_array_equal(read_annotation_tiff(tmp_path / "i32.tif")[0], vol)
+
+
+def _tiff_damage(tmp_path, kind) -> Path:
+    p = tmp_path / f"{kind}.tif"
+    good = annotation_labels((12, 8, 10), *np.indices((12, 8, 10)), seed=1)
+    if kind == "float":
+        write_annotation_tiff(p, good.astype(np.float32))
+    elif kind == "2d":
+        write_annotation_tiff(p, good[0])
+    elif kind == "rgb":
+        write_annotation_tiff(p, np.zeros((4, 6, 7, 3), np.uint8), photometric="rgb")
+    elif kind == "mixed":
+        with tifffile.TiffWriter(p) as w:
+            w.write(good[0], photometric="minisblack", metadata=None)
+            w.write(good[0, :, :5], photometric="minisblack", metadata=None)
+    elif kind == "negative":
+        write_annotation_tiff(p, -good.astype(np.int32))
+    elif kind == "text":
+        p.write_text("region ids\n")
+    elif kind.startswith("cut"):
+        write_annotation_tiff(p, good, shaped=kind.endswith("shaped"))
+        p.write_bytes(p.read_bytes()[: p.stat().st_size * 2 // 5])
+    return p
+
+
+@pytest.mark.parametrize(
+    "kind,pattern",
+    [
+        ("float", "pixel type float32 is not an integer type"),
+        ("2d", r"image shape \(8, 10\) \(axes YX\) is not a 3-D stack"),
+        ("rgb", r"image shape \(4, 6, 7, 3\) .* is not a 3-D stack"),
+        ("mixed", "pages are not all of one size"),
+        ("negative", "negative region id"),
+        ("text", "unreadable TIFF .*not a TIFF file"),
+        ("cut", "damaged TIFF|unreadable TIFF"),
+        ("cut_shaped", "damaged TIFF|unreadable TIFF"),
+        ("missing", "file not found"),
+    ],
+)
+def test_bad_tiff_one_line(tmp_path, caplog, kind, pattern):
+    p = _tiff_damage(tmp_path, kind)
+    with pytest.raises(CCFError, match=pattern) as e:
+        read_annotation_tiff(p)
+    text = str(e.value)
+    assert text.startswith(f"{p}: ") and "\n" not in text
+    assert not [r for r in caplog.records if r.name == "tifffile"]  # reported once, in the error

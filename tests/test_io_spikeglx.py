@@ -19,10 +19,12 @@ from pipeline.synthetic.spikeglx import write_meta
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 META_DIR = REAL / "spikeglx_meta" / "ibl-neuropixel"
+PI_META_DIR = REAL / "spikeglx_meta" / "probeinterface"
 
 NP1A, NP1B = "neuropixels 1.0 - 3A", "neuropixels 1.0 - 3B"
 SS, MS = "neuropixels 2.0 - SS", "neuropixels 2.0 - MS"
 NHP, ULTRA, QB = "neuropixels 1.0 - NHP long", "neuropixels 1.0 - ultra", "neuropixels 2.0 - quad base"
+NHP_SHORT, UHD2 = "neuropixels 1.0 - NHP short", "neuropixels 1.0 - UHD switchable"
 NP1_UV, NP1_LF_UV, NP2_UV, NP2C_UV = 2.34375, 4.6875, 0.762939453125, 3.02734375
 STRIPE = "1-96; 1281-1376; 2561-2656; 3841-3936"
 QUAD = "1-384; 1281-1664; 2561-2944; 3841-4224"
@@ -154,6 +156,44 @@ def test_real_geometry_matches_probeinterface(real_data, rel):
     np.testing.assert_array_equal(meta.electrodes, expected)
 
 
+# probeinterface's own SpikeGLX samples of the newer probe types: file -> (probe type, part number,
+# saved neural channels, electrode config name or None when long)
+PI_EXPECTED = {
+    "NP1110_bank0_g0_t0.imec0.ap.meta": (UHD2, "NP1110", 384, "1-384"),
+    "NP1110_botrow80_g0_t0.imec0.ap.meta": (UHD2, "NP1110", 384, "641-1024"),
+    "NP1110_2x192_bank4_g0_t0.imec0.ap.meta": (UHD2, "NP1110", 384, None),
+    "NP1110_vstripe_g0_t0.imec0.ap.meta": (UHD2, "NP1110", 384, None),  # column mode INNER
+    "non_human_primate_short_linear_probe_type_0.meta": (NHP_SHORT, "NP1015", 384, "1-384"),
+    "NP2_2013_all_channels.imec0.ap.meta": (MS, "NP2013", 384, None),
+    "NP2_2013_subset_channels.imec0.ap.meta": (MS, "NP2013", 120, None),
+}
+
+
+@pytest.mark.parametrize("rel", sorted(PI_EXPECTED))
+def test_real_newer_probe_types(rel):
+    """Read with the right type; the sites agree with probeinterface's reader and with SpikeGLX's own
+    ~snsGeomMap / ~snsShankMap of the file (the reader refuses a disagreement)."""
+    if not PI_META_DIR.is_dir():
+        pytest.skip(f"real SpikeGLX samples not found at {PI_META_DIR}")
+    path = PI_META_DIR / rel
+    probe_type, pn, n, name = PI_EXPECTED[rel]
+    meta = read_meta(path)
+    assert (meta.probe_type, meta.part_number, len(meta.electrodes)) == (probe_type, pn, n)
+    pi = _probeinterface(path)
+    np.testing.assert_allclose(np.c_[meta.x, meta.y], pi.contact_positions)
+    cfg = meta.electrode_config()
+    if name is not None:
+        assert cfg["electrode_config_name"] == name
+    plain = _plain(path)
+    if "snsGeomMap" in plain:  # SpikeGLX's x (on the shank) and z per saved channel
+        geom = np.array(
+            [e.split(":") for e in re.findall(r"\(([\d.]+:[\d.]+:[\d.]+:\d)\)", plain["snsGeomMap"])], float
+        )
+        np.testing.assert_allclose(geom[:, 2], meta.y)
+        dx = geom[:, 1] + geom[:, 0] * float(plain["snsGeomMap"].split(")")[0].split(",")[2]) - meta.x
+        np.testing.assert_allclose(dx, dx[0])
+
+
 @pytest.mark.parametrize("ap,lf", [("sample3B_g0_t0.imec1.ap.meta", "sample3B_g0_t0.imec1.lf.meta")])
 def test_real_lf_stream_matches_its_ap_stream(real_data, ap, lf):
     a, b = read_meta(real_data / ap), read_meta(real_data / lf)
@@ -214,6 +254,17 @@ GENERATED = [
     ("np2_4shank", {"layout": "random", "saved": np.arange(0, 384, 3)}),
     ("np2_4shank_commercial", {"layout": "random"}),
     ("np2_4shank_commercial", {"layout": "stripe", "site_map": "shank", "saved": np.r_[5:90]}),
+    ("np2_4shank_np2013", {"layout": "stripe"}),
+    ("np2_4shank_np2013", {"layout": "random", "saved": np.r_[0:40, 100:120]}),
+    ("np2_1shank_commercial", {"layout": "random"}),
+    ("np2_1shank_commercial", {"layout": "bank", "bank": 2, "site_map": "shank", "saved": np.r_[3:200]}),
+    ("np1_nhp_short", {}),
+    ("np1_nhp_short", {"layout": "random", "site_map": "geom", "saved": np.r_[0:100]}),
+    ("np1_nhp_short", {"stream": "lf", "layout": "random"}),
+    ("np1110", {"bank": 7}),
+    ("np1110", {"layout": "random", "saved": np.arange(0, 384, 5)}),
+    ("np1110", {"banks": np.arange(24) % 16, "site_map": "shank"}),
+    ("np1110", {"stream": "lf", "layout": "random"}),
 ]
 
 
@@ -242,6 +293,52 @@ def test_generated_meta_roundtrip(tmp_path, probe, kw, seed):
         np.testing.assert_allclose(probe_pi.contact_positions, np.c_[truth.x, truth.y])
 
 
+# generator probe -> (lab probe type, part number, electrodes of the lab type, shanks)
+NEW_TYPES = {
+    "np1110": (UHD2, "NP1110", 6144, 1),
+    "np1_nhp_short": (NHP_SHORT, "NP1015", 960, 1),
+    "np2_4shank_np2013": (MS, "NP2013", 5120, 4),
+    "np2_4shank_commercial": (MS, "NP2014", 5120, 4),
+    "np2_1shank_commercial": (SS, "NP2003", 1280, 1),
+}
+
+
+@pytest.mark.parametrize("probe", sorted(NEW_TYPES))
+def test_generated_new_probe_types_match_probeinterface(tmp_path, probe):
+    """Probe type, channel count and every site's position, checked against probeinterface directly:
+    its reader of the same file and its catalogue probe of the part number."""
+    from probeinterface.neuropixels_tools import build_neuropixels_probe
+
+    probe_type, pn, n_sites, n_shanks = NEW_TYPES[probe]
+    saved = np.r_[0:120, 200:384]
+    truth = write_meta(tmp_path / f"{probe}_g0_t0.imec0.ap.meta", probe, layout="random", saved=saved, seed=7)
+    meta = read_meta(truth.path)
+    assert (meta.probe_type, meta.part_number) == (probe_type, pn)
+    assert meta.n_saved_channels == len(saved) + 1 and len(meta.electrodes) == len(saved)
+    assert len(probes.electrode_table(probe_type)["electrode"]) == n_sites
+    pi = _probeinterface(truth.path)
+    assert pi.get_contact_count() == len(saved)
+    np.testing.assert_allclose(np.c_[meta.x, meta.y], pi.contact_positions)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        catalogue = build_neuropixels_probe(pn)
+    assert catalogue.get_contact_count() == n_sites
+    np.testing.assert_allclose(np.c_[meta.x, meta.y], catalogue.contact_positions[meta.electrodes - 1])
+    shanks = catalogue.shank_ids.astype(int) + 1 if n_shanks > 1 else np.ones(n_sites, int)
+    np.testing.assert_array_equal(meta.shank, shanks[meta.electrodes - 1])
+    np.testing.assert_array_equal(meta.electrodes, truth.electrodes)
+
+
+def test_generated_np1110_bank_covers_its_rows(tmp_path):
+    """NP1110 in column mode ALL, one bank for all groups: the 384 channels are the bank's 48 rows x 8
+    columns (6 um pitch), each site once."""
+    meta = read_meta(write_meta(tmp_path / "u_g0_t0.imec0.ap.meta", "np1110", bank=5).path)
+    np.testing.assert_array_equal(np.sort(meta.electrodes), np.arange(5 * 384 + 1, 6 * 384 + 1))
+    assert meta.electrode_config()["electrode_config_name"] == "1921-2304"
+    np.testing.assert_array_equal(np.unique(meta.x), np.arange(8) * 6.0)
+    np.testing.assert_array_equal(np.unique(meta.y), (5 * 48 + np.arange(48)) * 6.0)
+
+
 def test_generated_catgt_time_and_geometry(tmp_path):
     original = datetime(2020, 2, 3, 4, 5, 6)
     truth = write_meta(tmp_path / "cat_tcat.imec0.ap.meta", "np1", original_create_time=original)
@@ -257,13 +354,58 @@ def test_generated_catgt_time_and_geometry(tmp_path):
 
 
 def test_unsupported_probe_type(tmp_path):
+    # NP1020 (NHP medium, type 1020) is in probeinterface's catalogue but has no lab.ProbeType
     path = write_meta(
-        tmp_path / "uhd2_g0_t0.imec0.ap.meta", "np1", overrides={"imDatPrb_type": "1110", "imDatPrb_pn": "NP1110"}
+        tmp_path / "nhp_g0_t0.imec0.ap.meta", "np1", overrides={"imDatPrb_type": "1020", "imDatPrb_pn": "NP1020"}
     ).path
-    with pytest.raises(UnsupportedProbe, match=r"imDatPrb_type=1110 \(part number NP1110\)") as e:
+    with pytest.raises(UnsupportedProbe, match=r"imDatPrb_type=1020 \(part number NP1020\)") as e:
         read_meta(path)
     assert str(e.value).startswith(str(path))
     assert isinstance(e.value, SpikeGLXError)
+
+
+@pytest.mark.parametrize("code", ["0", "1110", "2013", "4321"])
+def test_unknown_part_number_is_one_clear_line(tmp_path, code):
+    """A part number outside probeinterface's catalogue has no known geometry: refused, whatever the
+    type code, in one line naming the file and the part number."""
+    path = write_meta(
+        tmp_path / "odd_g0_t0.imec0.ap.meta", "np1", overrides={"imDatPrb_type": code, "imDatPrb_pn": "NP9876"}
+    ).path
+    with pytest.raises(UnsupportedProbe) as e:
+        read_meta(path)
+    text = str(e.value)
+    assert "\n" not in text and text.startswith(f"{path}: ")
+    assert f"part number NP9876 (imDatPrb_type={code})" in text and "site layout is unknown" in text
+
+
+def test_type0_part_number_picks_its_layout(tmp_path):
+    """SpikeGLX writes imDatPrb_type=0 for NP1015/NP1016/NP1017 (NHP short linear): the part number
+    gives the geometry; a type-0 file naming a part with a type code of its own (NP1030) is refused."""
+    for pn in ("NP1015", "NP1016", "NP1017"):
+        meta = read_meta(write_meta(tmp_path / f"{pn}_g0_t0.imec0.ap.meta", "np1_nhp_short",
+                                    overrides={"imDatPrb_pn": pn}).path)  # fmt: skip
+        assert meta.probe_type == NHP_SHORT and meta.part_number == pn
+        np.testing.assert_array_equal(meta.x[:4], [0, 32, 0, 32])  # linear: no stagger
+    # NP1000-layout parts written as type 0 stay NP1.0 3B
+    assert (
+        read_meta(
+            write_meta(tmp_path / "a_g0_t0.imec0.ap.meta", "np1", overrides={"imDatPrb_pn": "NP1010"}).path
+        ).probe_type
+        == NP1B
+    )
+
+
+def test_np1110_bad_group_table(tmp_path):
+    imro = "(1110,2,0,500,250,1)" + "".join(f"({g} 0 0)" for g in range(23))
+    path = write_meta(tmp_path / "u_g0_t0.imec0.ap.meta", "np1110", overrides={"imroTbl": imro}).path
+    with pytest.raises(SpikeGLXError, match="NP1110 probe has 23 group entries, expected 24") as e:
+        read_meta(path)
+    assert str(e.value).startswith(str(path))
+    bad_bank = "(1110,2,0,500,250,1)" + "".join(f"({g} 16 16)" for g in range(24))
+    path = write_meta(tmp_path / "v_g0_t0.imec0.ap.meta", "np1110", overrides={"imroTbl": bad_bank}).path
+    with pytest.raises(SpikeGLXError) as e:
+        read_meta(path)
+    assert str(e.value).startswith(str(path))
 
 
 def test_part_number_with_another_layout_is_unsupported(tmp_path):

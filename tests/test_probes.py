@@ -55,3 +55,30 @@ def test_probe_type_without_geometry_and_unknown():
     assert len(probes.electrode_table("silicon_probe")["electrode"]) == 0
     with pytest.raises(KeyError, match="unknown probe type"):
         probes.info("neuropixels 9000")
+
+
+@pytest.mark.parametrize(
+    "probe_type,part_number,n,cols,rows,pitch",
+    [
+        ("neuropixels 1.0 - NHP short", "NP1015", 960, 2, 480, 20.0),
+        ("neuropixels 1.0 - UHD switchable", "NP1110", 6144, 8, 768, 6.0),
+    ],
+)
+def test_newer_types_match_catalogue(probe_type, part_number, n, cols, rows, pitch):
+    assert probes.info(probe_type).part_number == part_number
+    t = probes.electrode_table(probe_type)
+    ref = build_neuropixels_probe(part_number)
+    assert len(t["electrode"]) == ref.get_contact_count() == n
+    np.testing.assert_allclose(np.c_[t["x_coord"], t["y_coord"]], ref.contact_positions)
+    assert set(t["shank"]) == {1}
+    assert t["shank_col"].max() == cols and t["shank_row"].max() == rows
+    assert np.all(np.bincount(t["shank_row"])[1:] == cols)
+    assert np.allclose(np.diff(np.unique(t["y_coord"])), pitch)
+    # NHP short is linear (no stagger): every row has the same x
+    if part_number == "NP1015":
+        assert sorted(set(t["x_coord"])) == [0.0, 32.0]
+
+
+def test_every_probe_type_name_fits_lab_probe_type():
+    assert all(len(p.probe_type) <= 32 and len(p.part_number or "") <= 32 for p in probes.PROBE_TYPES)
+    assert len({p.probe_type for p in probes.PROBE_TYPES}) == len(probes.PROBE_TYPES)

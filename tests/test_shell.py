@@ -25,6 +25,7 @@ EXPECTED_ACTIONS = {
     "generate-report",
     "sync-report",
     "export-recording",
+    "publish",
     "auto-ingest",
     "automate-computation",
     "automate-sync-and-cleanup",

@@ -14,6 +14,15 @@ uint32 region ids, gzip encoded. NRRD lists axes fastest first, and like pynrrd 
 the volume is returned with axes in that order: (AP, DV, ML). On disk this means ML is the *slowest*
 axis, so the file is streamed one ML plane (DV x AP, 4.2 MB at 10 um) at a time and only every
 ``step``-th plane, row and column is kept: peak memory is the output plus about one plane.
+
+**Annotation as a TIFF stack.** The original pipeline read Allen's CCF r3 20 um annotation TIFF stack
+(setting ``ccf.r3_20um_path``) with ``imread`` and took its region voxels as ``np.where(stack == id)``
+in (ccf_z, ccf_y, ccf_x) = (AP, DV, ML) order: the stack's pages are coronal sections along AP, each
+page DV rows by ML columns (528 x 320 x 456 at 20 um). Read with ``tifffile``, the stack therefore
+has the NRRD route's (AP, DV, ML) orientation as it is, and is kept at 20 um as it is (no stride, no
+transposition). It must be one series of equally sized grey-level pages of an integer type (region
+ids); a float, colour or single-page image, a cut-off file or negative ids are refused in one line
+naming the file.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import bz2
 import csv
 import difflib
 import io
+import logging
 import re
 import zlib
 from pathlib import Path
@@ -37,6 +47,7 @@ __all__ = [
     "descendants",
     "read_annotation",
     "read_annotation_header",
+    "read_annotation_tiff",
     "read_ontology",
     "region_lookup",
 ]
@@ -619,6 +630,67 @@ def read_annotation(nrrd_path, step=2, *, voxel_um: float | None = None) -> tupl
     finally:
         src.close()
     return out_c.transpose(), vox * step
+
+
+class _LogErrors(logging.Handler):
+    """Collects tifffile's logged errors (it logs, rather than raises, e.g. a broken page chain)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append("tifffile: " + re.sub(r"^<[^>]*>\s*", "", record.getMessage()))
+
+
+def read_annotation_tiff(tiff_path, voxel_um: float = 20.0) -> tuple[np.ndarray, float]:
+    """Read a CCF annotation TIFF stack (Allen's CCF r3 20 um annotation, ``ccf.r3_20um_path``).
+
+    Returns ``(volume, voxel_um)``: uint32 region ids with axes (AP, DV, ML) = (pages, rows, columns),
+    the orientation of :func:`read_annotation`, at the given voxel size (the stack carries none;
+    Allen's is 20 um). See the module doc for what is refused.
+    """
+    import tifffile
+
+    path = Path(tiff_path)
+    if not path.is_file():
+        raise CCFError(f"{path}: file not found")
+    what = "a TIFF stack of AP pages (DV rows x ML columns) of integer region ids"
+    catcher = _LogErrors()
+    tlog = logging.getLogger("tifffile")
+    tlog.addHandler(catcher)
+    propagate, tlog.propagate = tlog.propagate, False  # reported below as one CCFError line instead
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0] if tif.series else None
+            if catcher.messages:
+                raise CCFError(f"{path}: damaged TIFF ({catcher.messages[0]}); a cut-off file?")
+            if series is None:
+                raise CCFError(f"{path}: no image in the TIFF file; expected {what}")
+            if len(tif.series) > 1 or len(series.pages) != len(tif.pages):
+                raise CCFError(f"{path}: the pages are not all of one size and type; expected {what}")
+            shape, dtype = tuple(series.shape), np.dtype(series.dtype)
+            if dtype.kind not in "iu":
+                raise CCFError(f"{path}: pixel type {dtype} is not an integer type; region ids must be integers")
+            if len(shape) != 3 or min(shape) < 1:
+                raise CCFError(f"{path}: image shape {shape} (axes {series.axes}) is not a 3-D stack; expected {what}")
+            volume = series.asarray()
+    except CCFError:
+        raise
+    except Exception as e:  # tifffile: TiffFileError (not a TIFF, broken IFDs), ValueError (data cut off), ...
+        raise CCFError(f"{path}: unreadable TIFF ({type(e).__name__}: {e}); a cut-off or damaged file?") from None
+    finally:
+        tlog.removeHandler(catcher)
+        tlog.propagate = propagate
+    if catcher.messages:
+        raise CCFError(f"{path}: damaged TIFF ({catcher.messages[0]}); a cut-off file?")
+    if volume.shape != shape:
+        raise CCFError(f"{path}: read {volume.shape} voxels, the TIFF declares {shape}: a damaged file?")
+    if dtype.kind == "i" and volume.size and volume.min() < 0:
+        raise CCFError(f"{path}: negative region id {int(volume.min())}")
+    if dtype.itemsize > 4 and volume.size and volume.max() > np.iinfo(np.uint32).max:
+        raise CCFError(f"{path}: region id {int(volume.max())} does not fit uint32")
+    return volume.astype(np.uint32, copy=False), float(voxel_um)
 
 
 # ------------------------------------------------------------------------------------------ lookup

@@ -17,13 +17,25 @@ compared and any disagreement is an error, never a silent guess; its ``used`` fl
 ``SpikeGLXMeta.is_used`` (False for reference sites).
 
 Probe types: ``imDatPrb_type`` missing or <= 1 is Neuropixels 1.0, phase 3A when the file has
-``typeEnabled`` / ``imProbeOpt`` (3A software), else 3B (``typeImEnabled``); other codes come from
-``IMEC_TYPES``. When the file's part number is in probeinterface's catalogue, its site layout must
-equal the lab type's layout, else the probe is unsupported.
+``typeEnabled`` / ``imProbeOpt`` (3A software), else 3B (``typeImEnabled``) -- unless the part number
+``imDatPrb_pn`` has another layout: SpikeGLX writes type 0 for the NP1.0-family parts without a type
+code of their own, so e.g. NP1015/NP1016/NP1017 (NHP short linear) become the lab type with that
+layout (a type-0 file naming a part that has its own code, e.g. NP1030, is refused). Other codes come from ``IMEC_TYPES``
+(1110: NP1110 UHD switchable; 2003: commercial NP2.0 single shank NP2003/NP2004; 2013: commercial
+four-shank NP2013/NP2014). A part number must be in probeinterface's catalogue (else the file is
+refused: no geometry is known) and its site layout must equal the lab type's, else the probe is
+unsupported; the refusal is one line naming the file, the part number and the type code.
+
+NP1110 (UHD switchable, 6144 sites in 8 columns x 768 rows): its imro table has one entry per group
+of 16 channels (group, bankA, bankB) and a column mode (ALL, INNER, OUTER) in its header;
+probeinterface resolves it to the 384 recorded sites (SpikeGLX's IMROTbl_T1110 rules), checked here
+against SpikeGLX's ``~snsGeomMap`` when present. Only the imro table written in the file is used:
+a change of selection during a recording is not visible in the ``.meta``.
 
 µV per bit = (imAiRangeMax - imAiRangeMin) / (2 * imMaxInt) / gain * 1e6, the gain being the
-imro table's per-channel AP (or LF) gain, else ``imChan0apGain`` / ``imChan0lfGain``, else the
-catalogue's only gain; missing range / imMaxInt come from the catalogue (ADC range, 2**(bits-1)).
+imro table's per-channel AP (or LF) gain, else its header's (NP1110), else ``imChan0apGain`` /
+``imChan0lfGain``, else the catalogue's only gain; missing range / imMaxInt come from the catalogue
+(ADC range, 2**(bits-1)).
 NIDQ: (niAiRangeMax - niAiRangeMin) / (2 * niMaxInt, default 32768) / gain, gain of the saved
 analog channel kind (MN: niMNGain, MA: niMAGain, XA: 1), None if mixed or none.
 """
@@ -80,12 +92,14 @@ IMEC_TYPES: dict[int, str] = {
     2013: "neuropixels 2.0 - MS",  # NP2.0 four shanks, commercial (NP2013, NP2014)
     1030: "neuropixels 1.0 - NHP long",  # NP1030 (NHP long, SOI90)
     1100: "neuropixels 1.0 - ultra",  # NP1100 (Neuropixels Ultra, UHD1 passive)
+    1110: "neuropixels 1.0 - UHD switchable",  # NP1110 (Neuropixels Ultra switchable, UHD2 active)
     2020: "neuropixels 2.0 - quad base",  # NP2020 / NP2021 (quad base)
 }
 
 #: lab.ElectrodeConfig.electrode_config_name is varchar(64)
 ELECTRODE_CONFIG_NAME_MAX = 64
 
+_NP1110_GROUPS = 24  # NP1110 imro: 24 groups of 16 readout channels (SpikeGLX IMROTbl_T1110)
 _NI_MAX_INT_DEFAULT = 32768  # SpikeGLX's NI full scale when niMaxInt is absent (16-bit)
 
 
@@ -309,6 +323,16 @@ def _table(probe_type: str) -> dict[str, np.ndarray]:
     return probes.electrode_table(probe_type)
 
 
+def _type0_lab_type(part_number: str) -> str | None:
+    """The lab probe type, among those SpikeGLX writes as imDatPrb_type 0 (no code of their own in
+    ``IMEC_TYPES``), whose catalogue layout equals ``part_number``'s, if any."""
+    own_code = set(IMEC_TYPES.values())
+    for p in probes.PROBE_TYPES:
+        if p.part_number is not None and p.probe_type not in own_code and _same_layout(part_number, p.part_number):
+            return p.probe_type
+    return None
+
+
 def _probe_type(path: Path, m: dict[str, str]) -> tuple[str, str | None]:
     """(lab probe type, part number as written or None)."""
     pn = m.get("imDatPrb_pn") or None
@@ -317,6 +341,11 @@ def _probe_type(path: Path, m: dict[str, str]) -> tuple[str, str | None]:
         code = int(code_text) if code_text != "" else None
     except ValueError:
         raise UnsupportedProbe(f"{path}: imDatPrb_type={code_text!r} is not a SpikeGLX probe type code") from None
+    if pn is not None and _catalogue_spec(pn) is None:
+        raise UnsupportedProbe(
+            f"{path}: probe part number {pn} (imDatPrb_type={code_text or 'not given'}) is not in "
+            "probeinterface's Neuropixels catalogue, so its site layout is unknown; the file cannot be read"
+        )
     if code is None or code <= 1:
         if "imProbeOpt" in m or "typeEnabled" in m:
             probe_type = NP1_3A
@@ -327,16 +356,20 @@ def _probe_type(path: Path, m: dict[str, str]) -> tuple[str, str | None]:
                 f"{path}: no imDatPrb_type, imProbeOpt, typeEnabled or typeImEnabled; "
                 "cannot tell which Neuropixels probe recorded this stream"
             )
+        # SpikeGLX writes type 0 for the NP1.0-family parts without a type code of their own, whatever
+        # their site layout (e.g. NP1015 NHP short linear): the part number decides
+        if pn is not None and not _same_layout(pn, probes.info(probe_type).part_number):
+            probe_type = _type0_lab_type(pn) or probe_type
     elif code in IMEC_TYPES:
         probe_type = IMEC_TYPES[code]
     else:
         raise UnsupportedProbe(
             f"{path}: probe imDatPrb_type={code} (part number {pn or 'not given'}) is not mapped to a "
-            f"lab.ProbeType; supported types: 0 (NP1.0 3A/3B), "
+            f"lab.ProbeType; supported types: 0 (NP1.0 3A/3B, NP1015 NHP short), "
             + ", ".join(f"{k} ({v})" for k, v in IMEC_TYPES.items())
         )
     lab_pn = probes.info(probe_type).part_number
-    if pn is not None and _catalogue_spec(pn) is not None and not _same_layout(pn, lab_pn):
+    if pn is not None and not _same_layout(pn, lab_pn):
         raise UnsupportedProbe(
             f"{path}: part number {pn} (imDatPrb_type={code}) has a site layout different "
             f"from lab probe type {probe_type!r} ({lab_pn}); add a probe type for it"
@@ -361,7 +394,14 @@ def _readout_electrodes(path: Path, m: dict[str, str], probe_type: str) -> tuple
         if len(rows) != n_declared:
             raise SpikeGLXError(f"{path}: ~imroTbl header says {n_declared} channels but it has {len(rows)} entries")
     n_acq = _ints(m["acqApLfSy"])[0] if m.get("acqApLfSy") else None
-    if n_acq is not None and len(rows) != n_acq:
+    # NP1110 (UHD switchable) tables have one (group bankA bankB) entry per group of 16 channels
+    grouped = header[0] in ("1110", "NP1110")
+    n_entries = _NP1110_GROUPS * 16 if grouped else len(rows)
+    if grouped and len(rows) != _NP1110_GROUPS:
+        raise SpikeGLXError(
+            f"{path}: ~imroTbl of an NP1110 probe has {len(rows)} group entries, expected {_NP1110_GROUPS}"
+        )
+    if n_acq is not None and n_entries != n_acq:
         raise SpikeGLXError(
             f"{path}: ~imroTbl has {len(rows)} entries but acqApLfSy={m['acqApLfSy']} acquires {n_acq} channels"
         )
@@ -503,6 +543,8 @@ def _imec_uv_per_bit(
                 "%s: channels have different %s (%s); uv_per_bit left None", path, field_name, sorted(set(g.tolist()))
             )
             return None
+    if gain is None and imro.get("header", {}).get(field_name):  # NP1110: one gain in the header
+        gain = float(imro["header"][field_name])
     if gain is None:
         gain = _float(m, key)
     if gain is None and spec.get(list_key):

@@ -9,7 +9,8 @@ of any voxel of any file written here, even a full-size one, can be recomputed w
 
 Geometry is defined on fractions of the shape, so a small volume has the same layout as a full one.
 Axes are (AP, DV, ML) like the Allen files; the NRRD header lists them fastest first, so on disk the
-ML planes come one after another (see :mod:`pipeline.io.ccf`).
+ML planes come one after another (see :mod:`pipeline.io.ccf`). The TIFF stack (Allen's r3 20 um
+layout) has one page per AP section, DV rows by ML columns.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "REGIONS",
     "annotation_labels",
     "write_annotation_nrrd",
+    "write_annotation_tiff",
     "write_ontology_csv",
     "write_large_annotation_nrrd",
 ]
@@ -169,3 +171,34 @@ def write_large_annotation_nrrd(
         if comp is not None:
             f.write(comp.flush())
     return path
+
+
+def write_annotation_tiff(
+    path, volume=None, *, shape=(132, 80, 114), seed=0, step=2, shaped=False, **imwrite_kw
+) -> np.ndarray:
+    """Write an annotation TIFF stack with tifffile (one page per AP section, DV rows x ML columns)
+    and return what was written.
+
+    ``volume``: the (AP, DV, ML) array to write (any dtype, for broken files); by default the volume
+    of :func:`write_annotation_nrrd` (``shape``, ``seed``) at every ``step``-th voxel per axis, i.e.
+    ``truth[::step, ::step, ::step]`` of that NRRD: the 20 um stack of a 10 um NRRD. ``shaped=False``
+    writes plain pages without tifffile's shape metadata (as other tools do)."""
+    import tifffile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if volume is None:
+        A, D, M = shape
+        volume = annotation_labels(
+            shape,
+            np.arange(0, A, step)[:, None, None],
+            np.arange(0, D, step)[None, :, None],
+            np.arange(0, M, step)[None, None, :],
+            seed=seed,
+        )
+    volume = np.asarray(volume)
+    kw = dict(photometric="minisblack") if volume.ndim < 4 else {}
+    if not shaped:
+        kw["metadata"] = None
+    tifffile.imwrite(path, volume, **{**kw, **imwrite_kw})
+    return volume

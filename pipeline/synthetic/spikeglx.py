@@ -3,8 +3,10 @@
 ``write_meta`` writes the meta of one imec stream the way SpikeGLX does (key=value lines, the
 ``~imroTbl`` readout table, ``~snsChanMap`` and the site map ``~snsShankMap`` or, for newer
 software, ``~snsGeomMap``) for a Neuropixels 1.0 3B probe (AP or LF stream), a Neuropixels 2.0
-four-shank prototype (imDatPrb_type 24) or a commercial NP2.0 four-shank probe (type 2013), with
-any electrode selection SpikeGLX allows and a full or partial set of saved channels. Its ground truth
+four-shank prototype (imDatPrb_type 24), a commercial NP2.0 four-shank (type 2013: NP2014, NP2013)
+or single-shank (type 2003: NP2003) probe, an NHP short linear NP1015 (type 0) or an NP1110 UHD
+switchable probe (type 1110, group-wise bank table), with any electrode selection SpikeGLX allows
+(NP1110: column mode 'ALL' only) and a full or partial set of saved channels. Its ground truth
 (electrode numbers in ``pipeline.probes`` numbering, x/y) is computed here from the probes' published
 layout, independently of the reader.
 
@@ -51,6 +53,7 @@ class _Probe:
     ap_gain: float
     lf_gain: float | None
     ref_sites: tuple[int, ...]  # 0-based catalogue sites SpikeGLX marks unused (reference)
+    cols: int = 2  # sites per row; site i is in row i // cols, column i % cols
 
 
 #: generator probe name -> layout (NP1: 2 columns 32 um apart, 20 um rows, even rows +16 um;
@@ -110,7 +113,43 @@ PROBES = {
         None,
         (),
     ),
-}
+    "np2_4shank_np2013": _Probe(
+        "neuropixels 2.0 - MS", 2013, "NP2013", 4, 1280, 15.0, 32.0, 0.0, 250.0, 27.0, (384, 0, 1), 0.62, 2048,
+        100.0, None, (),
+    ),
+    # commercial NP2.0 single shank (imro type 2003: channel, bank mask, reference, electrode)
+    "np2_1shank_commercial": _Probe(
+        "neuropixels 2.0 - SS", 2003, "NP2003", 1, 1280, 15.0, 32.0, 0.0, 0.0, 27.0, (384, 0, 1), 0.62, 2048,
+        100.0, None, (),
+    ),
+    # NP1015 NHP short linear: NP1.0 electronics (imro type 0, SpikeGLX writes imDatPrb_type=0), no stagger
+    "np1_nhp_short": _Probe(
+        "neuropixels 1.0 - NHP short", 0, "NP1015", 1, 960, 20.0, 32.0, 0.0, 0.0, 27.0, (384, 384, 1), 0.6, 512,
+        500.0, 250.0, (191, 575, 959),
+    ),
+    # NP1110 UHD switchable: 8 x 768 sites, 6 um pitch; the imro table picks a bank per group of 16
+    # channels (written in 'ALL' column mode: bankA = bankB)
+    "np1110": _Probe(
+        "neuropixels 1.0 - UHD switchable", 1110, "NP1110", 1, 6144, 6.0, 6.0, 0.0, 0.0, 15.5, (384, 384, 1), 0.6,
+        512, 500.0, 250.0, (), cols=8,
+    ),
+}  # fmt: skip
+
+_NP1110_COL_TBL = np.array([0, 3, 1, 2, 1, 2, 0, 3])
+
+
+def _np1110_sites(group_banks) -> np.ndarray:
+    """Catalogue site (8 * row + column) of each readout channel 0..383 of an NP1110 in column mode
+    'ALL', ``group_banks`` the bank of each of the 24 groups: SpikeGLX's IMROTbl_T1110 rules."""
+    ch = np.arange(384)
+    grp = 2 * (ch // 32) + (ch & 1)
+    b = np.asarray(group_banks, dtype=np.int64)[grp]
+    odd = (ch & 1).astype(bool)
+    ingrp_col = (((ch % 32) // 2) & 1) ^ ((b // 4) & 1)
+    col = 2 * _NP1110_COL_TBL[4 * (b & 1) + grp % 4] + np.where(odd, 1 - ingrp_col, ingrp_col)
+    ingrp_row = (ch % 32) // 4
+    row = 48 * b + 8 * (grp // 4) + np.where(odd, 7 - ingrp_row, ingrp_row)
+    return 8 * row + col
 
 
 @dataclass
@@ -145,6 +184,16 @@ def subset_text(channels) -> str:
 def _select_sites(p: _Probe, layout: str, rng, bank: int, shank: int, banks) -> np.ndarray:
     """(384, 2) array of (shank, site-on-shank) per readout channel, as SpikeGLX can select them."""
     ch = np.arange(384)
+    if p.type_code == 1110:  # banks per group of 16 channels: ``banks`` (24), 'bank' or 'random'
+        if banks is not None:
+            g = np.asarray(banks, dtype=np.int64)
+        elif layout in ("bank", "random"):
+            g = np.full(24, bank) if layout == "bank" else rng.integers(0, 16, size=24)
+        else:
+            raise ValueError(f"layout {layout!r} not available for an NP1110 probe")
+        if g.shape != (24,) or g.min() < 0 or g.max() > 15:
+            raise ValueError("an NP1110 needs 24 group banks in 0..15")
+        return np.c_[np.zeros(384, dtype=np.int64), _np1110_sites(g)]
     if p.shanks == 1:
         if banks is not None:
             b = np.asarray(banks, dtype=np.int64)
@@ -194,10 +243,11 @@ def write_meta(
 
     ``layout``: 'bank' (every channel on bank ``bank``, on shank ``shank`` for 4-shank probes),
     'random' (NP1: a random bank per channel; NP2: random distinct sites), 'stripe' (NP2: 96
-    channels per shank). ``banks`` (NP1) gives the bank of each readout channel. ``saved``: the neural
+    channels per shank); NP1110: 'bank' or 'random' (a bank per group of 16 channels). ``banks`` gives
+    the bank of each readout channel (NP1) or of each of the 24 groups (NP1110). ``saved``: the neural
     readout channels written to the file (default all 384; the sync channel is always saved).
     ``site_map``: 'shank' (snsShankMap), 'geom' (snsGeomMap), None, or 'auto' (geom for the commercial
-    NP2.0 probe as its newer SpikeGLX writes, shank otherwise). ``tilde=False`` writes the
+    NP2.0 probes and the NP1110 as their newer SpikeGLX writes, shank otherwise). ``tilde=False`` writes the
     tables without their '~' (as some tools do). ``original_create_time`` writes a CatGT-style
     ``fileCreateTime_original``. ``overrides`` sets keys (value None deletes the key). ``duration_s``:
     the recording length that ``fileSizeBytes``/``fileTimeSecs`` describe (int16 samples).
@@ -220,7 +270,7 @@ def write_meta(
 
     # ground truth from the layout, per saved neural channel
     s, site = sites[neural, 0], sites[neural, 1]
-    row, col = site // 2, site % 2
+    row, col = site // p.cols, site % p.cols
     electrodes = s * p.sites_per_shank + site + 1
     x = s * p.shank_pitch + col * p.col_pitch + np.where(row % 2 == 0, p.stagger, 0.0)
     y = row * p.row_pitch
@@ -229,12 +279,19 @@ def write_meta(
     uv = 2 * p.v_range / (2 * p.max_int) / gain * 1e6
 
     # ~imroTbl: per readout channel
+    imro_header = f"({p.type_code},384)"
     if p.type_code == 0:
         b = sites[:, 1] // 384
         entries = [f"({c} {b[c]} 0 {p.ap_gain:g} {p.lf_gain:g} 1)" for c in range(384)]
+    elif p.type_code == 1110:  # (type,col_mode=ALL,ref,ap gain,lf gain,hp filter)(group bankA bankB)
+        imro_header = f"(1110,2,0,{p.ap_gain:g},{p.lf_gain:g},1)"
+        g_bank = sites[np.arange(24) // 2 * 32 + np.arange(24) % 2, 1] // 384  # channel 0 / 1 of each group
+        entries = [f"({g} {g_bank[g]} {g_bank[g]})" for g in range(24)]
+    elif p.type_code == 2003:
+        entries = [f"({c} {1 << (sites[c, 1] // 384)} 0 {sites[c, 1]})" for c in range(384)]
     else:
         entries = [f"({c} {sites[c, 0]} {sites[c, 1] // 384} 0 {sites[c, 1]})" for c in range(384)]
-    imro = f"({p.type_code},384)" + "".join(entries)
+    imro = imro_header + "".join(entries)
     label = "AP" if stream == "ap" else "LF"
     chan_map = (
         f"({n_ap},{n_lf},{n_sy})"
@@ -244,7 +301,7 @@ def write_meta(
     used_flag = is_used.astype(int)
     keys: dict[str, str | None] = {
         "acqApLfSy": ",".join(map(str, p.acq)),
-        "appVersion": "20201103" if p.type_code != 2013 else "20230905",
+        "appVersion": {2013: "20230905", 2003: "20230905", 1110: "20251218"}.get(p.type_code, "20201103"),
         "fileCreateTime": created.strftime("%Y-%m-%dT%H:%M:%S"),
         "fileName": f"D:/data/{path.stem}.bin",
         "fileSHA1": "".join(rng.choice(list("0123456789ABCDEF"), size=40)),
@@ -272,7 +329,7 @@ def write_meta(
         "typeThis": "imec",
         "userNotes": "",
     }
-    if p.type_code == 2013:
+    if p.type_code in (2013, 2003, 1110):
         keys["imChan0apGain"] = f"{p.ap_gain:g}"
         keys["imIsSvyRun"] = "false"
     if original_create_time is not None:
@@ -284,14 +341,15 @@ def write_meta(
     lines = [f"{k}={v}" for k, v in sorted(keys.items(), key=lambda kv: kv[0].lower()) if v is not None]
     tables = {f"{t}imroTbl": imro, f"{t}snsChanMap": chan_map}
     if site_map == "auto":
-        site_map = "geom" if p.type_code == 2013 else "shank"
+        site_map = "geom" if p.type_code in (2013, 2003, 1110) else "shank"
     if site_map == "shank" and stream == "ap":
-        tables[f"{t}snsShankMap"] = f"({p.shanks},2,{p.sites_per_shank // 2})" + "".join(
+        tables[f"{t}snsShankMap"] = f"({p.shanks},{p.cols},{p.sites_per_shank // p.cols})" + "".join(
             f"({a}:{c}:{r}:{u})" for a, c, r, u in zip(s, col, row, used_flag)
         )
     elif site_map == "geom" and stream == "ap":
         gx = p.x0 + col * p.col_pitch + np.where(row % 2 == 0, p.stagger, 0.0)
-        tables[f"{t}snsGeomMap"] = f"({p.part_number},{p.shanks},{p.shank_pitch:g},70)" + "".join(
+        width = 73 if p.type_code == 1110 else 70
+        tables[f"{t}snsGeomMap"] = f"({p.part_number},{p.shanks},{p.shank_pitch:g},{width})" + "".join(
             f"({a}:{xx:g}:{yy:g}:{u})" for a, xx, yy, u in zip(s, gx, y, used_flag)
         )
     for k, v in tables.items():

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import datajoint as dj
 import numpy as np
 import pandas as pd
 
@@ -493,36 +494,54 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
     )
 
 
+def electrode_config_key(rec: ProbeRecord) -> dict:
+    """The key of the probe's electrode configuration, inserted first if it is new.
+
+    A configuration is shared by every probe that recorded the same electrodes, so it is inserted in
+    its own short transaction, before the probe's: two workers loading two probes of one new
+    configuration at once both end up with it (the second insert waits for the first and skips,
+    where check-then-insert inside the probe's transaction failed one of them with a duplicate key).
+    """
+    from ... import db, lab
+
+    cfg = rec.config
+    cfg_hash = cfg["electrode_config_hash"].hex  # hex text: DataJoint 2.3's uuid fails on PostgreSQL
+    by_hash = lab.ElectrodeConfig & {"electrode_config_hash": cfg_hash}
+    if not by_hash:
+        key = dict(probe_type=rec.probe_type, electrode_config_name=cfg["electrode_config_name"])
+        try:
+            with db.connect().transaction:
+                lab.ElectrodeConfig.insert1(dict(key, electrode_config_hash=cfg_hash), skip_duplicates=True)
+                if (lab.ElectrodeConfig & key & {"electrode_config_hash": cfg_hash}) and not (
+                    lab.ElectrodeConfig.ElectrodeGroup & key
+                ):
+                    lab.ElectrodeConfig.ElectrodeGroup.insert1(dict(key, electrode_group=0))
+                    insert_frame(
+                        lab.ElectrodeConfig.Electrode,
+                        pd.DataFrame(
+                            dict(
+                                probe_type=rec.probe_type,
+                                electrode_config_name=key["electrode_config_name"],
+                                electrode_group=0,
+                                electrode=np.asarray(cfg["electrodes"], dtype=np.int64),
+                                is_used=cfg["is_used"],
+                            )
+                        ),
+                    )
+        except dj.errors.DuplicateError:  # the same electrodes, inserted meanwhile under another name
+            pass
+    row = by_hash.fetch1()
+    return dict(probe_type=row["probe_type"], electrode_config_name=row["electrode_config_name"])
+
+
 def write_probe(clustering_key: dict, pf: ProbeFolder, rec: ProbeRecord) -> None:
     """Insert one probe in one transaction."""
     from ... import db, ephys, lab
     from .tables import EphysIngest
 
-    cfg = rec.config
+    cfg_key = electrode_config_key(rec)
     with db.connect().transaction:
         lab.Probe.insert1(dict(probe=rec.probe_serial, probe_type=rec.probe_type), skip_duplicates=True)
-        cfg_hash = cfg["electrode_config_hash"].hex  # hex text: DataJoint 2.3's uuid fails on PostgreSQL
-        existing = (lab.ElectrodeConfig & {"electrode_config_hash": cfg_hash}).to_dicts()
-        if existing:
-            cfg_key = dict(
-                probe_type=existing[0]["probe_type"], electrode_config_name=existing[0]["electrode_config_name"]
-            )
-        else:
-            cfg_key = dict(probe_type=rec.probe_type, electrode_config_name=cfg["electrode_config_name"])
-            lab.ElectrodeConfig.insert1(dict(cfg_key, electrode_config_hash=cfg_hash))
-            lab.ElectrodeConfig.ElectrodeGroup.insert1(dict(cfg_key, electrode_group=0))
-            insert_frame(
-                lab.ElectrodeConfig.Electrode,
-                pd.DataFrame(
-                    dict(
-                        probe_type=rec.probe_type,
-                        electrode_config_name=cfg_key["electrode_config_name"],
-                        electrode_group=0,
-                        electrode=np.asarray(cfg["electrodes"], dtype=np.int64),
-                        is_used=cfg["is_used"],
-                    )
-                ),
-            )
         ephys.ProbeInsertion.insert1(dict(clustering_key, probe=rec.probe_serial, **cfg_key))
         ephys.ProbeInsertion.RecordingSystemSetup.insert1(dict(clustering_key, sampling_rate=rec.sampling_rate))
         ephys.Clustering.insert1(dict(clustering_key, **rec.clustering))

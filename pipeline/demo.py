@@ -167,10 +167,20 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
     video = folder / "video"
     trials = sorted(int(t) for t in (experiment.SessionTrial & skey).to_arrays("trial"))
     if not (video / h2o0).exists():
-        write_tracking_session(video, h2o0, sess["session_date"], trials, seed=4, frames_per_trial=(100, 150))
-    out(f"step 6/10  ingest-tracking {video} (generated DeepLabCut output, 2 cameras)")
+        write_tracking_session(
+            video, h2o0, sess["session_date"], trials, seed=4, frames_per_trial=(100, 150), glitches=("jaw",)
+        )
+    out(f"step 6/10  ingest-tracking {video} (generated DeepLabCut output, 2 cameras, 3 jaw outliers a trial)")
     summaries.append(ingest_tracking([["RRig", str(video)]]))
     out("          " + summaries[-1].line())
+
+    tracking.TrackingQC.populate(display_progress=False)
+    qc = (tracking.TrackingQC.Trial & skey).to_arrays("feature", "n_bad")
+    out(
+        "          tracking QC: "
+        + ", ".join(f"{f} {int(qc[1][qc[0] == f].sum())} bad frames" for f in sorted(set(qc[0])))
+        + " (jumps > 20 px; tracking.TrackingQC)"
+    )
 
     # CCF: a generated Allen-shaped annotation (full extent at 100 um) and its ontology
     from . import ccf, histology
@@ -248,6 +258,7 @@ def run(prefix: str = DEMO_PREFIX, fresh: bool = False, out=print) -> dict[str, 
         "ephys.Unit": len(ephys.Unit()),
         "ephys.Clustering.Trial": len(ephys.Clustering.Trial()),
         "tracking.Tracking": len(tracking.Tracking()),
+        "tracking.TrackingQC.Trial": len(tracking.TrackingQC.Trial()),
         "ccf.CCFBrainRegion": len(ccf.CCFBrainRegion()),
         "histology.ElectrodePosition": len(histology.ElectrodeCCFPosition.ElectrodePosition()),
         "histology.LabeledProbeTrack.Point": len(histology.LabeledProbeTrack.Point()),

@@ -43,9 +43,9 @@ class Stop:
 
 def computed_tables() -> list:
     """Every auto-populated table of the pipeline, in dependency order."""
-    from . import compute, report
+    from . import compute, report, tracking
 
-    return [*compute.computed_tables(), *report.TABLES]
+    return [*compute.computed_tables(), tracking.TrackingQC, *report.TABLES]
 
 
 def declare_jobs_tables() -> None:

@@ -7,7 +7,7 @@ MultiIndex, saved with ``to_csv`` (3 header rows) or ``to_hdf``. We write them t
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,8 @@ class GeneratedTracking:
     folder: Path
     files: dict[tuple[str, int], Path]  # (camera position, trial) -> file
     frames: dict[tuple[str, int], pd.DataFrame]  # ground truth per file
+    #: (camera position, trial, bodypart) -> frames given a one-frame outlier
+    glitches: dict[tuple[str, int, str], np.ndarray] = field(default_factory=dict)
 
 
 def write_tracking_session(
@@ -58,16 +60,21 @@ def write_tracking_session(
     frames_per_trial: tuple[int, int] = (200, 400),
     seed: int = 0,
     trial_map: dict[int, int] | None = None,
+    glitches: tuple[str, ...] = (),
+    n_glitches: int = 3,
 ) -> GeneratedTracking:
     """``{root}/{h2o}/{h2o}_{mmddyy}[_n]/{h2o}_{pos}_{idx}-0000.csv`` for each trial and camera.
 
     ``trial_map`` (file index -> trial) writes ``{h2o}_{mmddyy}_{pos}.txt`` and names files by index.
+    ``glitches``: body parts given ``n_glitches`` one-frame outliers per file (40-80 px away, in a
+    random direction, at frames 1..n-2 never next to each other), as DeepLabCut's mistakes look;
+    their frames are in ``GeneratedTracking.glitches[(position, trial, bodypart)]``.
     """
     rng = np.random.default_rng(seed)
     folder = Path(root) / h2o / (f"{h2o}_{day:%m%d%y}" + (f"_{n}" if n > 1 else ""))
     folder.mkdir(parents=True, exist_ok=True)
     index_of = {t: t for t in trials} if trial_map is None else {t: i for i, t in trial_map.items()}
-    files, frames = {}, {}
+    files, frames, planted = {}, {}, {}
     for pos in positions:
         if trial_map is not None:
             (folder / f"{h2o}_{day:%m%d%y}_{pos}.txt").write_text(
@@ -75,6 +82,19 @@ def write_tracking_session(
             )
         for t in trials:
             df = make_dlc_frame(list(bodyparts), int(rng.integers(*frames_per_trial)), seed=int(rng.integers(1 << 30)))
+            for bp in glitches:
+                at = _glitch_frames(rng, len(df), n_glitches)
+                angle = rng.uniform(0, 2 * np.pi, len(at))
+                size = rng.uniform(40, 80, len(at))
+                df.loc[at, (SCORER, bp, "x")] += np.round(size * np.cos(angle), 3)
+                df.loc[at, (SCORER, bp, "y")] += np.round(size * np.sin(angle), 3)
+                planted[(pos, t, bp)] = at
             p = write_dlc(folder / f"{h2o}_{pos}_{index_of[t]}-0000.csv", df)
             files[(pos, t)], frames[(pos, t)] = p, df
-    return GeneratedTracking(folder, files, frames)
+    return GeneratedTracking(folder, files, frames, planted)
+
+
+def _glitch_frames(rng, n_frames: int, n: int) -> np.ndarray:
+    """``n`` frames in 1..n_frames-2, sorted, no two adjacent (each outlier jumps out and back)."""
+    candidates = np.arange(1, n_frames - 1, 3)
+    return np.sort(rng.choice(candidates, size=min(n, len(candidates)), replace=False))

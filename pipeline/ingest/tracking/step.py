@@ -133,7 +133,8 @@ def build_session(
                 )
             )
             for j, bp in enumerate(d.bodyparts):
-                feature = features.get(bp, bp)[:24]
+                # a whisker keeps its own name (several per camera); others their feature's name
+                feature = (bp if features.get(bp) == "whisker" else features.get(bp, bp))[:24]
                 feature_rows.append(
                     dict(
                         key,
@@ -226,6 +227,9 @@ class TrackingStep(runner.Step):
             tracking.Tracking.insert([dict(item.key, **r) for r in rows])
             tracking.Tracking.Feature.insert([dict(item.key, **f) for f in features])
         note = f"; body parts kept under their own names: {', '.join(sorted(unknown))}" if unknown else ""
+        whiskers = sorted({f["feature"] for f in features if "whisker" in f["bodypart"].lower()})
+        if whiskers:
+            note += f"; whiskers: {', '.join(whiskers)} (say which whisker each is in tracking.TrackedWhisker)"
         return runner.Done(
             text=f"{item.label}: {len(rows)} trial-camera files{note}",
             counts=dict(trials=len({r["trial"] for r in rows})),

@@ -43,9 +43,15 @@ class Stop:
 
 def computed_tables() -> list:
     """Every auto-populated table of the pipeline, in dependency order."""
-    from . import compute, report, tracking
+    from . import compute, histology, report, tracking
 
-    return [*compute.computed_tables(), tracking.TrackingQC, *report.TABLES]
+    return [
+        *compute.computed_tables(),
+        tracking.TrackingQC,
+        histology.InterpolatedElectrodeCCF,
+        histology.InterpolatedShankTrack,
+        *report.TABLES,
+    ]
 
 
 def declare_jobs_tables() -> None:

@@ -8,8 +8,17 @@ import numpy as np
 import pytest
 import scipy.io as sio
 
-from pipeline.io.bitcode import BitcodeError, align_trials, read_bitcode
-from pipeline.synthetic.spikeglx import random_bitcodes, write_bitcode_mat
+from pipeline.io.bitcode import (
+    BitcodeError,
+    XAFiles,
+    align_trials,
+    decode_xa_bitcodes,
+    find_xa_files,
+    read_bitcode,
+    read_edges,
+    read_xa_sync,
+)
+from pipeline.synthetic.spikeglx import mtl_bitcodes, random_bitcodes, write_bitcode_mat, write_xa_files
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 DL25_BITCODE = REAL / "map_ephys_bitcode_mat" / "dl25_bitcode.mat"
@@ -294,3 +303,135 @@ def test_file_errors(tmp_path):
     # the numeric matrix alone is enough
     sio.savemat(p, {"bitcode": np.array([[0, 1, 1], [1, 0, 0]], dtype=np.uint8)})
     assert read_bitcode(p).bitcodes == ["011", "100"]
+
+
+# ---------------------------------------------------------------------------------------------
+# CatGT NIDQ edge files (spec 3.4 (b))
+
+
+def test_xa_decoding_by_hand():
+    """A pulse 0.05 s after the start is bit 0, every 0.007 s later the next; jitter is rounded away."""
+    starts = [10.0, 20.0]
+    pulses = [10.05, 10.064, 10.1130, 20.0505, 20.1125]  # trial 0: bits 0, 2, 9; trial 1: bits 0, 9
+    assert decode_xa_bitcodes(starts, pulses) == ["1010000001", "1000000001"]
+    assert decode_xa_bitcodes([5.0], []) == ["0000000000"]  # a trial without pulses: code 0
+    assert mtl_bitcodes([1, 2, 6, 512]) == ["1000000000", "0100000000", "0110000000", "0000000001"]
+
+
+@pytest.mark.parametrize("adjusted", [True, False])
+def test_xa_roundtrip_with_jitter(tmp_path, adjusted):
+    behaviour = mtl_bitcodes(range(1, 31))
+    truth = write_xa_files(tmp_path, behaviour, recorded=range(5, 30), n_after=2, adjusted=adjusted, seed=4)
+    assert truth.max_jitter > 0.0005  # the pulses are off the grid: the rounding is exercised
+    nominal = np.concatenate(
+        [s + 0.05 + 0.007 * np.flatnonzero(np.array(list(c)) == "1") for s, c in zip(truth.trial_start, truth.bitcodes)]
+    )
+    assert np.abs(truth.pulses - nominal).max() == pytest.approx(truth.max_jitter, abs=1e-6)
+    files = find_xa_files(tmp_path)
+    assert files == XAFiles(truth.starts_path, truth.pulses_path, adjusted)
+    xa = read_xa_sync(files)
+    np.testing.assert_array_equal(xa.trial_start, truth.trial_start)
+    assert xa.bitcodes == truth.bitcodes and xa.no_bits is None and xa.n_trials == 27
+    a = align_trials(xa.bitcodes, behaviour, path=files.pulses)
+    np.testing.assert_array_equal(a.behavior_trials, truth.behavior_trials)
+    np.testing.assert_array_equal(a.ephys_index, truth.ephys_index)
+    np.testing.assert_array_equal(a.behavior_trials, np.arange(6, 31))
+    assert a.dropped_ephys == truth.dropped_ephys == [25, 26]
+
+
+def test_xa_file_choice(tmp_path):
+    codes = mtl_bitcodes(range(1, 6))
+    plain = write_xa_files(tmp_path / "a", codes, adjusted=False, offset_s=0.5, seed=1)
+    adj = write_xa_files(tmp_path / "a", codes, adjusted=True, seed=1)
+    assert find_xa_files(tmp_path / "a") == XAFiles(adj.starts_path, adj.pulses_path, True)  # .adj preferred
+    assert read_xa_sync(find_xa_files(tmp_path / "a")).trial_start[0] == adj.trial_start[0] != plain.trial_start[0]
+    low = write_xa_files(tmp_path / "b", codes, upper=False, seed=1)  # CatGT's own lower-case names
+    assert low.starts_path.name == "run_g0_tcat.nidq.xa_0_0.adj.txt"
+    assert find_xa_files(tmp_path / "b").starts == low.starts_path
+    assert find_xa_files(tmp_path / "nothing") is None
+    (tmp_path / "c").mkdir()
+    assert find_xa_files(tmp_path / "c") is None
+    # no pulse file, or an empty one: no bits, and why
+    none = write_xa_files(tmp_path / "d", codes, pulses="none", seed=1)
+    xa = read_xa_sync(find_xa_files(tmp_path / "d"))
+    assert xa.bitcodes is None and "no *.XA_1_2" in xa.no_bits and xa.n_trials == 5
+    np.testing.assert_array_equal(xa.trial_start, none.trial_start)
+    write_xa_files(tmp_path / "e", codes, pulses="empty", seed=1)
+    xa = read_xa_sync(find_xa_files(tmp_path / "e"))
+    assert xa.bitcodes is None and xa.no_bits == "run_g0_tcat.nidq.XA_1_2.adj.txt is empty"
+
+
+def test_xa_file_choice_errors(tmp_path):
+    codes = mtl_bitcodes(range(1, 6))
+    write_xa_files(tmp_path / "two", codes, stem="a_g0_tcat.nidq", seed=1)
+    write_xa_files(tmp_path / "two", codes, stem="b_g0_tcat.nidq", seed=1)
+    with pytest.raises(BitcodeError, match=r"two: several adjusted CatGT starts files \(a_g0.*, b_g0.*\)"):
+        find_xa_files(tmp_path / "two")
+    # adjusted trial starts with only NIDQ-clock pulses (or the reverse): two clocks, refused
+    write_xa_files(tmp_path / "mix", codes, adjusted=True, pulses="none", seed=1)
+    write_xa_files(tmp_path / "mix", codes, adjusted=False, seed=1).starts_path.unlink()
+    with pytest.raises(BitcodeError, match=r"XA_0_0.adj.txt: adjusted trial starts but the bit pulses are only in"):
+        find_xa_files(tmp_path / "mix")
+    write_xa_files(tmp_path / "mix2", codes, adjusted=False, pulses="none", seed=1)
+    write_xa_files(tmp_path / "mix2", codes, adjusted=True, seed=1).starts_path.unlink()
+    with pytest.raises(BitcodeError, match=r"XA_1_2.adj.txt: adjusted bit pulses but no adjusted trial starts"):
+        find_xa_files(tmp_path / "mix2")
+
+
+GOOD_STARTS = "10.000000\n20.000000\n30.000000\n"
+
+
+@pytest.mark.parametrize(
+    "starts,pulses,match",
+    [
+        ("", None, r"starts.txt: empty \(no edge times\)"),
+        ("\n  \n", None, r"starts.txt: empty"),
+        ("10.0\n20.0\nabc\n", None, r"starts.txt: line 3 is not a number \('abc'\)"),
+        ("10.0\n20.0 7\n", None, r"starts.txt: line 2 has 2 values"),
+        (
+            "10.0\n30.0\n20.0\n",
+            None,
+            r"starts.txt: times not in increasing order: line 3 \(20.000000 s\) follows line 2",
+        ),
+        ("10.0\n10.0\n", None, r"starts.txt: times not in increasing order"),
+        ("10.0\nnan\n", None, r"starts.txt: line 2 is 'nan'; edge times are finite and >= 0 s"),
+        ("-1.0\n10.0\n", None, r"starts.txt: line 1 is '-1.0'"),
+        (b"10.0\n\x00\x00\x00", None, r"starts.txt: binary content"),
+        (b"10.0\n\xff\xfe", None, r"starts.txt: not text"),
+        (GOOD_STARTS, "9.5\n10.05\n", r"pulses.txt: bit pulse at 9.500000 s comes before the first trial start"),
+        (
+            GOOD_STARTS,
+            "10.05\n20.2\n",
+            r"pulses.txt: trial 1 \(0-based, start 20.000000 s\): the pulse at 20.200000 "
+            r"s would be bit 21 of a 10-bit code",
+        ),
+        (
+            GOOD_STARTS,
+            "10.05\n10.0515\n",
+            r"pulses.txt: trial 0 .*pulses at 10.050000 s and 10.051500 s fall on one bit",
+        ),
+        (GOOD_STARTS, "20.01\n", r"pulses.txt: trial 1 .*the pulse at 20.010000 s comes before bit 0"),
+        (GOOD_STARTS, "10.05\n10.057\nx\n", r"pulses.txt: line 3 is not a number"),
+        (GOOD_STARTS, "10.057\n10.05\n", r"pulses.txt: times not in increasing order"),
+    ],
+)
+def test_damaged_xa_files_are_one_line_errors(tmp_path, starts, pulses, match):
+    sp, pp = tmp_path / "starts.txt", tmp_path / "pulses.txt"
+    sp.write_bytes(starts if isinstance(starts, bytes) else starts.encode())
+    if pulses is not None:
+        pp.write_text(pulses)
+    with pytest.raises(BitcodeError, match=match) as e:
+        read_xa_sync(XAFiles(sp, pp if pulses is not None else None, True))
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(str(sp if pulses is None or "pulses" not in match else pp))
+
+
+def test_edge_file_missing(tmp_path):
+    with pytest.raises(BitcodeError, match=r"gone.XA_0_0.txt: file not found"):
+        read_edges(tmp_path / "gone.XA_0_0.txt")
+    assert read_edges(_write(tmp_path / "e.txt", "\n"), allow_empty=True).size == 0
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

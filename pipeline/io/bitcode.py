@@ -19,11 +19,38 @@ TrialNote 'bitcode'). ``align_trials`` locates the first ephys code among the be
 requires every ephys code in the overlap to equal its behaviour trial's code; any disagreement is
 a ``BitcodeError`` naming the trials and codes, never a silent shift. Ephys trials outside the
 behaviour file (recording started before / ran past it) are dropped and reported.
+
+**CatGT edge files of the NIDQ stream** (spec 3.4 (b)), the sync of sessions without a bitcode file:
+CatGT's analog-channel extractors write one text file per extractor, one edge time (s from the start
+of the stream's file, printed with 6 decimals) per line. Two are used:
+
+========================================= ===================================================
+``*.XA_0_0.txt`` or ``*.XA_0_0.adj.txt``  trial starts (the rig's trial-start pulse), one a trial
+``*.XA_1_2.txt`` or ``*.XA_1_2.adj.txt``  the bit pulses of each trial's code
+========================================= ===================================================
+
+(names matched without regard to case: CatGT itself writes ``xa_0_0``). The ``.adj`` variants are
+CatGT's adjusted edges, taken to be on the clock of the probe being loaded; the plain ones are on the
+NIDQ clock. ``find_xa_files`` prefers the ``.adj`` pair and refuses a mix (an ``.adj`` file of one
+kind with only a plain file of the other). ``read_edges`` reads one file: every non-blank line one
+finite, non-negative number, in strictly increasing order, at least one; else a ``BitcodeError``
+naming the file and line.
+
+Decoding (``decode_xa_bitcodes``): a pulse belongs to the last trial that started at or before it
+(a pulse before the first trial start is an error). Per trial, the time
+``start + XA_FIRST_BIT_S - XA_BIT_INTERVAL_S`` (0.05 s - 0.007 s) is put before its pulses, and
+bit index = cumsum(round(diff / 0.007)) - 1, so a pulse 0.05 s after the start is bit 0 and every
+0.007 s later the next; the trial's code is ``XA_BITS`` (10) characters, '1' at the pulses' bits.
+Rounding each gap absorbs jitter well below half a bit interval. Two pulses on one bit, a pulse
+before bit 0 or past the last bit (a stray pulse between trials) are errors naming the trial.
+An absent or empty pulse file means a recording without bits (``XASync.bitcodes`` is None, with
+the reason); the ingest then aligns only RRig-MTL sessions, one to one.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +61,20 @@ import numpy as np
 from ..errors import InputError
 from .matfile import MatFileError, read_mat
 
-__all__ = ["BitcodeError", "BitcodeFile", "read_bitcode", "TrialAlignment", "align_trials", "CORE_VARIABLES"]
+__all__ = [
+    "BitcodeError",
+    "BitcodeFile",
+    "read_bitcode",
+    "TrialAlignment",
+    "align_trials",
+    "CORE_VARIABLES",
+    "XAFiles",
+    "XASync",
+    "find_xa_files",
+    "read_edges",
+    "decode_xa_bitcodes",
+    "read_xa_sync",
+]
 
 log = logging.getLogger(__name__)
 
@@ -391,3 +431,174 @@ def align_trials(
         method="bitcode",
         offset=int(d),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# CatGT edge files of the NIDQ stream (spec 3.4 (b))
+
+XA_FIRST_BIT_S = 0.05  #: bit 0 of a trial's code, s after the trial-start edge
+XA_BIT_INTERVAL_S = 0.007  #: s between consecutive bits
+XA_BITS = 10  #: characters of a code
+_XA_START = re.compile(r"\.xa_0_0(\.adj)?\.txt$", re.IGNORECASE)
+_XA_PULSE = re.compile(r"\.xa_1_2(\.adj)?\.txt$", re.IGNORECASE)
+
+
+@dataclass
+class XAFiles:
+    """The edge files a session folder holds for the NIDQ sync route."""
+
+    starts: Path  #: trial starts (``*.XA_0_0[.adj].txt``)
+    pulses: Path | None  #: bit pulses (``*.XA_1_2[.adj].txt``); None when there is none
+    adjusted: bool  #: the ``.adj`` pair (probe clock) rather than the plain files (NIDQ clock)
+
+
+@dataclass
+class XASync:
+    """Trial starts and decoded codes of one pair of edge files."""
+
+    files: XAFiles
+    trial_start: np.ndarray  #: s, one per trial the NIDQ saw
+    bitcodes: list[str] | None  #: per trial, XA_BITS characters; None: no bits (see ``no_bits``)
+    no_bits: str | None = None  #: why there are no bits (no pulse file, an empty one)
+
+    @property
+    def n_trials(self) -> int:
+        return len(self.trial_start)
+
+
+def find_xa_files(folder: str | Path) -> XAFiles | None:
+    """The session folder's edge files: the ``.adj`` pair if there is one, else the plain files.
+
+    None when the folder has no trial-start file at all; ``BitcodeError`` (naming the files) when a
+    kind has several files, or when ``.adj`` and plain files would be mixed.
+    """
+    folder = Path(folder)
+    try:
+        names = sorted(p for p in folder.iterdir() if p.is_file())
+    except OSError:
+        return None
+    found: dict[tuple[str, bool], list[Path]] = {}
+    for p in names:
+        for kind, rx in (("starts", _XA_START), ("pulses", _XA_PULSE)):
+            m = rx.search(p.name)
+            if m:
+                found.setdefault((kind, m.group(1) is not None), []).append(p)
+    for (kind, adj), hits in found.items():
+        if len(hits) > 1:
+            raise BitcodeError(
+                f"{folder}: several {'adjusted ' if adj else ''}CatGT {kind} files "
+                f"({', '.join(h.name for h in hits)}); expected one"
+            )
+    one = {k: v[0] for k, v in found.items()}
+    adj_start, adj_pulse = one.get(("starts", True)), one.get(("pulses", True))
+    plain_start, plain_pulse = one.get(("starts", False)), one.get(("pulses", False))
+    if adj_start is not None or adj_pulse is not None:
+        if adj_start is None:
+            raise BitcodeError(
+                f"{adj_pulse}: adjusted bit pulses but no adjusted trial starts (*.XA_0_0.adj.txt) beside "
+                f"them{f' (only {plain_start.name}, on the NIDQ clock)' if plain_start else ''}; the two must "
+                f"be on one clock"
+            )
+        if adj_pulse is None and plain_pulse is not None:
+            raise BitcodeError(
+                f"{adj_start}: adjusted trial starts but the bit pulses are only in {plain_pulse.name} "
+                f"(NIDQ clock); the two must be on one clock (run CatGT's adjustment on both)"
+            )
+        return XAFiles(adj_start, adj_pulse, True)
+    if plain_start is None:
+        return None
+    return XAFiles(plain_start, plain_pulse, False)
+
+
+def read_edges(path: str | Path, *, allow_empty: bool = False) -> np.ndarray:
+    """One CatGT edge file -> float64 seconds: one finite non-negative number per non-blank line,
+    strictly increasing, at least one (unless ``allow_empty``); else a one-line ``BitcodeError``."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise BitcodeError(f"{path}: file not found") from None
+    except OSError as e:
+        raise BitcodeError(f"{path}: cannot read ({e.strerror or e})") from None
+    if b"\x00" in raw:
+        raise BitcodeError(f"{path}: binary content (NUL bytes), not a CatGT edge text file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BitcodeError(f"{path}: not text (undecodable byte at offset {e.start})") from None
+    values, lines = [], []
+    for n, line in enumerate(text.splitlines(), start=1):
+        tok = line.split()
+        if not tok:
+            continue
+        if len(tok) > 1:
+            raise BitcodeError(f"{path}: line {n} has {len(tok)} values ({line.strip()[:40]!r}); expected one time")
+        try:
+            v = float(tok[0])
+        except ValueError:
+            raise BitcodeError(f"{path}: line {n} is not a number ({tok[0][:40]!r})") from None
+        if not np.isfinite(v) or v < 0:
+            raise BitcodeError(f"{path}: line {n} is {tok[0][:40]!r}; edge times are finite and >= 0 s")
+        values.append(v)
+        lines.append(n)
+    if not values:
+        if allow_empty:
+            return np.zeros(0)
+        raise BitcodeError(f"{path}: empty (no edge times)")
+    a = np.asarray(values, dtype=np.float64)
+    bad = np.flatnonzero(np.diff(a) <= 0)
+    if bad.size:
+        j = int(bad[0])
+        raise BitcodeError(
+            f"{path}: times not in increasing order: line {lines[j + 1]} ({a[j + 1]:.6f} s) follows "
+            f"line {lines[j]} ({a[j]:.6f} s)"
+        )
+    return a
+
+
+def decode_xa_bitcodes(trial_start, pulses, path=None, *, n_bits: int = XA_BITS) -> list[str]:
+    """The code of each trial from its bit pulses (s, both sorted): see the module docstring."""
+    starts = np.asarray(trial_start, dtype=np.float64).ravel()
+    p = np.asarray(pulses, dtype=np.float64).ravel()
+    where = _where(path)
+    trial = np.searchsorted(starts, p, side="right") - 1
+    if p.size and trial[0] < 0:
+        raise BitcodeError(f"{where}bit pulse at {p[0]:.6f} s comes before the first trial start ({starts[0]:.6f} s)")
+    codes = []
+    bounds = np.searchsorted(trial, np.arange(len(starts) + 1), side="left")
+    for i, s in enumerate(starts):
+        tp = p[bounds[i] : bounds[i + 1]]
+        bits = np.zeros(n_bits, dtype=np.int8)
+        if tp.size:
+            t = np.r_[s + XA_FIRST_BIT_S - XA_BIT_INTERVAL_S, tp]
+            steps = np.round(np.diff(t) / XA_BIT_INTERVAL_S).astype(np.int64)
+            if np.any(steps < 1):
+                k = int(np.flatnonzero(steps < 1)[0])
+                what = (
+                    f"the pulse at {tp[0]:.6f} s comes before bit 0 ({s + XA_FIRST_BIT_S:.6f} s)"
+                    if k == 0
+                    else f"the pulses at {tp[k - 1]:.6f} s and {tp[k]:.6f} s fall on one bit"
+                )
+                raise BitcodeError(f"{where}trial {i} (0-based, start {s:.6f} s): {what}")
+            idx = np.cumsum(steps) - 1
+            if idx[-1] >= n_bits:
+                k = int(np.flatnonzero(idx >= n_bits)[0])
+                raise BitcodeError(
+                    f"{where}trial {i} (0-based, start {s:.6f} s): the pulse at {tp[k]:.6f} s would be bit "
+                    f"{int(idx[k])} of a {n_bits}-bit code (a pulse outside the trial's code, "
+                    f"{(tp[k] - s):.3f} s after its start)"
+                )
+            bits[idx] = 1
+        codes.append("".join("1" if b else "0" for b in bits))
+    return codes
+
+
+def read_xa_sync(files: XAFiles) -> XASync:
+    """Trial starts and (when there are bit pulses) the trials' codes of one pair of edge files."""
+    starts = read_edges(files.starts)
+    if files.pulses is None:
+        return XASync(files, starts, None, "no *.XA_1_2 bit-pulse file")
+    pulses = read_edges(files.pulses, allow_empty=True)
+    if not pulses.size:
+        return XASync(files, starts, None, f"{files.pulses.name} is empty")
+    return XASync(files, starts, decode_xa_bitcodes(starts, pulses, files.pulses))

@@ -13,6 +13,12 @@ layout, independently of the reader.
 ``write_bitcode_mat`` writes a ``{h2o}_*bitcode.mat`` for given behaviour bitcodes: the new format
 (sTrig, goCue, bitCodeS, bitcode, trialNum, optional foraging extras) or the old one (bitCodeS and
 bitcode only), as MATLAB v5 (scipy) or v7.3 (hdf5storage), with the alignment a reader must find.
+
+``write_xa_files`` writes the CatGT edge files of the NIDQ sync route (spec 3.4 (b)): trial starts
+(``*.XA_0_0[.adj].txt``) and bit pulses (``*.XA_1_2[.adj].txt``, a pulse 0.05 s + k x 0.007 s after
+the start for every '1' at character k of the trial's 10-character code, each moved by a random
+jitter so that a reader must round), with the ground truth; ``mtl_bitcodes`` gives the MTL rigs'
+codes (trial number in 10 bits, least significant first).
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ __all__ = [
     "random_bitcodes",
     "write_bitcode_mat",
     "subset_text",
+    "GeneratedXA",
+    "mtl_bitcodes",
+    "write_xa_files",
 ]
 
 
@@ -524,4 +533,124 @@ def write_bitcode_mat(
         ephys_index=keep,
         dropped_ephys=np.flatnonzero(behav_of_ephys == 0).tolist(),
         extras=extras,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# CatGT edge files of the NIDQ stream (trial starts and bit pulses)
+
+XA_FIRST_BIT_S = 0.05  # the rigs' protocol, written here independently of the reader
+XA_BIT_INTERVAL_S = 0.007
+XA_BITS = 10
+
+
+@dataclass
+class GeneratedXA:
+    starts_path: Path
+    pulses_path: Path | None  #: None: no pulse file written
+    adjusted: bool  #: the '.adj' names
+    trial_start: np.ndarray  #: s, per ephys trial, as written (6 decimals)
+    pulses: np.ndarray  #: s, as written
+    bitcodes: list[str]  #: per ephys trial, the code its pulses carry
+    behavior_trials: np.ndarray  #: 1-based behaviour trial of each ephys trial kept
+    ephys_index: np.ndarray  #: 0-based ephys trial of each of those
+    dropped_ephys: list[int] = field(default_factory=list)
+    max_jitter: float = 0.0  #: largest |pulse - its nominal time| written, s
+
+
+def mtl_bitcodes(trials) -> list[str]:
+    """The MTL rigs' code of each trial number: ``binary_repr(trial, 10)`` reversed (spec 3.1)."""
+    return [np.binary_repr(int(t), XA_BITS)[::-1] for t in trials]
+
+
+def write_xa_files(
+    folder,
+    behavior_codes,
+    trial_start_s=None,
+    *,
+    recorded=None,
+    n_before: int = 0,
+    n_after: int = 0,
+    stem: str = "run_g0_tcat.nidq",
+    adjusted: bool = True,
+    pulses: str = "file",
+    jitter_s: float = 0.0012,
+    offset_s: float = 0.0,
+    corrupt: dict[int, str] | None = None,
+    upper: bool = True,
+    seed: int = 0,
+) -> GeneratedXA:
+    """Write ``<folder>/<stem>.XA_0_0[.adj].txt`` and ``.XA_1_2[.adj].txt`` for (part of) a session.
+
+    ``behavior_codes``: the behaviour trials' 10-character codes. ``recorded``: 0-based behaviour
+    trials the NIDQ saw (consecutive; default all); ``n_before``/``n_after`` extra ephys trials with
+    codes unknown to the behaviour file. ``trial_start_s``: the recorded trials' starts (s, e.g. the
+    behaviour's own trial starts); default random 4-8 s apart from a random first start; both moved
+    by ``offset_s``. ``pulses``: 'file', 'none' (no pulse file) or 'empty' (a zero-byte one). Each pulse is
+    moved by a uniform jitter in +-``jitter_s`` (< a quarter of the bit interval, so that rounding each
+    gap still decodes it). ``corrupt``: ephys trial -> code written instead of the true one.
+    ``upper=False`` writes CatGT's own lower-case ``xa_`` names.
+    """
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    b = [str(c) for c in behavior_codes]
+    if any(len(c) != XA_BITS or set(c) - {"0", "1"} for c in b):
+        raise ValueError(f"behaviour codes must be {XA_BITS}-character 0/1 strings for the XA route")
+    if not 0 <= jitter_s < XA_BIT_INTERVAL_S / 4:
+        raise ValueError("jitter_s must be below a quarter of the bit interval")
+    idx = np.arange(len(b)) if recorded is None else np.asarray(recorded, dtype=np.int64)
+    if idx.size and np.any(np.diff(idx) != 1):
+        raise ValueError("recorded behaviour trials must be consecutive")
+    known = set(b)
+    extra: list[str] = []
+    while len(extra) < n_before + n_after:
+        c = np.binary_repr(int(rng.integers(0, 2**XA_BITS)), XA_BITS)
+        if c not in known and c not in extra:
+            extra.append(c)
+    codes = extra[:n_before] + [b[i] for i in idx] + extra[n_before:]
+    for i, c in (corrupt or {}).items():
+        codes[i] = c
+    n = len(codes)
+    behav_of_ephys = np.r_[np.zeros(n_before, dtype=np.int64), idx + 1, np.zeros(n_after, dtype=np.int64)]
+    if trial_start_s is None:
+        start = float(rng.uniform(1.0, 20.0)) + np.r_[0.0, np.cumsum(rng.uniform(4.0, 8.0, size=n - 1))] + offset_s
+    else:
+        start = np.asarray(trial_start_s, dtype=np.float64).ravel() + offset_s
+        if n_before or n_after or len(start) != n:
+            raise ValueError("trial_start_s needs one start per recorded trial (and no extra ephys trials)")
+    start = np.round(start, 6)
+    nominal, written = [], []
+    for s0, c in zip(start, codes):
+        for k, ch in enumerate(c):
+            if ch == "1":
+                t = s0 + XA_FIRST_BIT_S + k * XA_BIT_INTERVAL_S
+                nominal.append(t)
+                written.append(t + rng.uniform(-jitter_s, jitter_s))
+    pulse_times = np.round(np.asarray(written, dtype=np.float64), 6)
+    kind = "XA" if upper else "xa"
+    adj = ".adj" if adjusted else ""
+    folder.mkdir(parents=True, exist_ok=True)
+    starts_path = folder / f"{stem}.{kind}_0_0{adj}.txt"
+    starts_path.write_text("".join(f"{v:.6f}\n" for v in start))
+    pulses_path: Path | None = folder / f"{stem}.{kind}_1_2{adj}.txt"
+    if pulses == "file":
+        pulses_path.write_text("".join(f"{v:.6f}\n" for v in pulse_times))
+    elif pulses == "empty":
+        pulses_path.write_bytes(b"")
+    elif pulses == "none":
+        pulses_path = None
+    else:
+        raise ValueError(f"pulses must be 'file', 'empty' or 'none', not {pulses!r}")
+    keep = np.flatnonzero(behav_of_ephys > 0)
+    return GeneratedXA(
+        starts_path=starts_path,
+        pulses_path=pulses_path,
+        adjusted=adjusted,
+        trial_start=start,
+        pulses=pulse_times if pulses == "file" else np.zeros(0),
+        bitcodes=codes,
+        behavior_trials=behav_of_ephys[keep],
+        ephys_index=keep,
+        dropped_ephys=np.flatnonzero(behav_of_ephys == 0).tolist(),
+        max_jitter=float(np.max(np.abs(pulse_times - np.asarray(nominal)), initial=0.0)),
     )

@@ -7,6 +7,24 @@ the SpikeGLX ``.ap.meta`` (a CatGT ``tcat`` one preferred), the sorting (JRClust
 > JRClust v3 ``*_jrc.mat`` > one Kilosort/phy folder found below it) and the MAP bitcode file
 ``*bitcode.mat`` that ties ephys trials to behaviour trials.
 
+Trial sync, two routes (spec 3.4; the loaded line says which one a probe took, as ``sync ...``):
+
+* the probe folder's ``*bitcode.mat`` (route (a)): trial starts and go cues in samples of the probe's
+  stream, codes aligned to the behaviour's TrialNote 'bitcode';
+* else the CatGT edge files of the NIDQ stream in the *session* folder (route (b), shared by its
+  probes): ``*.XA_0_0[.adj].txt`` trial starts and ``*.XA_1_2[.adj].txt`` bit pulses (s), decoded
+  into 10-character codes and aligned the same way (see ``pipeline.io.bitcode``). go = trial start +
+  the behaviour's go time (its first TrialEvent 'go', s from the trial start); a trial without one
+  has no go time, except multi-target-licking trials (no go cue in that task), whose go is the trial
+  start, as the original did. Clock: the ``.adj`` files (CatGT's adjusted edges) are taken to be on
+  the clock of the probe being loaded, and are used when present; plain XA files are on the NIDQ
+  clock and are used only when there is no ``.adj`` file, with a note in the summary that the trial
+  times are not clock-corrected (NIDQ and imec clocks drift apart by up to tens of ms an hour).
+  Seconds become samples of the probe with the meta's ``imSampRate`` (the rate CatGT's times use),
+  else the sorting's rate. Without bit pulses (no or an empty ``XA_1_2`` file), only an RRig-MTL
+  session (rig "RRig-MTL") aligns: trial i of the NIDQ is behaviour trial i when the counts are
+  equal (said in the notes); unequal counts, or another rig, are an error.
+
 Each probe is one transaction: ProbeInsertion (+sampling rate), its electrode configuration,
 Clustering with its trials on the probe clock, units with spike arrays, metrics and labels, and
 the EphysIngest record of the files (size, time and SHA-1 content hash; the large PC/template
@@ -20,8 +38,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import datajoint as dj
@@ -158,6 +177,26 @@ def find_bitcode(folder: Path, h2o: str) -> Path:
     return hits[0]
 
 
+def find_sync(pf: ProbeFolder, h2o: str):
+    """The probe's trial sync: ``('bitcode', path)`` for a ``*bitcode.mat`` in the probe folder, else
+    ``('xa', XAFiles)`` for the CatGT edge files of its session folder; an error naming the probe
+    folder when there is neither."""
+    from ...io.bitcode import find_xa_files
+
+    hits = sorted(pf.path.glob(f"{h2o}_*bitcode.mat")) or sorted(pf.path.glob("*bitcode.mat"))
+    if len(hits) == 1:
+        return "bitcode", hits[0]
+    if len(hits) > 1:
+        return "bitcode", find_bitcode(pf.path, h2o)  # raises, naming the files
+    xa = find_xa_files(pf.session_dir)
+    if xa is None:
+        raise EphysIngestError(
+            f"{pf.path}: no trial sync: expected one {h2o}_*bitcode.mat here, or the CatGT NIDQ edge files "
+            f"*.XA_0_0[.adj].txt (trial starts) and *.XA_1_2[.adj].txt (bit pulses) in {pf.session_dir}"
+        )
+    return "xa", xa
+
+
 def manually_curated(sorting_path: Path) -> bool:
     log_file = (sorting_path if sorting_path.is_dir() else sorting_path.parent) / "phy.log"
     if not log_file.exists():
@@ -254,7 +293,7 @@ def _file_rows(folder: Path, files: dict[str, Path]) -> list[dict]:
             st = q.stat()
             rows.append(
                 dict(
-                    ephys_file=str(q.relative_to(folder)) if q.is_relative_to(folder) else str(q),
+                    ephys_file=os.path.relpath(q, folder) if q.is_relative_to(folder.parent) else str(q),
                     file_role=role,
                     file_size=st.st_size,
                     file_mtime=dt.datetime.fromtimestamp(int(st.st_mtime)),
@@ -270,7 +309,10 @@ class ProbeInputs:
 
     trials: np.ndarray  # behaviour trial numbers with a bitcode, in order
     codes: list[str]  # their bitcodes
-    free_water: dict[int, bool]  # trial -> free water (to pad old files' go cues)
+    free_water: dict[int, bool]  # trial -> free water (to pad old files' go cues); every behaviour trial
+    rig: str | None = None  # the session's rig (RRig-MTL may align without bits)
+    go_times: dict[int, float] = field(default_factory=dict)  # trial -> first go event, s from trial start
+    tasks: dict[int, str] = field(default_factory=dict)  # trial -> task
 
 
 @dataclass
@@ -290,6 +332,7 @@ class ProbeRecord:
     n_spikes: int
     method: str
     notes: list[str]
+    sync: str = ""  # which trial sync route, and its file
 
 
 def read_probe_inputs(session_key: dict) -> ProbeInputs:
@@ -298,30 +341,27 @@ def read_probe_inputs(session_key: dict) -> ProbeInputs:
 
     notes = (experiment.TrialNote & session_key & {"trial_note_type": "bitcode"}).to_pandas().reset_index()
     notes = notes.sort_values("trial")
-    free = dict(zip(*(experiment.BehaviorTrial & session_key).to_arrays("trial", "free_water")))
+    trial, free, task = (experiment.BehaviorTrial & session_key).to_arrays("trial", "free_water", "task")
+    go_trial, go_time = (experiment.TrialEvent & session_key & {"trial_event_type": "go"}).to_arrays(
+        "trial", "trial_event_time"
+    )
+    go_times: dict[int, float] = {}
+    for t, g in zip(np.asarray(go_trial).tolist(), np.asarray(go_time, dtype=np.float64).tolist()):
+        go_times[int(t)] = min(g, go_times.get(int(t), np.inf))
     return ProbeInputs(
-        notes["trial"].to_numpy(), [str(c) for c in notes["trial_note"]], {int(k): bool(v) for k, v in free.items()}
+        notes["trial"].to_numpy(),
+        [str(c) for c in notes["trial_note"]],
+        {int(k): bool(v) for k, v in zip(trial, free)},
+        rig=(experiment.Session & session_key).fetch1("rig"),
+        go_times=go_times,
+        tasks={int(k): str(v) for k, v in zip(trial, task)},
     )
 
 
-def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) -> ProbeRecord:
-    """Read, check and align one probe folder (pure: no database)."""
+def _bitcode_trials(bit_path: Path, inputs: ProbeInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Route (a): behaviour trials, starts and go cues (samples) from the probe's bitcode file."""
     from ...io.bitcode import BitcodeError, align_trials, read_bitcode
-    from ...io.kilosort import group_by_cluster
-    from ...io.spikeglx import electrode_config, read_meta
 
-    notes: list[str] = []
-    meta_path = ap_meta(pf.path)
-    meta = read_meta(meta_path)
-    method, sorting_path = find_sorting(pf.path, h2o)
-    sorting = read_sorting(method, sorting_path)
-    notes.extend(getattr(sorting, "repairs", []))  # repairs the reader made are named, never silent
-    if not method.startswith("jrclust"):  # channel count and site positions against the meta
-        from ...io.kilosort import check_geometry
-
-        for line in check_geometry(sorting, meta):
-            log.info("%s: %s", sorting_path, line)
-    bit_path = find_bitcode(pf.path, h2o)
     bit = read_bitcode(bit_path)
     if bit.trial_start is None:
         raise EphysIngestError(
@@ -354,6 +394,93 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
     go = np.asarray(go, dtype=np.float64)[align.ephys_index]
     if np.any(np.diff(starts) <= 0):
         raise EphysIngestError(f"{bit_path}: trial start times are not increasing")
+    return trials, starts, go
+
+
+def _xa_trials(
+    files, inputs: ProbeInputs, rate: float, probe: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Route (b): behaviour trials, starts and go cues (samples of the probe at ``rate``) and notes
+    from the session's CatGT NIDQ edge files."""
+    from ...io.bitcode import BitcodeError, align_trials, read_xa_sync
+
+    xa = read_xa_sync(files)
+    notes: list[str] = []
+    where = files.pulses if xa.bitcodes is not None else files.starts
+    if not files.adjusted:
+        notes.append(
+            f"probe {probe}: trial times from {files.starts.name} on the NIDQ clock (no .adj edge files): "
+            f"not clock-corrected to the probe"
+        )
+    if xa.bitcodes is not None:
+        if not len(inputs.codes):
+            raise EphysIngestError(f"{where}: the behaviour session has no trial bitcodes to align to")
+        try:
+            align = align_trials(xa.bitcodes, inputs.codes, path=where, behavior_trial_numbers=inputs.trials)
+        except BitcodeError as e:
+            raise EphysIngestError(str(e)) from None
+        trials = np.asarray(align.behavior_trials, dtype=np.int64)
+        index = np.asarray(align.ephys_index, dtype=np.int64)
+        notes.extend(f"probe {probe}: {m}" for m in align.messages)
+    else:
+        behaviour = np.asarray(sorted(inputs.free_water), dtype=np.int64)
+        if inputs.rig != "RRig-MTL":
+            raise EphysIngestError(
+                f"{files.starts}: no bit pulses ({xa.no_bits}) to tell which behaviour trials the "
+                f"{xa.n_trials} NIDQ trials are; only RRig-MTL sessions align without them (this one is on "
+                f"rig {inputs.rig!r})"
+            )
+        if xa.n_trials != len(behaviour):
+            raise EphysIngestError(
+                f"{files.starts}: RRig-MTL session without bit pulses ({xa.no_bits}): {xa.n_trials} NIDQ "
+                f"trial starts but {len(behaviour)} behaviour trials, so they cannot be aligned one to one"
+            )
+        trials, index = behaviour, np.arange(xa.n_trials)
+        notes.append(
+            f"probe {probe}: RRig-MTL session without bit pulses ({xa.no_bits}): its {xa.n_trials} NIDQ trials "
+            f"aligned one to one with the {len(behaviour)} behaviour trials"
+        )
+    start_s = xa.trial_start[index]
+    go_rel = np.array(
+        [
+            0.0 if inputs.tasks.get(int(t)) == "multi-target-licking" else inputs.go_times.get(int(t), np.nan)
+            for t in trials
+        ],
+        dtype=np.float64,
+    )
+    n_mtl = sum(inputs.tasks.get(int(t)) == "multi-target-licking" for t in trials)
+    if n_mtl:
+        notes.append(f"probe {probe}: {n_mtl} multi-target-licking trials have no go cue: go time = trial start")
+    return trials, start_s * rate, (start_s + go_rel) * rate, notes
+
+
+def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) -> ProbeRecord:
+    """Read, check and align one probe folder (pure: no database)."""
+    from ...io.kilosort import group_by_cluster
+    from ...io.spikeglx import electrode_config, read_meta
+
+    notes: list[str] = []
+    meta_path = ap_meta(pf.path)
+    meta = read_meta(meta_path)
+    method, sorting_path = find_sorting(pf.path, h2o)
+    sorting = read_sorting(method, sorting_path)
+    notes.extend(getattr(sorting, "repairs", []))  # repairs the reader made are named, never silent
+    if not method.startswith("jrclust"):  # channel count and site positions against the meta
+        from ...io.kilosort import check_geometry
+
+        for line in check_geometry(sorting, meta):
+            log.info("%s: %s", sorting_path, line)
+    route, sync = find_sync(pf, h2o)
+    if route == "bitcode":
+        trials, starts, go = _bitcode_trials(sync, inputs)
+        sync_files = {"bitcode": sync}
+        sync_text = f"sync {sync.name}"
+    else:
+        rate = float(meta.sampling_rate or sorting.sample_rate)
+        trials, starts, go, sync_notes = _xa_trials(sync, inputs, rate, pf.insertion_number)
+        notes.extend(sync_notes)
+        sync_files = {"trial starts": sync.starts} | ({"bit pulses": sync.pulses} if sync.pulses else {})
+        sync_text = f"sync CatGT {'adjusted ' if sync.adjusted else ''}NIDQ edges {sync.starts.name}"
     fs = float(sorting.sample_rate)
     if meta.sampling_rate and abs(meta.sampling_rate - fs) > 1.0:
         notes.append(
@@ -469,7 +596,7 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
         )
         long["label"] = long["label"].astype(str).str[:64]
         long["label_source"] = long["label_source"].astype(str).str[:32]
-    files = {"meta": meta_path, "sorting": sorting_path, "bitcode": bit_path}
+    files = {"meta": meta_path, "sorting": sorting_path, **sync_files}
     return ProbeRecord(
         probe_serial=meta.serial or f"{h2o}-{session}-{pf.insertion_number}",
         probe_type=meta.probe_type,
@@ -491,6 +618,7 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
         n_spikes=n_spikes,
         method=method,
         notes=notes,
+        sync=sync_text,
     )
 
 
@@ -664,7 +792,10 @@ class EphysStep(runner.Step):
         write_probe(item.key, item.data[1], record)
         n_units = len(record.units)
         return runner.Done(
-            text=f"{item.label}: {record.method}, {n_units} units, {record.n_spikes} spikes, {len(record.trials)} trials",
+            text=(
+                f"{item.label}: {record.method}, {n_units} units, {record.n_spikes} spikes, "
+                f"{len(record.trials)} trials" + (f", {record.sync}" if record.sync else "")
+            ),
             counts=dict(probes=1, units=n_units, trials=len(record.trials)),
             notes=record.notes,
         )

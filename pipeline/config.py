@@ -39,6 +39,7 @@ SCHEMA_MODULES = (
     "ingest_histology",
     "report",
     "publication",
+    "migration",
 )
 DEFAULT_SCHEMA_PREFIX = "map_v2_"
 

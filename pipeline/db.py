@@ -53,6 +53,7 @@ SCHEMA_MODULE_ORDER = (
     "psth",
     "report",
     "publication",
+    "migration",
 )
 
 #: Where each schema module lives. The ingest bookkeeping tables live with their ingest step.
@@ -70,6 +71,7 @@ SCHEMA_MODULE_PATHS = {
     "psth": "pipeline.psth",
     "report": "pipeline.report",
     "publication": "pipeline.publication",
+    "migration": "pipeline.migration",
 }
 
 #: MariaDB's default max_allowed_packet (16 MB) breaks large blob inserts.

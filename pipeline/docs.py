@@ -59,7 +59,7 @@ PAGES = (
     Page(
         "ingest-ephys.md",
         "Ephys ingest (Kilosort, JRClust, SpikeGLX, bitcode)",
-        "mapshell ingest-ephys [--path DIR]",
+        "mapshell ingest-ephys [--path DIR] [--replace [RESTRICTION]]\nmapshell archive list [RESTRICTION] | restore INSERTION-KEY N [--histology]",
         ("ephys_data_paths",),
         "pipeline.ingest.ephys.step",
         ("pipeline.io.spikeglx", "pipeline.io.kilosort", "pipeline.io.jrclust", "pipeline.io.bitcode"),
@@ -68,7 +68,7 @@ PAGES = (
     Page(
         "ingest-histology.md",
         "Histology ingest",
-        "mapshell ingest-histology [--path DIR]",
+        "mapshell ingest-histology [--path DIR] [--replace [RESTRICTION]]",
         ("histology_data_paths",),
         "pipeline.ingest.histology.step",
         ("pipeline.io.histology",),

@@ -735,7 +735,9 @@ def render(d: Diagram, path_stem: Path, formats: tuple[str, ...] = ("svg", "png"
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "erd"}):
         for fmt in formats:
             p = path_stem.with_suffix(f".{fmt}")
-            fig.savefig(p, format=fmt, dpi=dpi, facecolor="white")
+            # a wide pipeline stays a PNG viewers open whole: at most 4000 x 2500 pixels
+            fit = min(dpi, 4000 / geo.width, 2500 / geo.height)
+            fig.savefig(p, format=fmt, dpi=fit, facecolor="white")
             out.append(p)
     p = path_stem.with_suffix(".dot")
     p.write_text(_dot(d))

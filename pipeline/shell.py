@@ -95,6 +95,14 @@ def action_load_animal(args) -> int:
     return _finish(args, summary)
 
 
+def action_load_meta_foraging(args) -> int:
+    """Load the foraging lab's people, rigs, animals and water restrictions from its metadata sheets
+    (Experimenter.csv, Rig.csv, Surgery.csv, <ID>.csv; the behavior_bpod setting)."""
+    from .ingest.meta_foraging import load_meta_foraging
+
+    return _finish(args, load_meta_foraging())
+
+
 def action_ingest_behavior(args) -> int:
     """Load new delay-response sessions from the rig folders in behavior_data_paths."""
     from .ingest.behavior import ingest_behavior
@@ -116,8 +124,39 @@ def action_ingest_ephys(args) -> int:
     """Load spike sorting (Kilosort, JRClust v3/v4) per probe for sessions with ephys folders."""
     from .ingest.ephys import ingest_ephys
 
-    summary = ingest_ephys([args.path] if args.path else None)
+    replace = False if args.replace is None else (parse_restriction(args.replace) if args.replace else True)
+    summary = ingest_ephys([args.path] if args.path else None, replace=replace)
     return _finish(args, summary)
+
+
+def action_archive(args) -> int:
+    """List the archived sortings and histologies of re-loaded probes, or restore one (the current is archived)."""
+    from .ingest.archive import CLUSTERING, HISTOLOGY, list_archives, restore
+
+    if args.archive_action == "restore":
+        kind = HISTOLOGY if args.histology else CLUSTERING
+        current = restore(kind, parse_restriction(args.restriction), args.number)
+        saved = f"; the {kind.name} it replaced is archive {current}" if current else ""
+        print(
+            f"{kind.name} archive {args.number} restored{saved}; "
+            "populate-psth and generate-report (or the workers) compute what depends on it again"
+        )
+        return 0
+    rows = list_archives(parse_restriction(args.restriction))
+    if not rows:
+        print("nothing archived")
+    for r in rows:
+        what = (
+            f"{r['clustering_method']} of {r['clustering_time']}, {r['n_units']} units, {r['n_spikes']} spikes"
+            if r["kind"] == "clustering"
+            else f"{r['histology_format']}, {r['n_electrodes']} electrodes, {r['n_track_points']} track points"
+        )
+        print(
+            f"{r['water_restriction_number']} session {r['session']} probe {r['insertion_number']}  "
+            f"{r['kind']} archive {r['archive_number']}: {what}; archived {r['archived_at']} ({r['reason']}); "
+            f"{r['archive_url']}/{r['archive_file']}"
+        )
+    return 0
 
 
 def action_load_insertion_location(args) -> int:
@@ -161,7 +200,8 @@ def action_ingest_histology(args) -> int:
     """Load electrode CCF positions, brain regions and probe tracks for insertions without histology."""
     from .ingest.histology import ingest_histology
 
-    summary = ingest_histology([args.path] if args.path else None)
+    replace = False if args.replace is None else (parse_restriction(args.replace) if args.replace else True)
+    summary = ingest_histology([args.path] if args.path else None, replace=replace)
     return _finish(args, summary)
 
 
@@ -309,6 +349,13 @@ def action_config(args) -> int:
     raise AssertionError(args.config_action)
 
 
+def action_migrate(args) -> int:
+    """List the pending data/schema migrations and what each would change; --apply applies them."""
+    from .migrations import migrate
+
+    return _finish(args, migrate(apply=args.apply))
+
+
 def action_demo(args) -> int:
     """Set up the database and run the main job end to end on the sample data."""
     from . import demo
@@ -321,9 +368,11 @@ ACTIONS: dict[str, Callable] = {
     "shell": action_shell,
     "erd": action_erd,
     "load-animal": action_load_animal,
+    "load-meta-foraging": action_load_meta_foraging,
     "ingest-behavior": action_ingest_behavior,
     "ingest-foraging": action_ingest_foraging,
     "ingest-ephys": action_ingest_ephys,
+    "archive": action_archive,
     "ingest-tracking": action_ingest_tracking,
     "ccfload": action_ccfload,
     "ingest-histology": action_ingest_histology,
@@ -339,6 +388,7 @@ ACTIONS: dict[str, Callable] = {
     "jobs": action_jobs,
     "navigator": action_navigator,
     "config": action_config,
+    "migrate": action_migrate,
     "demo": action_demo,
 }
 #: The seed refers to this mapping as the shell's 'actions' variable.
@@ -391,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file", help="the .xlsx or .csv file")
     s.add_argument("sheet", nargs="?", help="sheet name (xlsx; default the first sheet)")
 
+    action("load-meta-foraging")
+
     s = action("ingest-behavior")
     s.add_argument("--path", help="a rig folder to load instead of the behavior_data_paths setting")
     s.add_argument("--rig", default="unknown-rig", help="rig name for --path (default unknown-rig)")
@@ -401,9 +453,34 @@ def build_parser() -> argparse.ArgumentParser:
     action("ccfload")
     s = action("ingest-histology")
     s.add_argument("--path", help="a histology root folder to load instead of the histology_data_paths setting")
+    s.add_argument(
+        "--replace",
+        nargs="?",
+        const="",
+        metavar="RESTRICTION",
+        help="load changed histology of loaded insertions (all, or those matching RESTRICTION), archiving the loaded one",
+    )
 
     s = action("ingest-ephys")
     s.add_argument("--path", help="an ephys root folder to load instead of the ephys_data_paths setting")
+    s.add_argument(
+        "--replace",
+        nargs="?",
+        const="",
+        metavar="RESTRICTION",
+        help="load changed sortings of loaded probes (all, or those matching RESTRICTION), archiving the loaded ones",
+    )
+
+    s = action("archive")
+    asub = s.add_subparsers(dest="archive_action", metavar="list|restore", required=True)
+    a = asub.add_parser("list", help="the archived sortings")
+    a.add_argument("restriction", nargs="?", help="which insertions: JSON or SQL; default all")
+    a = asub.add_parser("restore", help="put an archived sorting back (the current one is archived)")
+    a.add_argument(
+        "restriction", help='the insertion: JSON (\'{"subject_id": 55, "session": 1, "insertion_number": 1}\')'
+    )
+    a.add_argument("number", type=int, help="the archive number (see archive list)")
+    a.add_argument("--histology", action="store_true", help="restore an archived histology (default: a sorting)")
 
     s = action("load-insertion-location")
     s.add_argument("file", nargs="?", help="the .xlsx/.csv sheet (default: recording_notes_spreadsheet)")
@@ -465,6 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
     cu.add_argument("--file", help="save to this file instead of the one in use")
     cv = csub.add_parser("save", help="write the settings (to FILE, or the file in use, or ./dj_local_conf.json)")
     cv.add_argument("file", nargs="?")
+
+    s = action("migrate")
+    s.add_argument("--apply", action="store_true", help="apply the pending migrations (default: a dry run)")
 
     s = action("demo")
     s.add_argument("--fresh", action="store_true", help="drop the demo schemas first")

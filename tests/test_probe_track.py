@@ -69,7 +69,7 @@ def test_interpolated_electrodes_and_track(annotation, np1_probe, tmp_path):  # 
     got = (histology.InterpolatedElectrodeCCF.Electrode & IKEY).to_pandas().reset_index().sort_values("electrode")
     assert got.electrode.tolist() == list(range(1, 385))
     xyz = got[["ccf_x", "ccf_y", "ccf_z"]].to_numpy()
-    interpolated = got.interpolated.to_numpy()
+    interpolated = got.interpolated.to_numpy().astype(bool)  # MySQL returns 0/1
     assert np.flatnonzero(interpolated).tolist() == [e - 1 for e in missing]
     np.testing.assert_array_equal(xyz[~interpolated], t.ccf[~interpolated])  # placed: unchanged
     # interpolated: within one voxel and the generator's < 7 um wobble of the truth, on the grid

@@ -152,6 +152,10 @@ TABLES = (  # frame name -> experiment table, in insert order
 )
 
 
+#: Sheets of ``meta_dir`` that are not an animal's daily sheet (read by ``load-meta-foraging``).
+META_SHEETS = frozenset({"Surgery.csv", "Experimenter.csv", "Rig.csv"})
+
+
 @dataclass
 class ForagingRecord:
     session: ForagingSession
@@ -242,6 +246,8 @@ class ForagingStep(runner.Step):
         self.animals = common.animals()
         candidates: dict[tuple[str, dt.date], dict] = {}
         for sheet in sorted(meta_dir.glob("*.csv")):
+            if sheet.name in META_SHEETS:  # the lab's own sheets (load-meta-foraging), not an animal's
+                continue
             try:
                 meta = read_subject_meta(sheet)
             except PybpodError as e:

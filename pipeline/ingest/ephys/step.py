@@ -29,9 +29,19 @@ Each probe is one transaction: ProbeInsertion (+sampling rate), its electrode co
 Clustering with its trials on the probe clock, units with spike arrays, metrics and labels, and
 the EphysIngest record of the files (size, time and SHA-1 content hash; the large PC/template
 feature files by size and time only). Re-runs skip loaded probes; a probe whose files changed,
-even with the same size and time stamp, is reported, not reloaded. Existing databases created
-before the hash column: ``ALTER TABLE <prefix>ingest_ephys.`ephys_ingest__ephys_file` ADD
-file_sha1 char(40) NULL`` (MySQL; ``"ephys_ingest__ephys_file"`` on PostgreSQL).
+even with the same size and time stamp, is reported, not reloaded, unless asked to:
+
+Re-sorting (``mapshell ingest-ephys --replace [RESTRICTION]``, ``ingest_ephys(replace=True)``): a
+loaded probe (of those matching the restriction) whose files changed is loaded as a new sorting in
+place of the loaded one, which is archived first (its rows and spike arrays, one checked file in
+the ``archive_url`` archive; ``ingest_ephys.ArchivedClustering``). One transaction archives the
+record, deletes the old sorting and everything computed from it, and inserts the new one; the
+insertion's location, quality and histology stay. The new files must be of the same probe,
+electrode configuration and sampling rate. ``mapshell archive list`` shows the archived sortings,
+``mapshell archive restore '<insertion key>' N`` puts one back (archiving the current one). See
+``pipeline.ingest.archive``.
+
+Databases created before the hash column get it from ``mapshell migrate --apply`` (migration 1).
 """
 
 from __future__ import annotations
@@ -664,33 +674,54 @@ def electrode_config_key(rec: ProbeRecord) -> dict:
 
 def write_probe(clustering_key: dict, pf: ProbeFolder, rec: ProbeRecord) -> None:
     """Insert one probe in one transaction."""
-    from ... import db, ephys, lab
-    from .tables import EphysIngest
+    from ... import db
 
     cfg_key = electrode_config_key(rec)
     with db.connect().transaction:
+        insert_probe_rows(clustering_key, pf, rec, cfg_key)
+
+
+def insert_probe_rows(clustering_key: dict, pf: ProbeFolder, rec: ProbeRecord, cfg_key: dict, new: bool = True) -> None:
+    """The inserts of :func:`write_probe`, inside the caller's transaction. ``new=False`` (a
+    re-sorting of a loaded insertion): the insertion's rows are there already and only the
+    clustering is inserted; its probe, electrode configuration and sampling rate must be the same."""
+    from ... import ephys, lab
+    from .tables import EphysIngest
+
+    if new:
         lab.Probe.insert1(dict(probe=rec.probe_serial, probe_type=rec.probe_type), skip_duplicates=True)
         ephys.ProbeInsertion.insert1(dict(clustering_key, probe=rec.probe_serial, **cfg_key))
         ephys.ProbeInsertion.RecordingSystemSetup.insert1(dict(clustering_key, sampling_rate=rec.sampling_rate))
-        ephys.Clustering.insert1(dict(clustering_key, **rec.clustering))
-        insert_frame(ephys.Clustering.Trial, with_key(rec.trials, clustering_key))
-        no_electrode = dict(probe_type=None, electrode_config_name=None, electrode_group=None, electrode=None)
-
-        def unit_row(u: dict) -> dict:
-            peak = (
-                dict(cfg_key, electrode_group=0, electrode=u["electrode"])
-                if u["electrode"] is not None
-                else no_electrode
+    else:
+        ins = (ephys.ProbeInsertion & clustering_key).fetch1()
+        was = (ins["probe"], ins["probe_type"], ins["electrode_config_name"])
+        now = (rec.probe_serial, cfg_key["probe_type"], cfg_key["electrode_config_name"])
+        rates = (ephys.ProbeInsertion.RecordingSystemSetup & clustering_key).to_arrays("sampling_rate")
+        if len(rates):
+            was, now = (*was, float(rates[0])), (*now, float(rec.sampling_rate))
+        if was != now:
+            raise InputError(
+                f"{pf.path}: the new files are of another probe, electrode configuration or sampling rate "
+                f"({', '.join(map(str, now))}) than the loaded insertion ({', '.join(map(str, was))}); "
+                "delete the insertion to load them"
             )
-            return dict(clustering_key, **{**u, **peak})
+    ephys.Clustering.insert1(dict(clustering_key, **rec.clustering))
+    insert_frame(ephys.Clustering.Trial, with_key(rec.trials, clustering_key))
+    no_electrode = dict(probe_type=None, electrode_config_name=None, electrode_group=None, electrode=None)
 
-        ephys.Clustering.Unit.insert([unit_row(u) for u in rec.units])
-        for part, df in rec.metrics:
-            insert_frame(getattr(ephys.Clustering, part), with_key(df, clustering_key))
-        if rec.labels is not None:
-            insert_frame(ephys.Clustering.UnitLabel, with_key(rec.labels, clustering_key))
-        EphysIngest.insert1(dict(clustering_key, probe_folder=str(pf.path), ephys_root=str(pf.root)))
-        EphysIngest.EphysFile.insert([dict(clustering_key, **r) for r in rec.files])
+    def unit_row(u: dict) -> dict:
+        peak = (
+            dict(cfg_key, electrode_group=0, electrode=u["electrode"]) if u["electrode"] is not None else no_electrode
+        )
+        return dict(clustering_key, **{**u, **peak})
+
+    ephys.Clustering.Unit.insert([unit_row(u) for u in rec.units])
+    for part, df in rec.metrics:
+        insert_frame(getattr(ephys.Clustering, part), with_key(df, clustering_key))
+    if rec.labels is not None:
+        insert_frame(ephys.Clustering.UnitLabel, with_key(rec.labels, clustering_key))
+    EphysIngest.insert1(dict(clustering_key, probe_folder=str(pf.path), ephys_root=str(pf.root)))
+    EphysIngest.EphysFile.insert([dict(clustering_key, **r) for r in rec.files])
 
 
 def _changed(clustering_key: dict, pf: ProbeFolder) -> list[str]:
@@ -715,8 +746,20 @@ class EphysStep(runner.Step):
     name = "ingest-ephys"
     what = "probes"
 
-    def __init__(self, paths: list | None = None):
+    def __init__(self, paths: list | None = None, replace=False):
         self.paths = paths
+        #: False, or the insertions (True: any; else a restriction) whose changed files are loaded as a
+        #: new sorting, the loaded one archived (see pipeline.ingest.archive)
+        self.replace = replace
+
+    def _replaceable(self, key: dict) -> bool:
+        from ... import ephys
+
+        if self.replace is False:
+            return False
+        if self.replace is True:
+            return True
+        return bool(ephys.ProbeInsertion & key & self.replace)
 
     def find(self, summary: Summary) -> list[runner.Item]:
         from ... import db, experiment, lab
@@ -768,10 +811,12 @@ class EphysStep(runner.Step):
 
         if ephys.ProbeInsertion & item.key:
             changed = _changed(item.key, item.data[1])
+            if changed and self._replaceable(item.key):
+                return None  # loaded again as a new sorting; the loaded one is archived
             if changed:
                 return "fail", (
                     f"already loaded, but these files changed since: {', '.join(changed)}; "
-                    f"delete the insertion to load it again"
+                    f"load the new sorting with `mapshell ingest-ephys --replace` (the loaded one is archived)"
                 )
             return "skip", "already loaded"
         return None
@@ -786,22 +831,47 @@ class EphysStep(runner.Step):
     def cleanup(self, item: runner.Item) -> None:
         from ... import db, ephys
 
+        if ephys.Clustering & item.key:  # a re-sorting: these objects belong to the loaded sorting
+            return
         db.remove_store_objects(ephys.Clustering.Unit, item.key)
 
     def write(self, item: runner.Item, record: ProbeRecord, inputs) -> runner.Done:
-        write_probe(item.key, item.data[1], record)
+        from ... import ephys
+        from ..archive import CLUSTERING, replace
+
+        replaced = ""
+        if ephys.ProbeInsertion & item.key:
+            cfg_key = electrode_config_key(record)
+            number = replace(
+                CLUSTERING,
+                item.key,
+                "ingest-ephys --replace: its files changed",
+                lambda: insert_probe_rows(item.key, item.data[1], record, cfg_key, new=False),
+            )
+            replaced = f" (replaced the loaded sorting, archived as number {number})"
+        else:
+            write_probe(item.key, item.data[1], record)
         n_units = len(record.units)
         return runner.Done(
             text=(
                 f"{item.label}: {record.method}, {n_units} units, {record.n_spikes} spikes, "
-                f"{len(record.trials)} trials" + (f", {record.sync}" if record.sync else "")
+                f"{len(record.trials)} trials" + (f", {record.sync}" if record.sync else "") + replaced
             ),
             counts=dict(probes=1, units=n_units, trials=len(record.trials)),
-            notes=record.notes,
+            notes=record.notes
+            + (
+                [
+                    "computed results of the replaced sorting were removed: "
+                    "populate-psth and generate-report (or the workers) compute them again"
+                ]
+                if replaced
+                else []
+            ),
         )
 
 
-def ingest_ephys(paths: list | None = None, progress: bool | None = None) -> Summary:
+def ingest_ephys(paths: list | None = None, progress: bool | None = None, replace=False) -> Summary:
     """Load the probes of every behaviour session that has ephys folders under ``paths``
-    (default: the ephys_data_paths setting)."""
-    return runner.run(EphysStep(paths), progress=progress)
+    (default: the ephys_data_paths setting). ``replace``: True, or a restriction of the insertions
+    for which a changed sorting is loaded in place of the loaded one (archived first)."""
+    return runner.run(EphysStep(paths, replace), progress=progress)

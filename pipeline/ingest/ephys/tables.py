@@ -34,4 +34,27 @@ class EphysIngest(dj.Manual):
         """
 
 
+@schema
+class ArchivedClustering(dj.Manual):
+    """A sorting of an insertion that was replaced by another (``ingest-ephys --replace``) or by a
+    restored archive (``mapshell archive restore``): its rows (clustering, trials, units with their
+    spike arrays, metrics, labels, and the files it was loaded from) are one file in the archive."""
+
+    definition = """
+    -> ephys.ProbeInsertion
+    archive_number : int32          # 1, 2, ... per insertion
+    ---
+    archived_at = CURRENT_TIMESTAMP : datetime
+    clustering_method : varchar(16)
+    clustering_time : datetime      # of the archived sorting
+    n_units : int32
+    n_spikes : int64
+    reason : varchar(255)
+    archive_url : varchar(1024)     # the archive (folder or fsspec URL)
+    archive_file : varchar(255)     # relative to it
+    file_size : int64
+    file_sha1 : char(40)
+    """
+
+
 db.register("ingest_ephys", schema)

@@ -18,7 +18,10 @@ there; the regions the files name are compared and disagreements reported. One i
 transaction: a file that does not parse, a channel/site count that disagrees with the probe, a
 coordinate outside the annotation volume, or two files for one shank fail that insertion with
 the file named, and nothing of it is written. Re-runs skip loaded insertions (and report files
-that changed since).
+that changed since). A re-alignment (``mapshell ingest-histology --replace [RESTRICTION]``): an
+insertion whose histology files changed is loaded again in place of the loaded histology, which is
+archived first, in one transaction (``ingest_histology.ArchivedHistology``; ``mapshell archive
+list``, ``mapshell archive restore --histology``; see ``pipeline.ingest.archive``).
 """
 
 from __future__ import annotations
@@ -387,32 +390,42 @@ def build_insertion(ikey: dict, ins: dict, found: Found, inputs: InsertionInputs
 
 def write_insertion(ikey: dict, rec: HistologyRecord, version: str) -> None:
     """Insert one insertion's histology in one transaction."""
-    from ... import db, histology
+    from ... import db
+
+    with db.connect().transaction:
+        insert_histology_rows(ikey, rec, version)
+
+
+def insert_histology_rows(ikey: dict, rec: HistologyRecord, version: str) -> None:
+    """The inserts of :func:`write_insertion`, inside the caller's transaction."""
+    from ... import histology
     from .tables import HistologyIngest
 
     subject = {"subject_id": ikey["subject_id"]}
-    with db.connect().transaction:
-        histology.ElectrodeCCFPosition.insert1(dict(ikey, annotation_version=version))
-        if len(rec.positions):
-            histology.ElectrodeCCFPosition.ElectrodePosition.insert(
-                [dict(ikey, **r) for r in rec.positions.to_dict("records")]
-            )
-        if rec.points:
-            histology.LabeledProbeTrack.insert1(dict(ikey))
-            histology.LabeledProbeTrack.Point.insert([dict(ikey, **p) for p in rec.points])
-        if rec.landmarks:
-            histology.SubjectToCCFTransformation.insert1(subject, skip_duplicates=True)
-            histology.SubjectToCCFTransformation.Landmark.insert([dict(subject, **lm) for lm in rec.landmarks])
-        HistologyIngest.insert1(dict(ikey, histology_format=rec.format))
-        HistologyIngest.HistologyFile.insert([dict(ikey, **f) for f in rec.files])
+    histology.ElectrodeCCFPosition.insert1(dict(ikey, annotation_version=version))
+    if len(rec.positions):
+        histology.ElectrodeCCFPosition.ElectrodePosition.insert(
+            [dict(ikey, **r) for r in rec.positions.to_dict("records")]
+        )
+    if rec.points:
+        histology.LabeledProbeTrack.insert1(dict(ikey))
+        histology.LabeledProbeTrack.Point.insert([dict(ikey, **p) for p in rec.points])
+    if rec.landmarks:
+        histology.SubjectToCCFTransformation.insert1(subject, skip_duplicates=True)
+        histology.SubjectToCCFTransformation.Landmark.insert([dict(subject, **lm) for lm in rec.landmarks])
+    HistologyIngest.insert1(dict(ikey, histology_format=rec.format))
+    HistologyIngest.HistologyFile.insert([dict(ikey, **f) for f in rec.files])
 
 
 class HistologyStep(runner.Step):
     name = "ingest-histology"
     what = "probe insertions"
 
-    def __init__(self, paths: list | None = None):
+    def __init__(self, paths: list | None = None, replace=False):
         self.paths = paths
+        #: False, or the insertions (True: any; else a restriction) whose changed histology files are
+        #: loaded as a re-alignment, the loaded one archived (see pipeline.ingest.archive)
+        self.replace = replace
 
     def find(self, summary: Summary) -> list[runner.Item]:
         from ... import ccf, ephys, experiment, lab
@@ -472,13 +485,22 @@ class HistologyStep(runner.Step):
 
         if HistologyIngest & item.key:
             changed = _changed(item.key)
+            if changed and self._replaceable(item.key):
+                return None  # loaded again as a re-alignment; the loaded one is archived
             if changed:
                 return "fail", (
                     f"already loaded, but these files changed since: {', '.join(changed)}; "
-                    f"delete the insertion's histology to load it again"
+                    f"load the re-alignment with `mapshell ingest-histology --replace` (the loaded one is archived)"
                 )
             return "skip", "already loaded"
         return None
+
+    def _replaceable(self, key: dict) -> bool:
+        from ... import ephys
+
+        if self.replace is False:
+            return False
+        return self.replace is True or bool(ephys.ProbeInsertion & key & self.replace)
 
     def inputs(self, item: runner.Item) -> tuple[Found, InsertionInputs]:
         from ... import ccf, histology, lab
@@ -529,7 +551,19 @@ class HistologyStep(runner.Step):
         return build_insertion(item.key, item.data[0], found, ctx)
 
     def write(self, item: runner.Item, record: HistologyRecord, inputs) -> runner.Done:
-        write_insertion(item.key, record, self.version)
+        from ..archive import HISTOLOGY, replace
+        from .tables import HistologyIngest
+
+        if HistologyIngest & item.key:
+            number = replace(
+                HISTOLOGY,
+                item.key,
+                "ingest-histology --replace: its files changed",
+                lambda: insert_histology_rows(item.key, record, self.version),
+            )
+            item.label += f" (replaced the loaded histology, archived as number {number})"
+        else:
+            write_insertion(item.key, record, self.version)
         note = (
             f"; {record.disagree} electrodes where the file's region differs from the annotation's"
             if record.disagree
@@ -542,9 +576,11 @@ class HistologyStep(runner.Step):
         )
 
 
-def ingest_histology(paths: list | None = None, progress: bool | None = None) -> Summary:
-    """Load the histology of every probe insertion that has none (roots: ``histology_data_paths``)."""
-    step = HistologyStep(paths)
+def ingest_histology(paths: list | None = None, progress: bool | None = None, replace=False) -> Summary:
+    """Load the histology of every probe insertion that has none (roots: ``histology_data_paths``).
+    ``replace``: True, or a restriction of the insertions whose changed histology files are loaded
+    as a re-alignment in place of the loaded one (archived first)."""
+    step = HistologyStep(paths, replace)
     summary = runner.run(step, progress=progress)
     for path in unclaimed_files(getattr(step, "roots", []), getattr(step, "claimed", set())):
         summary.fail(

@@ -33,4 +33,26 @@ class HistologyIngest(dj.Manual):
         """
 
 
+@schema
+class ArchivedHistology(dj.Manual):
+    """An insertion's histology that was replaced by a re-alignment (``ingest-histology --replace``)
+    or by a restored archive (``mapshell archive restore --histology``): its electrode positions,
+    track points and file record are one file in the archive (see ``pipeline.ingest.archive``)."""
+
+    definition = """
+    -> ephys.ProbeInsertion
+    archive_number : int32          # 1, 2, ... per insertion
+    ---
+    archived_at = CURRENT_TIMESTAMP : datetime
+    histology_format : varchar(16)
+    n_electrodes : int32
+    n_track_points : int32
+    reason : varchar(255)
+    archive_url : varchar(1024)     # the archive (folder or fsspec URL)
+    archive_file : varchar(255)     # relative to it
+    file_size : int64
+    file_sha1 : char(40)
+    """
+
+
 db.register("ingest_histology", schema)

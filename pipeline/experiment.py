@@ -479,6 +479,46 @@ class SessionBlock(dj.Manual):
 
 
 @schema
+class MultiTargetLickingSessionBlock(dj.Manual):
+    """One block of a multi-target-licking session: trials with the lick port at one target."""
+
+    definition = """
+    -> Session
+    block : int16                    # 1-based, in time order through the session
+    ---
+    block_start_time : float64       # s from the session's first trial start (the block's first trial)
+    trial_count : int16              # trials of the block in the session
+    num_licks_for_reward : int16     # licks the animal needs to get the reward (GUI.NumLicksForReward)
+    roll_deg : float64               # roll of the lick-port plane, degrees (+: right ear down; GUI.RollDeg)
+    position_x_bins : int16          # targets along x (GUI.num_bins)
+    position_y_bins : int16          # targets along y (1: y is fixed at GUI.Y_center)
+    position_z_bins : int16          # targets along z (GUI.num_bins)
+    """
+
+    class WaterPort(dj.Part):
+        """Where the block's lick port (``mtl-<trial type>``) was, in motor units."""
+
+        definition = """
+        -> master
+        -> WaterPort
+        ---
+        position_x : float64
+        position_y : float64
+        position_z : float64
+        """
+
+    class BlockTrial(dj.Part):
+        """A trial of the block and its place in the block."""
+
+        definition = """
+        -> master
+        -> BehaviorTrial
+        ---
+        block_trial_number : int16       # 1-based within the block (TrialBlockOrder)
+        """
+
+
+@schema
 class TrialAvailableReward(dj.Manual):
     """Whether a port had reward waiting at the start of a trial (foraging)."""
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 from . import config
@@ -144,7 +145,7 @@ def _ephys_sets(sessions, summary: Summary) -> list[runner.Item]:
 
 def _video_sets(sessions, summary: Summary, paths: list | None) -> list[runner.Item]:
     from . import tracking
-    from .ingest.tracking.step import session_folders
+    from .ingest.tracking.step import camera_folders
 
     entries = config.validate(
         "tracking_data_paths", paths if paths is not None else config.get("tracking_data_paths", [])
@@ -172,13 +173,19 @@ def _video_sets(sessions, summary: Summary, paths: list | None) -> list[runner.I
             if r["rig"] != rig:
                 continue
             label = f"{r['water_restriction_number']} session {r['session']} video"
-            for folder in session_folders(root, r["water_restriction_number"], r["session_date"], r["n"]):
-                files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-                if files:
-                    items.append(_item(r, "video", label, folder, files))
-                else:
-                    summary.skip(label, f"no videos in {folder}")
-                break
+            found = camera_folders(root, r["water_restriction_number"], r["session_date"], r["n"])
+            if found is None:
+                continue
+            # one folder, or one per camera on the multi-target-licking rig: their common parent
+            folders = sorted(set(found[0].values()))
+            folder = Path(os.path.commonpath(folders)) if len(folders) > 1 else folders[0]
+            files = sorted(
+                p for f in folders for p in f.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+            )
+            if files:
+                items.append(_item(r, "video", label, folder, files))
+            else:
+                summary.skip(label, f"no videos in {', '.join(map(str, folders))}")
     return items
 
 

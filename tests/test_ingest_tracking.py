@@ -83,3 +83,53 @@ def test_corrupt_file_named(database, tmp_path):
     s = ingest_tracking([["RRig", str(tmp_path / "v")]])
     assert not s.ok and gen.files[("side", 2)].name in s.failed[0][1]
     assert not (tracking.Tracking & key)
+
+
+def test_mtl_layout_per_camera_folders_and_zero_based_files(database, tmp_path):
+    """The MTL rig: {root}/{pos}/{h2o}/{YYYY_mm_dd}[_n]/{h2o}_{pos}_{trial - 1}.csv, cameras 3/4/5."""
+    key = _session(35, "mt5", 4, rig="RRig-MTL", hour=9)
+    k2 = _session(35, "mt5", 3, rig="RRig-MTL", hour=15)
+    gen = write_tracking_session(
+        tmp_path / "mtl",
+        "mt5",
+        DAY,
+        trials=[1, 2, 3, 4],
+        positions=("side", "bottom", "body"),
+        frames_per_trial=(20, 40),
+        seed=6,
+        layout="mtl",
+    )
+    assert gen.files[("side", 1)].name == "mt5_side_0.csv"
+    assert gen.folders["body"] == tmp_path / "mtl" / "body" / "mt5" / "2022_04_05"
+    # the day's second session: _2 folders and a trial map (its video starts at trial 2)
+    write_tracking_session(
+        tmp_path / "mtl",
+        "mt5",
+        DAY,
+        trials=[2, 3],
+        n=2,
+        positions=("side",),
+        frames_per_trial=(20, 40),
+        seed=7,
+        layout="mtl",
+        trial_map={0: 2, 1: 3},
+    )
+    s = ingest_tracking([["RRig-MTL", str(tmp_path / "mtl")]])
+    assert s.ok and len(s.loaded) == 2, s.report()
+    assert len(tracking.Tracking & key) == 12
+    assert set((tracking.Tracking & key).to_arrays("tracking_device")) == {"Camera 3", "Camera 4", "Camera 5"}
+    for pos, cam in (("side", "Camera 3"), ("body", "Camera 5")):
+        truth = gen.frames[(pos, 1)]
+        row = (tracking.Tracking & dict(key, trial=1, tracking_device=cam)).fetch1()
+        assert row["tracking_samples"] == len(truth)
+        f = (tracking.Tracking.Feature & dict(key, trial=1, tracking_device=cam, feature="tongue")).fetch1()
+        scorer = truth.columns.get_level_values(0)[0]
+        np.testing.assert_allclose(f["y"], truth[(scorer, "tongue", "y")].to_numpy(), rtol=1e-6)
+    assert sorted((tracking.Tracking & k2).to_arrays("trial")) == [2, 3]
+    # one file too many without a trial map: an error, nothing loaded
+    k3 = _session(36, "mt6", 2, rig="RRig-MTL")
+    write_tracking_session(tmp_path / "m2", "mt6", DAY, trials=[1, 2, 3], positions=("side",), layout="mtl")
+    bad = ingest_tracking([["RRig-MTL", str(tmp_path / "m2")]])
+    assert not bad.ok and "3 side files but the session has 2 trials" in bad.failed[0][1]
+    assert "mt6_2022_04_05_side.txt" in bad.failed[0][1]
+    assert not (tracking.Tracking & k3)

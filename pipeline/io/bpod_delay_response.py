@@ -1,4 +1,5 @@
-"""Delay-response rig files: a Bpod ``SessionData`` .mat (v5 or v7.3) -> trials, events, licks.
+"""Delay-response and multi-target-licking rig files: a Bpod ``SessionData`` .mat (v5 or v7.3) ->
+trials, events, licks (and MTL blocks).
 
 The rules follow the original MAP ingest (spec 3.1); times are seconds. Trial start/stop are
 from the session's first trial start, event and lick times from their trial's start.
@@ -27,6 +28,26 @@ increase (named by trial), or a file-name date that is not ``Info.SessionDate``.
 
 Session start: ``Info.SessionDate`` + ``Info.SessionStartTime_UTC`` when the file has them, else the
 file name's ``<yyyymmdd>_<hhmmss>``; ``BehaviorData.start_source`` says which (for the loader's log).
+
+**Multi-target licking (MTL)** files (``read_mtl``; ``read_rig_file`` reads either task) are those
+whose ``SettingsFile.GUI`` (else the first trial's ``TrialSettings.GUI``) has X_center, Y_center and
+Z_center and neither SamplePeriod nor DelayPeriod. Rules (spec 3.1):
+
+* A trial is kept if its ``MATLABStartTimes`` entry is not 0 and it reached TrialEnd; stop = start +
+  the first TrialEnd. Task multi-target-licking, protocol GUI.ProtocolType (1 = 2D, 2 = spontaneous),
+  instruction none, early lick "no early", outcome N/A, free water no.
+* Blocks: a block starts where ``TrialBlockOrder`` is 1 (block = cumsum(TrialBlockOrder == 1)),
+  numbered 1, 2, ... over the blocks with kept trials; ``block_trial_number`` is TrialBlockOrder. The
+  first trial of a block is auto water (the rig gives a free drop). Per block, from its first kept
+  trial's GUI: NumLicksForReward, RollDeg (0 with a warning if absent), num_bins (x and z bins; y 1).
+* Port ``mtl-<TrialTypes>``, at x / z = ``X_positions_mat`` / ``Z_positions_mat`` of the trial where
+  ``trial_type_mat`` equals the trial type, y = GUI.Y_center (motor units); a block lists each port
+  its trials used.
+* Notes: bitcode = the trial's number in the file as 10 binary digits, reversed
+  (``binary_repr(trial, 10)[::-1]``). Events: trialend only (one per TrialEnd visit). Licks: the
+  single lick port's Port1In events, as ``middle lick``.
+* A per-trial array of the wrong length, a trial type that is not one cell of ``trial_type_mat`` or
+  has no port (``mtl-1`` to ``mtl-9``), or a missing GUI field is a BehaviorFileError naming the file.
 """
 
 from __future__ import annotations
@@ -69,6 +90,22 @@ TRIAL_COLUMNS = (
     "free_water",
 )
 
+BLOCK_COLUMNS = (
+    "block",
+    "block_start_time",
+    "trial_count",
+    "num_licks_for_reward",
+    "roll_deg",
+    "position_x_bins",
+    "position_y_bins",
+    "position_z_bins",
+)
+BLOCK_PORT_COLUMNS = ("block", "water_port", "position_x", "position_y", "position_z")
+BLOCK_TRIAL_COLUMNS = ("block", "trial", "block_trial_number")
+MTL_TASK = "multi-target-licking"
+MTL_CENTER = ("X_center", "Y_center", "Z_center")
+MTL_LICK_EVENTS = {"Port1In": "middle lick"}
+
 
 class BehaviorFileError(InputError):
     """The file cannot be loaded; the message names the file and what is wrong."""
@@ -96,6 +133,12 @@ class BehaviorData:
     #: where ``session_datetime`` came from, a short sentence for the loader to print:
     #: ``START_FROM_INFO`` or ``START_FROM_FILE_NAME``
     start_source: str = ""
+    #: ``experiment.Task`` of every trial: "audio delay" or "multi-target-licking"
+    task: str = "audio delay"
+    #: multi-target-licking only (else empty): BLOCK_COLUMNS, BLOCK_PORT_COLUMNS, BLOCK_TRIAL_COLUMNS
+    blocks: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(BLOCK_COLUMNS)))
+    block_ports: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(BLOCK_PORT_COLUMNS)))
+    block_trials: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(BLOCK_TRIAL_COLUMNS)))
 
 
 START_FROM_INFO = "Info.SessionDate + Info.SessionStartTime_UTC (UTC)"
@@ -234,6 +277,25 @@ def _protocol_claim(S: dict) -> tuple[bool, str]:
 def read_delay_response(path: str | Path) -> BehaviorData:
     """Read one delay-response rig file. Raises BehaviorFileError (or UnsupportedProtocol)."""
     path = Path(path)
+    names, S = _load(path)
+    if is_mtl(S):
+        raise UnsupportedProtocol(
+            f"{path}: a multi-target-licking file, not delay-response (read it with read_rig_file or read_mtl)"
+        )
+    return _read_delay_response(path, names, S)
+
+
+def read_rig_file(path: str | Path) -> BehaviorData:
+    """Read one rig file of either task: multi-target-licking (see :func:`is_mtl`) or delay-response."""
+    path = Path(path)
+    names, S = _load(path)
+    if is_mtl(S):
+        return _read_mtl(path, names, S)
+    return _read_delay_response(path, names, S)
+
+
+def _load(path: Path) -> tuple[dict[str, str], dict]:
+    """(file-name parts, SessionData) of a rig file; BehaviorFileError / UnsupportedProtocol."""
     names = parse_filename(path)
     if names is None:
         raise BehaviorFileError(f"{path}: file name is not <h2o>_<task>_<yyyymmdd>_<hhmmss>.mat")
@@ -243,11 +305,32 @@ def read_delay_response(path: str | Path) -> BehaviorData:
         raise BehaviorFileError(str(e)) from None
     if "SessionData" not in data or not isinstance(data["SessionData"], dict):
         raise UnsupportedProtocol(f"{path}: no Bpod SessionData struct in the file")
-    S = data["SessionData"]
-    first_settings = _first(S.get("TrialSettings"))
-    first_gui = first_settings.get("GUI") if isinstance(first_settings, dict) else None
-    if isinstance(first_gui, dict) and "X_center" in first_gui and "SamplePeriod" not in first_gui:
-        raise UnsupportedProtocol(f"{path}: multi-target-licking files are not supported by ingest-behavior yet")
+    return names, data["SessionData"]
+
+
+def _trial_starts(S: dict, n: int, path: Path) -> np.ndarray:
+    """TrialStartTimestamp as n finite, increasing numbers (BehaviorFileError naming the trial)."""
+    try:
+        starts = np.asarray(_per_trial(S["TrialStartTimestamp"], n, "TrialStartTimestamp", path), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BehaviorFileError(f"{path}: TrialStartTimestamp is not a list of numbers") from None
+    if not np.isfinite(starts).all():
+        bad = np.flatnonzero(~np.isfinite(starts))
+        raise BehaviorFileError(
+            f"{path}: TrialStartTimestamp of trial {int(bad[0]) + 1} is {starts[bad[0]]:g} "
+            f"({bad.size} trial(s) without a start time)"
+        )
+    back = np.flatnonzero(np.diff(starts) <= 0)
+    if back.size:
+        k = int(back[0]) + 1
+        raise BehaviorFileError(
+            f"{path}: TrialStartTimestamp goes backwards at trial {k + 1}: {starts[k]:g} s after "
+            f"{starts[k - 1]:g} s of trial {k} ({starts[k] - starts[k - 1]:+g} s; trial start times must increase)"
+        )
+    return starts
+
+
+def _read_delay_response(path: Path, names: dict[str, str], S: dict) -> BehaviorData:
     claims, looks = _protocol_claim(S)
     if not claims:
         raise UnsupportedProtocol(
@@ -274,23 +357,7 @@ def read_delay_response(path: str | Path) -> BehaviorData:
         raise BehaviorFileError(f"{path}: RawEvents.Trial is missing")
     trials_raw = _per_trial(raw["Trial"], n, "RawEvents.Trial", path)
     ttypes = np.asarray(_per_trial(S["TrialTypes"], n, "TrialTypes", path), dtype=np.float64)
-    try:
-        starts = np.asarray(_per_trial(S["TrialStartTimestamp"], n, "TrialStartTimestamp", path), dtype=np.float64)
-    except (TypeError, ValueError):
-        raise BehaviorFileError(f"{path}: TrialStartTimestamp is not a list of numbers") from None
-    if not np.isfinite(starts).all():
-        bad = np.flatnonzero(~np.isfinite(starts))
-        raise BehaviorFileError(
-            f"{path}: TrialStartTimestamp of trial {int(bad[0]) + 1} is {starts[bad[0]]:g} "
-            f"({bad.size} trial(s) without a start time)"
-        )
-    back = np.flatnonzero(np.diff(starts) <= 0)
-    if back.size:
-        k = int(back[0]) + 1
-        raise BehaviorFileError(
-            f"{path}: TrialStartTimestamp goes backwards at trial {k + 1}: {starts[k]:g} s after "
-            f"{starts[k - 1]:g} s of trial {k} ({starts[k] - starts[k - 1]:+g} s; trial start times must increase)"
-        )
+    starts = _trial_starts(S, n, path)
     session_start, start_source = _session_start(S, names, path)
     stim = (
         np.asarray(_per_trial(S["StimTrials"], n, "StimTrials", path), dtype=np.float64)
@@ -402,4 +469,204 @@ def read_delay_response(path: str | Path) -> BehaviorData:
         n_trials_in_file=n,
         warnings=warnings,
         start_source=start_source,
+    )
+
+
+# --- multi-target licking --------------------------------------------------------------------
+
+
+def _settings_gui(S: dict) -> dict:
+    """``SettingsFile.GUI`` (the protocol's settings as the session started), else the first
+    trial's ``TrialSettings.GUI``; {} if neither is a struct."""
+    sf = S.get("SettingsFile")
+    gui = sf.get("GUI") if isinstance(sf, dict) else None
+    if not isinstance(gui, dict):
+        first = _first(S.get("TrialSettings"))
+        gui = first.get("GUI") if isinstance(first, dict) else None
+        gui = _first(gui) if isinstance(gui, list) else gui
+    return gui if isinstance(gui, dict) else {}
+
+
+def is_mtl(S: dict) -> bool:
+    """A multi-target-licking SessionData: its settings GUI has X/Y/Z_center and neither
+    SamplePeriod nor DelayPeriod (spec 3.1)."""
+    gui = _settings_gui(S)
+    return all(c in gui for c in MTL_CENTER) and "SamplePeriod" not in gui and "DelayPeriod" not in gui
+
+
+def mtl_bitcode(trial_in_file: int) -> str:
+    """The trial's bitcode note: its number in the file as 10 binary digits, least significant first
+    (the order the rig sends the bits)."""
+    return np.binary_repr(int(trial_in_file), 10)[::-1]
+
+
+def _gui_number(g: dict, name: str, trial: int, path: Path) -> float:
+    v = _scalar(g.get(name)) if name in g else np.nan
+    if not np.isfinite(v):
+        raise BehaviorFileError(f"{path}: trial {trial}: TrialSettings.GUI.{name} is missing or not a number")
+    return v
+
+
+def read_mtl(path: str | Path) -> BehaviorData:
+    """Read one multi-target-licking rig file (BehaviorFileError / UnsupportedProtocol otherwise)."""
+    path = Path(path)
+    names, S = _load(path)
+    if not is_mtl(S):
+        raise UnsupportedProtocol(f"{path}: not a multi-target-licking file (its settings have no X/Y/Z_center)")
+    return _read_mtl(path, names, S)
+
+
+def _read_mtl(path: Path, names: dict[str, str], S: dict) -> BehaviorData:
+    per_trial = ("MATLABStartTimes", "TrialBlockOrder", "trial_type_mat", "X_positions_mat", "Z_positions_mat")
+    _require(S, path, "nTrials", "TrialTypes", "TrialSettings", "TrialStartTimestamp", "RawEvents", *per_trial)
+    n = int(_scalar(S["nTrials"], 0))
+    if n <= 0:
+        raise BehaviorFileError(f"{path}: SessionData.nTrials is {S['nTrials']!r}; no trials to load")
+    settings = _struct_array(S["TrialSettings"], n, "TrialSettings", path)
+    guis = [s.get("GUI") if isinstance(s, dict) else None for s in settings]
+    if not all(isinstance(g, dict) for g in guis):
+        raise BehaviorFileError(f"{path}: TrialSettings lacks a GUI struct on some trials")
+    raw = S["RawEvents"]
+    if not isinstance(raw, dict) or "Trial" not in raw:
+        raise BehaviorFileError(f"{path}: RawEvents.Trial is missing")
+    trials_raw = _per_trial(raw["Trial"], n, "RawEvents.Trial", path)
+    numbers = {}
+    for k in ("TrialTypes", "MATLABStartTimes", "TrialBlockOrder"):
+        values = _per_trial(S[k], n, k, path)
+        try:
+            numbers[k] = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise BehaviorFileError(f"{path}: {k} is not a list of numbers") from None
+    ttypes, matlab_start, order = numbers["TrialTypes"], numbers["MATLABStartTimes"], numbers["TrialBlockOrder"]
+    mats = {k: _per_trial(S[k], n, k, path) for k in ("trial_type_mat", "X_positions_mat", "Z_positions_mat")}
+    starts = _trial_starts(S, n, path)
+    session_start, start_source = _session_start(S, names, path)
+    raw_block = np.cumsum(order == 1)  # a block starts where TrialBlockOrder is 1
+
+    t0 = starts[0]
+    rows, notes, events, actions, skipped, warnings, per = [], [], [], [], [], [], []
+    for i in range(n):
+        trial = i + 1
+        if not (np.isfinite(matlab_start[i]) and matlab_start[i] != 0):
+            skipped.append((trial, "MATLABStartTimes is 0 (the trial did not run)"))
+            continue
+        tr = trials_raw[i]
+        states = tr.get("States", {}) if isinstance(tr, dict) else {}
+        evts = tr.get("Events", {}) if isinstance(tr, dict) else {}
+        trial_end = _visits(states, "TrialEnd")
+        if not len(trial_end):
+            skipped.append((trial, "TrialEnd not visited (aborted trial)"))
+            continue
+        g = guis[i]
+        protocol = _gui_number(g, "ProtocolType", trial, path)
+        if protocol not in (1, 2):
+            raise BehaviorFileError(
+                f"{path}: trial {trial}: GUI.ProtocolType {protocol:g} is not 1 (2D) or 2 (spontaneous)"
+            )
+        ttype = ttypes[i]
+        tmat = np.asarray(mats["trial_type_mat"][i], dtype=np.float64)
+        hit = tmat == ttype
+        if hit.sum() != 1:
+            raise BehaviorFileError(
+                f"{path}: trial {trial}: TrialTypes {ttype:g} is not exactly one cell of trial_type_mat"
+            )
+        pos = {}
+        for axis in ("X", "Z"):
+            m = np.asarray(mats[f"{axis}_positions_mat"][i], dtype=np.float64)
+            if m.shape != tmat.shape:
+                raise BehaviorFileError(
+                    f"{path}: trial {trial}: {axis}_positions_mat is {m.shape}, trial_type_mat {tmat.shape}"
+                )
+            pos[axis] = float(m[hit][0])
+        if not 1 <= ttype <= 9 or ttype != int(ttype):
+            raise BehaviorFileError(
+                f"{path}: trial {trial}: TrialTypes {ttype:g} has no port (experiment.WaterPort has mtl-1 to mtl-9)"
+            )
+        if "RollDeg" not in g and not any("RollDeg" in w for w in warnings):
+            warnings.append("TrialSettings.GUI has no RollDeg: roll_deg recorded as 0")
+        start = float(starts[i] - t0)
+        first_in_block = order[i] == 1
+        rows.append(
+            (
+                trial,
+                start,
+                start + float(trial_end[0, 0]),
+                MTL_TASK,
+                int(protocol),
+                "none",
+                "no early",
+                "N/A",
+                bool(first_in_block),
+                False,
+            )
+        )
+        notes.append((trial, "bitcode", mtl_bitcode(trial)))
+        events.extend((trial, "trialend", float(a), float(b - a)) for a, b in trial_end)
+        for ev, atype in MTL_LICK_EVENTS.items():
+            times = np.atleast_1d(np.asarray(evts.get(ev, []), dtype=np.float64))
+            actions.extend((trial, atype, float(t)) for t in times[~np.isnan(times)])
+        per.append(
+            dict(
+                raw_block=int(raw_block[i]),
+                trial=trial,
+                start=start,
+                block_trial_number=int(order[i]),
+                water_port=f"mtl-{int(ttype)}",
+                position_x=pos["X"],
+                position_y=_gui_number(g, "Y_center", trial, path),
+                position_z=pos["Z"],
+                num_licks_for_reward=int(_gui_number(g, "NumLicksForReward", trial, path)),
+                roll_deg=_scalar(g.get("RollDeg"), 0.0) if "RollDeg" in g else 0.0,
+                bins=int(_gui_number(g, "num_bins", trial, path)),
+            )
+        )
+    trials = pd.DataFrame(rows, columns=list(TRIAL_COLUMNS))
+    if trials.empty:
+        raise BehaviorFileError(
+            f"{path}: none of the {n} trials is a complete multi-target-licking trial "
+            f"(first reason: {skipped[0][1] if skipped else 'unknown'})"
+        )
+    blocks, ports, block_trials = [], [], []
+    for k, (_, grp) in enumerate(pd.DataFrame(per).groupby("raw_block", sort=True), start=1):
+        first = grp.iloc[0]
+        blocks.append(
+            (
+                k,
+                float(first["start"]),
+                len(grp),
+                int(first["num_licks_for_reward"]),
+                float(first["roll_deg"]),
+                int(first["bins"]),
+                1,
+                int(first["bins"]),
+            )
+        )
+        seen: dict[str, tuple] = {}
+        for r in grp.itertuples():
+            xyz = (r.position_x, r.position_y, r.position_z)
+            if r.water_port in seen and seen[r.water_port] != xyz:
+                raise BehaviorFileError(
+                    f"{path}: trial {r.trial}: port {r.water_port} of block {k} moved from {seen[r.water_port]} to {xyz}"
+                )
+            if r.water_port not in seen:
+                seen[r.water_port] = xyz
+                ports.append((k, r.water_port, *xyz))
+            block_trials.append((k, r.trial, r.block_trial_number))
+    return BehaviorData(
+        path=path,
+        h2o=names["h2o"],
+        session_datetime=session_start,
+        trials=trials,
+        notes=pd.DataFrame(notes, columns=["trial", "trial_note_type", "trial_note"]),
+        events=pd.DataFrame(events, columns=["trial", "trial_event_type", "trial_event_time", "duration"]),
+        actions=pd.DataFrame(actions, columns=["trial", "action_event_type", "action_event_time"]),
+        photostim_events=pd.DataFrame(columns=["trial", "photostim_protocol", "photostim_event_time", "power"]),
+        skipped_trials=skipped,
+        n_trials_in_file=n,
+        warnings=warnings,
+        start_source=start_source,
+        task=MTL_TASK,
+        blocks=pd.DataFrame(blocks, columns=list(BLOCK_COLUMNS)),
+        block_ports=pd.DataFrame(ports, columns=list(BLOCK_PORT_COLUMNS)),
+        block_trials=pd.DataFrame(block_trials, columns=list(BLOCK_TRIAL_COLUMNS)),
     )

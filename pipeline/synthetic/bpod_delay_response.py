@@ -18,7 +18,15 @@ import numpy as np
 import pandas as pd
 import scipy.io as sio
 
-from ..io.bpod_delay_response import PHOTOSTIM_POWER, TRIAL_COLUMNS
+from ..io.bpod_delay_response import (
+    BLOCK_COLUMNS,
+    BLOCK_PORT_COLUMNS,
+    BLOCK_TRIAL_COLUMNS,
+    MTL_TASK,
+    PHOTOSTIM_POWER,
+    TRIAL_COLUMNS,
+    mtl_bitcode,
+)
 
 STATE_NAMES = (
     "TrigTrialStart",
@@ -52,6 +60,10 @@ class GeneratedSession:
     actions: pd.DataFrame
     photostim_events: pd.DataFrame
     skipped_trials: list[tuple[int, str]] = field(default_factory=list)
+    #: multi-target licking only: BLOCK_COLUMNS, BLOCK_PORT_COLUMNS, BLOCK_TRIAL_COLUMNS rows
+    blocks: pd.DataFrame | None = None
+    block_ports: pd.DataFrame | None = None
+    block_trials: pd.DataFrame | None = None
 
 
 def _cell(items) -> np.ndarray:
@@ -235,6 +247,12 @@ def write_session_file(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{h2o}_{task}_{when:%Y%m%d_%H%M%S}.mat"
     session, truth = make_session_data(when=when, h2o=h2o, path=path, **kw)
+    _save(path, session, version)
+    return truth
+
+
+def _save(path: Path, session: dict, version: str) -> None:
+    """``{"SessionData": session}`` as a MATLAB v5 or v7.3 file."""
     if version == "5":
         sio.savemat(path, {"SessionData": session}, do_compression=False)
     elif version == "7.3":
@@ -251,7 +269,6 @@ def write_session_file(
         hdf5storage.savemat(str(path), {"SessionData": data["SessionData"]}, format="7.3", matlab_compatible=True)
     else:
         raise ValueError(f"version must be '5' or '7.3', not {version!r}")
-    return truth
 
 
 def make_other_protocol_data(
@@ -309,3 +326,233 @@ def write_other_protocol_file(folder: str | Path, h2o: str = "dm1", task: str = 
     path.parent.mkdir(parents=True, exist_ok=True)
     sio.savemat(path, {"SessionData": make_other_protocol_data(**kw)}, do_compression=False)
     return path
+
+
+# --- multi-target licking (the MTL rig's Bpod protocol, spec 3.1) ------------------------------
+
+MTL_STATE_NAMES = (
+    "TrigTrialStart",
+    "StartBitcodeTrialNumber",
+    "EndBitcodeTrialNumber",
+    "OffStatePreSample",
+    "GiveDrop",
+    "AnswerPeriodAutoWater",
+    "AnswerPeriodFirstLick",
+    "Reward",
+    "RewardConsumption",
+    "NoResponse",
+    "TrialEnd",
+)
+
+
+def _mtl_gui(num_bins: int, n_licks: int, roll: float, protocol_type: int) -> dict:
+    return dict(
+        WaterValveTime=0.05,
+        AutoWaterValveTime=0.05,
+        NumLicksForReward=float(n_licks),
+        X_radius=60000.0,
+        Z_radius=8000.0,
+        num_bins=float(num_bins),
+        X_center=210000.0,
+        Y_center=420000.0,
+        Z_center=153000.0,
+        RollDeg=float(roll),
+        ProtocolType=float(protocol_type),
+        Autowater=2.0,
+        AutowaterFirstTrialInBlock=1.0,
+    )
+
+
+def _mtl_positions(num_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(trial_type_mat, X_positions_mat, Z_positions_mat) as the protocol builds them: X varies along
+    a row, Z down a column, port numbers 1..num_bins^2."""
+    x = 210000.0 - 60000.0 + np.arange(num_bins) * (2 * 60000.0 / (num_bins - 1))
+    z = 153000.0 - 8000.0 + np.arange(num_bins) * (2 * 8000.0 / (num_bins - 1))
+    ttm = np.arange(1, num_bins * num_bins + 1, dtype=float).reshape(num_bins, num_bins)
+    return ttm, np.tile(x, (num_bins, 1)), np.tile(z[:, None], (1, num_bins))
+
+
+def _mtl_trial(rng, first_in_block: bool, licks_needed: int, aborted: bool):
+    """One MTL trial's state visits and licks (trial time): a free drop on a block's first trial,
+    else ``licks_needed`` licks then the reward (or no response)."""
+    t = 0.0
+    states: dict[str, list[list[float]]] = {s: [] for s in MTL_STATE_NAMES}
+
+    def visit(name, dur):
+        nonlocal t
+        states[name].append([round(t, 4), round(t + dur, 4)])
+        t = round(t + dur, 4)
+        return states[name][-1]
+
+    lick_times: list[float] = []
+    visit("TrigTrialStart", 0.05)
+    visit("StartBitcodeTrialNumber", 0.06)
+    t += 0.84  # the bitcode's on/off states (not tracked)
+    visit("EndBitcodeTrialNumber", 0.06)
+    visit("OffStatePreSample", 2.0)
+    if aborted:
+        return states, lick_times
+    if first_in_block:
+        visit("GiveDrop", 0.05)
+        a = visit("AnswerPeriodAutoWater", round(float(rng.uniform(0.5, 2.0)), 4))
+        lick_times += sorted(np.round(rng.uniform(a[0], a[1], rng.integers(1, 4)), 4).tolist())
+    else:
+        a = visit("AnswerPeriodFirstLick", round(float(rng.uniform(0.2, 3.0)), 4))
+        if rng.random() < 0.85:
+            lick_times += sorted(np.round(rng.uniform(a[0], a[1], licks_needed), 4).tolist())
+            visit("Reward", 0.05)
+            visit("RewardConsumption", 1.0)
+        else:
+            visit("NoResponse", 0.5)
+    visit("TrialEnd", 0.05)
+    return states, lick_times
+
+
+def make_mtl_session_data(
+    n_trials: int = 24,
+    seed: int = 0,
+    when: dt.datetime = dt.datetime(2021, 6, 1, 10, 0, 0),
+    num_bins: int = 3,
+    protocol_type: int = 1,
+    invalid_every: int = 7,
+    abort_every: int = 0,
+    block_sizes: tuple[int, int] = (3, 6),
+    h2o: str = "mt1",
+    path: Path | None = None,
+):
+    """A multi-target-licking SessionData (for scipy.io.savemat) and its ground truth.
+
+    Blocks of ``block_sizes`` trials at one random port each (``TrialBlockOrder`` 1, 2, ...), every
+    ``invalid_every``-th trial never ran (``MATLABStartTimes`` 0), every ``abort_every``-th never
+    reached TrialEnd; the first trial of a block gets free water (GiveDrop), the others wait for
+    NumLicksForReward licks."""
+    rng = np.random.default_rng(seed)
+    ttm, xmat, zmat = _mtl_positions(num_bins)
+    order, ttypes, licks_needed, rolls = [], [], [], []
+    while len(order) < n_trials:
+        size = int(rng.integers(block_sizes[0], block_sizes[1] + 1))
+        port, need, roll = (
+            int(rng.integers(1, num_bins * num_bins + 1)),
+            int(rng.integers(1, 4)),
+            rng.choice([0, 10, -15]),
+        )
+        for k in range(1, size + 1):
+            order.append(k)
+            ttypes.append(port)
+            licks_needed.append(need)
+            rolls.append(float(roll))
+    order, ttypes = order[:n_trials], ttypes[:n_trials]
+    gaps = np.round(rng.uniform(4.0, 9.0, n_trials), 3)
+    starts = np.round(1500.0 + np.concatenate([[0.0], np.cumsum(gaps[:-1])]), 3)
+    matlab_start = np.round(738300.0 + starts / 86400.0, 8)
+    trials_raw, names, settings = [], [], []
+    rows, notes, events, actions, skipped, per = [], [], [], [], [], []
+    for i in range(n_trials):
+        trial = i + 1
+        gui = _mtl_gui(num_bins, licks_needed[i], rolls[i], protocol_type)
+        settings.append(dict(GUI=gui))
+        names.append(_cell(list(MTL_STATE_NAMES)))
+        invalid = invalid_every > 0 and trial % invalid_every == 0
+        aborted = abort_every > 0 and trial % abort_every == 0 and not invalid
+        if invalid:
+            matlab_start[i] = 0.0
+        states, lick_times = _mtl_trial(rng, order[i] == 1, licks_needed[i], aborted)
+        mat_states = {
+            s: (np.array(v) if len(v) > 1 else np.array(v[0]) if v else np.array([np.nan, np.nan]))
+            for s, v in states.items()
+        }
+        mat_events = {"Tup": np.array(sorted(b for v in states.values() for _, b in v))}
+        if lick_times:
+            mat_events["Port1In"] = np.array(lick_times)
+        trials_raw.append(dict(States=mat_states, Events=mat_events))
+        if invalid:
+            skipped.append((trial, "MATLABStartTimes is 0 (the trial did not run)"))
+            continue
+        if aborted:
+            skipped.append((trial, "TrialEnd not visited (aborted trial)"))
+            continue
+        start = float(starts[i] - starts[0])
+        end = states["TrialEnd"][0]
+        rows.append(
+            (trial, start, start + end[0], MTL_TASK, protocol_type, "none", "no early", "N/A", order[i] == 1, False)
+        )
+        notes.append((trial, "bitcode", mtl_bitcode(trial)))
+        events.append((trial, "trialend", end[0], end[1] - end[0]))
+        actions += [(trial, "middle lick", x) for x in lick_times]
+        hit = ttm == ttypes[i]
+        per.append(
+            dict(
+                raw=sum(1 for k in order[: i + 1] if k == 1),
+                trial=trial,
+                start=start,
+                order=order[i],
+                port=f"mtl-{ttypes[i]}",
+                xyz=(float(xmat[hit][0]), 420000.0, float(zmat[hit][0])),
+                need=licks_needed[i],
+                roll=rolls[i],
+            )
+        )
+
+    blocks, ports, block_trials = [], [], []
+    for k, raw in enumerate(sorted({p["raw"] for p in per}), start=1):
+        grp = [p for p in per if p["raw"] == raw]
+        blocks.append((k, grp[0]["start"], len(grp), grp[0]["need"], grp[0]["roll"], num_bins, 1, num_bins))
+        ports.append((k, grp[0]["port"], *grp[0]["xyz"]))
+        block_trials += [(k, p["trial"], p["order"]) for p in grp]
+
+    fields = ["GUI"]
+    ts = np.empty((1, n_trials), dtype=[(f, object) for f in fields])
+    for i, st in enumerate(settings):
+        ts[0, i]["GUI"] = st["GUI"]
+    session = dict(
+        nTrials=float(n_trials),
+        TrialTypes=np.asarray(ttypes, dtype=float)[None, :],
+        TrialBlockOrder=np.asarray(order, dtype=float)[None, :],
+        MATLABStartTimes=matlab_start[None, :],
+        TrialStartTimestamp=starts[None, :],
+        trial_type_mat=_cell([ttm] * n_trials),
+        X_positions_mat=_cell([xmat] * n_trials),
+        Z_positions_mat=_cell([zmat] * n_trials),
+        Info=dict(
+            BpodVersion="Bpod 0.7-0.9",
+            SessionDate=when.strftime("%d-%b-%Y"),
+            SessionStartTime_UTC=when.strftime("%H:%M:%S"),
+        ),
+        RawEvents=dict(Trial=_cell(trials_raw)),
+        RawData=dict(OriginalStateNamesByNumber=_cell(names)),
+        SettingsFile=dict(GUI=_mtl_gui(num_bins, licks_needed[0], rolls[0], protocol_type)),
+        TrialSettings=ts,
+    )
+    truth = GeneratedSession(
+        path=path,
+        h2o=h2o,
+        session_datetime=when,
+        trials=pd.DataFrame(rows, columns=list(TRIAL_COLUMNS)),
+        notes=pd.DataFrame(notes, columns=["trial", "trial_note_type", "trial_note"]),
+        events=pd.DataFrame(events, columns=["trial", "trial_event_type", "trial_event_time", "duration"]),
+        actions=pd.DataFrame(actions, columns=["trial", "action_event_type", "action_event_time"]),
+        photostim_events=pd.DataFrame(columns=["trial", "photostim_protocol", "photostim_event_time", "power"]),
+        skipped_trials=skipped,
+        blocks=pd.DataFrame(blocks, columns=list(BLOCK_COLUMNS)),
+        block_ports=pd.DataFrame(ports, columns=list(BLOCK_PORT_COLUMNS)),
+        block_trials=pd.DataFrame(block_trials, columns=list(BLOCK_TRIAL_COLUMNS)),
+    )
+    return session, truth
+
+
+def write_mtl_session_file(
+    folder: str | Path,
+    h2o: str = "mt1",
+    when: dt.datetime = dt.datetime(2021, 6, 1, 10, 0, 0),
+    task: str = "MTL",
+    version: str = "5",
+    **kw,
+) -> GeneratedSession:
+    """Write ``<folder>/<h2o>_<task>_<yyyymmdd>_<hhmmss>.mat`` (a multi-target-licking rig file)
+    and return its ground truth."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{h2o}_{task}_{when:%Y%m%d_%H%M%S}.mat"
+    session, truth = make_mtl_session_data(when=when, h2o=h2o, path=path, **kw)
+    _save(path, session, version)
+    return truth

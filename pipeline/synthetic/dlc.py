@@ -47,6 +47,8 @@ class GeneratedTracking:
     frames: dict[tuple[str, int], pd.DataFrame]  # ground truth per file
     #: (camera position, trial, bodypart) -> frames given a one-frame outlier
     glitches: dict[tuple[str, int, str], np.ndarray] = field(default_factory=dict)
+    #: camera position -> its folder (all ``folder`` except in the MTL layout)
+    folders: dict[str, Path] = field(default_factory=dict)
 
 
 def write_tracking_session(
@@ -62,6 +64,7 @@ def write_tracking_session(
     trial_map: dict[int, int] | None = None,
     glitches: tuple[str, ...] = (),
     n_glitches: int = 3,
+    layout: str = "standard",
 ) -> GeneratedTracking:
     """``{root}/{h2o}/{h2o}_{mmddyy}[_n]/{h2o}_{pos}_{idx}-0000.csv`` for each trial and camera.
 
@@ -69,15 +72,32 @@ def write_tracking_session(
     ``glitches``: body parts given ``n_glitches`` one-frame outliers per file (40-80 px away, in a
     random direction, at frames 1..n-2 never next to each other), as DeepLabCut's mistakes look;
     their frames are in ``GeneratedTracking.glitches[(position, trial, bodypart)]``.
+    ``layout="mtl"``: the multi-target-licking rig's folders ``{root}/{pos}/{h2o}/{YYYY_mm_dd}[_n]/``
+    with ``{h2o}_{pos}_{idx}.csv``, idx = trial - 1 (or ``trial_map``'s, in ``{h2o}_{YYYY_mm_dd}_{pos}.txt``).
     """
+    if layout not in ("standard", "mtl"):
+        raise ValueError(f"layout must be 'standard' or 'mtl', not {layout!r}")
+    mtl = layout == "mtl"
     rng = np.random.default_rng(seed)
-    folder = Path(root) / h2o / (f"{h2o}_{day:%m%d%y}" + (f"_{n}" if n > 1 else ""))
-    folder.mkdir(parents=True, exist_ok=True)
-    index_of = {t: t for t in trials} if trial_map is None else {t: i for i, t in trial_map.items()}
+    suffix = f"_{n}" if n > 1 else ""
+    folder = Path(root) / h2o / (f"{h2o}_{day:%m%d%y}" + suffix)
+    folders = {pos: Path(root) / pos / h2o / f"{day:%Y_%m_%d}{suffix}" if mtl else folder for pos in positions}
+    if mtl:
+        folder = Path(root)
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+    for f in folders.values():
+        f.mkdir(parents=True, exist_ok=True)
+    if trial_map is not None:
+        index_of = {t: i for i, t in trial_map.items()}
+    else:
+        index_of = {t: t - 1 if mtl else t for t in trials}
     files, frames, planted = {}, {}, {}
     for pos in positions:
+        pos_folder = folders[pos]
         if trial_map is not None:
-            (folder / f"{h2o}_{day:%m%d%y}_{pos}.txt").write_text(
+            date_text = f"{day:%Y_%m_%d}" if mtl else f"{day:%m%d%y}"
+            (pos_folder / f"{h2o}_{date_text}_{pos}.txt").write_text(
                 "".join(f"{i}\t{t}\n" for i, t in sorted(trial_map.items()))
             )
         for t in trials:
@@ -89,9 +109,10 @@ def write_tracking_session(
                 df.loc[at, (SCORER, bp, "x")] += np.round(size * np.cos(angle), 3)
                 df.loc[at, (SCORER, bp, "y")] += np.round(size * np.sin(angle), 3)
                 planted[(pos, t, bp)] = at
-            p = write_dlc(folder / f"{h2o}_{pos}_{index_of[t]}-0000.csv", df)
+            name = f"{h2o}_{pos}_{index_of[t]}.csv" if mtl else f"{h2o}_{pos}_{index_of[t]}-0000.csv"
+            p = write_dlc(pos_folder / name, df)
             files[(pos, t)], frames[(pos, t)] = p, df
-    return GeneratedTracking(folder, files, frames, planted)
+    return GeneratedTracking(folder, files, frames, planted, folders)
 
 
 def _glitch_frames(rng, n_frames: int, n: int) -> np.ndarray:

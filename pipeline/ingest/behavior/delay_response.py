@@ -1,14 +1,18 @@
-"""``ingest-behavior``: delay-response rig files under ``behavior_data_paths`` -> sessions.
+"""``ingest-behavior``: Bpod rig files under ``behavior_data_paths`` -> sessions: the
+delay-response task and the multi-target-licking (MTL) rig.
 
 * **find**: files named ``<h2o>_<task>_<yyyymmdd>_<hhmmss>.mat`` under every ``[rig, root,
   priority]`` entry, lowest priority number first (a file name seen under two rigs is taken from
   the first); other ``.mat`` files are listed as ignored. All files of one animal on one day are
   one item (one session).
-* **build**: read each file (:mod:`pipeline.io.bpod_delay_response`), drop exact copies (same
-  content hash: loaded once, named in the summary), refuse files whose trials overlap in time,
-  and number the trials through in time order.
-* **write**: the session, its trials and events and the record of its files (name, size, SHA-1),
-  in one transaction. Re-runs skip loaded days; a day whose files changed is reported, not altered.
+* **build**: read each file (:mod:`pipeline.io.bpod_delay_response`, which tells the two tasks
+  apart), drop exact copies (same content hash: loaded once, named in the summary), refuse files
+  whose trials overlap in time or a day whose files are of different tasks, and number the trials
+  (and MTL blocks) through in time order.
+* **write**: the session, its trials and events (for MTL also
+  ``experiment.MultiTargetLickingSessionBlock`` with its ``WaterPort`` and ``BlockTrial`` parts)
+  and the record of its files (name, size, SHA-1), in one transaction. Re-runs skip loaded days;
+  a day whose files changed is reported, not altered.
 
 The session start is the first file's own start time as Bpod recorded it
 (``BehaviorData.start_source`` says which field), not the time in the file name.
@@ -25,7 +29,15 @@ import pandas as pd
 
 from ... import config
 from ...errors import InputError
-from ...io.bpod_delay_response import BehaviorData, parse_filename, read_delay_response
+from ...io.bpod_delay_response import (
+    BLOCK_COLUMNS,
+    BLOCK_PORT_COLUMNS,
+    BLOCK_TRIAL_COLUMNS,
+    MTL_TASK,
+    BehaviorData,
+    parse_filename,
+    read_rig_file,
+)
 from .. import runner
 from ..bulk import insert_frame, with_key
 from ..files import check_loaded, sha1
@@ -61,6 +73,7 @@ class SessionRecord:
     files: list[dict]  # BehaviorFile rows without the session key
     n_trials: int
     notes: list[str] = field(default_factory=list)
+    task: str = "audio delay"
 
 
 def find_rig_files(paths: list | None = None, summary: Summary | None = None) -> list[RigFile]:
@@ -99,12 +112,23 @@ def group_by_day(files: list[RigFile]) -> dict[tuple[str, str], list[RigFile]]:
     return dict(sorted(groups.items()))
 
 
+TRIAL_TABLES = ("trials", "notes", "events", "actions", "photostim_events")
+BLOCK_TABLES = ("blocks", "block_ports", "block_trials")
+
+
 def combine(datas: list[BehaviorData]) -> dict[str, pd.DataFrame]:
     """Several files of a day -> one session's tables (trials renumbered, times from the first start).
     Raises InputError when a file's trials start before the previous file's last trial ended."""
+    tasks = {d.task for d in datas}
+    if len(tasks) > 1:
+        raise InputError(
+            f"{datas[0].path.parent}: the day's files are of different tasks ("
+            + ", ".join(f"{d.path.name}: {d.task}" for d in datas)
+            + "): one session is one task; move the other files away"
+        )
     t0 = datas[0].session_datetime
-    parts: dict[str, list[pd.DataFrame]] = {k: [] for k in ("trials", "notes", "events", "actions", "photostim_events")}
-    first_trials, next_trial, last_stop, last_name = [], 1, -np.inf, None
+    parts: dict[str, list[pd.DataFrame]] = {k: [] for k in (*TRIAL_TABLES, *BLOCK_TABLES)}
+    first_trials, next_trial, next_block, last_stop, last_name = [], 1, 1, -np.inf, None
     for d in datas:
         offset = (d.session_datetime - t0).total_seconds()
         renumber = dict(zip(d.trials["trial"], range(next_trial, next_trial + len(d.trials))))
@@ -123,10 +147,19 @@ def combine(datas: list[BehaviorData]) -> dict[str, pd.DataFrame]:
                 )
             last_stop, last_name = float(trials["stop_time"].max()), d.path.name
         parts["trials"].append(trials)
-        for k in ("notes", "events", "actions", "photostim_events"):
+        for k in ("notes", "events", "actions", "photostim_events", "block_trials"):
             df = getattr(d, k)
             df = df[df["trial"].isin(renumber)].copy()
             df["trial"] = df["trial"].map(renumber)
+            parts[k].append(df)
+        # multi-target licking: blocks are numbered through the day's files too
+        blocks = dict(zip(d.blocks["block"], range(next_block, next_block + len(d.blocks))))
+        next_block += len(d.blocks)
+        for k in BLOCK_TABLES:
+            df = (parts[k].pop() if k == "block_trials" else getattr(d, k)).copy()
+            df["block"] = df["block"].map(blocks)
+            if k == "blocks":
+                df["block_start_time"] += offset
             parts[k].append(df)
     out = {k: pd.concat(v, ignore_index=True) for k, v in parts.items()}
     out["first_trials"] = first_trials
@@ -146,13 +179,15 @@ def build_session(day_files: list[RigFile]) -> SessionRecord:
         else:
             seen[h] = f
             unique.append(f)
-    datas = [read_delay_response(f.path) for f in unique]
+    datas = [read_rig_file(f.path) for f in unique]
     for d in datas:
         for w in d.warnings:
             notes.append(f"{d.path.name}: {w}")
     tables = combine(datas)
     skipped = sum(len(d.skipped_trials) for d in datas)
-    if skipped:
+    if skipped and datas[0].task == MTL_TASK:
+        notes.append(f"{skipped} trials left out (MATLABStartTimes 0: never ran; or aborted before TrialEnd)")
+    elif skipped:
         notes.append(f"{skipped} incomplete trials left out (aborted, or training stages with ProtocolType < 3)")
     files = [
         dict(
@@ -188,6 +223,7 @@ def build_session(day_files: list[RigFile]) -> SessionRecord:
         files=files,
         n_trials=len(tables["trials"]),
         notes=notes,
+        task=d0.task,
     )
 
 
@@ -255,6 +291,16 @@ def write_session(rec: SessionRecord, subject_id: int, user: str) -> dict:
             )
             pe.insert(3, "photostim_event_id", np.arange(1, len(pe) + 1))
             insert_frame(experiment.PhotostimEvent, pe)
+        if len(tables["blocks"]):
+            insert_frame(experiment.MultiTargetLickingSessionBlock, frame(tables["blocks"], list(BLOCK_COLUMNS)))
+            insert_frame(
+                experiment.MultiTargetLickingSessionBlock.WaterPort,
+                frame(tables["block_ports"], list(BLOCK_PORT_COLUMNS)),
+            )
+            insert_frame(
+                experiment.MultiTargetLickingSessionBlock.BlockTrial,
+                frame(tables["block_trials"], list(BLOCK_TRIAL_COLUMNS)),
+            )
         BehaviorIngest.insert1(skey)
         BehaviorIngest.BehaviorFile.insert([dict(skey, **f) for f in rec.files])
     return skey
@@ -304,8 +350,10 @@ class DelayResponseStep(runner.Step):
     def write(self, item: runner.Item, record: SessionRecord, inputs) -> runner.Done:
         subject_id, user = inputs
         skey = write_session(record, subject_id, user)
+        n_blocks = len(record.tables["blocks"])
+        task = f" in {n_blocks} blocks (multi-target licking)" if record.task == MTL_TASK else ""
         return runner.Done(
-            text=f"{item.label} -> session {skey['session']} of {user}, {record.n_trials} trials, "
+            text=f"{item.label} -> session {skey['session']} of {user}, {record.n_trials} trials{task}, "
             f"start {record.session_datetime:%Y-%m-%d %H:%M:%S} (from {record.start_source})",
             counts=dict(trials=record.n_trials),
             notes=record.notes,

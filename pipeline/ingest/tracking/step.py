@@ -9,6 +9,12 @@ unless ``<h2o>_<date>_<position>.txt`` maps ``index<TAB>trial``. Cameras 0/1/2 (
 RRig-MTL). A file for a trial the session does not have, or a number of files different from the
 session's trials without a trial map, is an error; body parts that are not one of the pipeline's
 features are kept under their own names and listed in the summary.
+
+The multi-target-licking rig's layout (looked for when neither of the above exists) has one
+folder per camera position, ``<root>/<position>/<h2o>/<YYYY_mm_dd>[_n]``, holding
+``<h2o>*_<position>_<index>.csv`` (or ``.h5``; no ``-...`` after the index) numbered from 0: the
+index is trial - 1 unless that folder's ``<h2o>_<date>_<position>.txt`` maps ``index<TAB>trial``
+(date as ``mmddyy``, ``YYYYMMDD`` or ``YYYY_mm_dd``).
 """
 
 from __future__ import annotations
@@ -45,11 +51,35 @@ def session_folders(root: Path, h2o: str, day: dt.date, n: int) -> list[Path]:
     ]
 
 
-def trial_files(folder: Path, h2o: str, position: str) -> dict[int, Path]:
-    """File index -> file for one camera position (any of its aliases)."""
+def mtl_session_folders(root: Path, h2o: str, day: dt.date, n: int) -> dict[str, Path]:
+    """The multi-target-licking rig's layout: one folder per camera position,
+    ``<root>/<position>/<h2o>/<YYYY_mm_dd>[_n]`` (any alias of the position); {} if none exists."""
+    suffix = f"_{n}" if n > 1 else ""
+    out: dict[str, Path] = {}
+    for position, aliases in POSITIONS.items():
+        for alias in aliases:
+            p = root / alias / h2o / f"{day:%Y_%m_%d}{suffix}"
+            if p.is_dir():
+                out[position] = p
+                break
+    return out
+
+
+def camera_folders(root: Path, h2o: str, day: dt.date, n: int) -> tuple[dict[str, Path], bool] | None:
+    """(camera position -> folder, is it the MTL layout) of the first layout found, else None."""
+    for folder in session_folders(root, h2o, day, n):
+        return {position: folder for position in POSITIONS}, False
+    mtl = mtl_session_folders(root, h2o, day, n)
+    return (mtl, True) if mtl else None
+
+
+def trial_files(folder: Path, h2o: str, position: str, mtl: bool = False) -> dict[int, Path]:
+    """File index -> file for one camera position (any of its aliases): ``<h2o>*_<position>_<index>-*``,
+    or in the MTL layout (``mtl``) ``<h2o>*_<position>_<index>`` (.csv or .h5)."""
     out: dict[int, Path] = {}
     for alias in POSITIONS[position]:
-        pattern = re.compile(rf"^{re.escape(h2o)}.*_{alias}_(\d+)-.*\.(csv|h5)$")
+        tail = r"\." if mtl else r"-.*\."
+        pattern = re.compile(rf"^{re.escape(h2o)}.*_{alias}_(\d+){tail}(csv|h5)$")
         for p in sorted(folder.iterdir()):
             m = pattern.match(p.name)
             if m:
@@ -65,7 +95,7 @@ def trial_files(folder: Path, h2o: str, position: str) -> dict[int, Path]:
 def trial_map_file(folder: Path, h2o: str, day: dt.date, position: str) -> Path | None:
     """The ``<h2o>_<date>_<position>.txt`` mapping file index -> trial, if there is one."""
     for alias in POSITIONS[position]:
-        for date_text in (f"{day:%m%d%y}", f"{day:%Y%m%d}"):
+        for date_text in (f"{day:%m%d%y}", f"{day:%Y%m%d}", f"{day:%Y_%m_%d}"):
             p = folder / f"{h2o}_{date_text}_{alias}.txt"
             if p.exists():
                 return p
@@ -74,7 +104,7 @@ def trial_map_file(folder: Path, h2o: str, day: dt.date, position: str) -> Path 
 
 def trial_map(folder: Path, h2o: str, day: dt.date, position: str) -> dict[int, int] | None:
     for alias in POSITIONS[position]:
-        for date_text in (f"{day:%m%d%y}", f"{day:%Y%m%d}"):
+        for date_text in (f"{day:%m%d%y}", f"{day:%Y%m%d}", f"{day:%Y_%m_%d}"):
             p = folder / f"{h2o}_{date_text}_{alias}.txt"
             if p.exists():
                 out = {}
@@ -91,24 +121,38 @@ def trial_map(folder: Path, h2o: str, day: dt.date, position: str) -> dict[int, 
 
 
 def build_session(
-    folder: Path, h2o: str, day: dt.date, rig: str, trials: set[int], devices: dict
+    folder: Path | dict[str, Path],
+    h2o: str,
+    day: dt.date,
+    rig: str,
+    trials: set[int],
+    devices: dict,
+    mtl: bool = False,
 ) -> tuple[list, list, set]:
+    """Rows of one session's tracking. ``folder``: the session folder, or camera position -> folder;
+    ``mtl``: the MTL layout (files ``..._<index>.csv``, index = trial - 1 without a trial map)."""
     from ...io.dlc import map_bodyparts, read_dlc
 
     tracking_rows, feature_rows, unknown = [], [], set()
     cams = MTL_CAMERAS if rig == "RRig-MTL" else CAMERAS
+    folders = folder if isinstance(folder, dict) else {position: folder for position in POSITIONS}
     for position in POSITIONS:
-        files = trial_files(folder, h2o, position)
+        if position not in folders:
+            continue
+        folder = folders[position]
+        files = trial_files(folder, h2o, position, mtl=mtl)
         if not files:
             continue
         mapping = trial_map(folder, h2o, day, position)
         if mapping is None:
             if len(files) != len(trials):
+                map_name = f"{h2o}_{day:%Y_%m_%d}_{position}.txt" if mtl else f"{h2o}_{day:%m%d%y}_{position}.txt"
                 raise TrackingIngestError(
                     f"{folder}: {len(files)} {position} files but the session has {len(trials)} trials "
-                    f"(add {h2o}_{day:%m%d%y}_{position}.txt mapping file index to trial)"
+                    f"(add {map_name} mapping file index to trial)"
                 )
-            mapping = {i: i for i in files}
+            shift = 1 if mtl else 0  # the MTL rig numbers its files from 0
+            mapping = {i: i + shift for i in files}
         device = cams[position]
         rate = devices[device]
         for idx, path in files.items():
@@ -178,7 +222,8 @@ class TrackingStep(runner.Step):
             root = Path(root).expanduser()
             summary.look(
                 f"{root} (rig {rig}): <h2o>/<h2o>_<mmddyy>[_n]/ or <h2o>/<YYYYMMDD>[_n]/tracking/ with "
-                f"<h2o>*_<side|bottom|body>_<trial>-*.csv|.h5, for sessions recorded on {rig}"
+                f"<h2o>*_<side|bottom|body>_<trial>-*.csv|.h5, or <side|bottom|body>/<h2o>/<YYYY_mm_dd>[_n]/ "
+                f"with <h2o>*_<position>_<trial - 1>.csv|.h5 (MTL), for sessions recorded on {rig}"
             )
             if not root.is_dir():
                 summary.fail(str(root), f"tracking folder of rig {rig} does not exist or is not readable")
@@ -186,16 +231,19 @@ class TrackingStep(runner.Step):
             for s in sessions[sessions.rig == rig].to_dict("records"):
                 if (int(s["subject_id"]), int(s["session"])) in done:
                     continue
-                for folder in session_folders(root, s["water_restriction_number"], s["session_date"], s["n"]):
-                    items.append(
-                        runner.Item(
-                            label=f"{s['water_restriction_number']} session {s['session']} ({folder})",
-                            group=f"{s['water_restriction_number']} {s['session_date']}",
-                            key=dict(subject_id=int(s["subject_id"]), session=int(s["session"])),
-                            data=(s, folder),
-                        )
+                found = camera_folders(root, s["water_restriction_number"], s["session_date"], s["n"])
+                if found is None:
+                    continue
+                folders, mtl = found
+                where = ", ".join(sorted({str(f) for f in folders.values()}))
+                items.append(
+                    runner.Item(
+                        label=f"{s['water_restriction_number']} session {s['session']} ({where})",
+                        group=f"{s['water_restriction_number']} {s['session_date']}",
+                        key=dict(subject_id=int(s["subject_id"]), session=int(s["session"])),
+                        data=(s, folders, mtl),
                     )
-                    break
+                )
         if items:
             db.warn_if_local_store()
         return items
@@ -211,9 +259,9 @@ class TrackingStep(runner.Step):
         return {int(t) for t in (experiment.SessionTrial & item.key).to_arrays("trial")}
 
     def build(self, item: runner.Item, trials: set[int]):
-        s, folder = item.data
+        s, folders, mtl = item.data
         rows, features, unknown = build_session(
-            folder, s["water_restriction_number"], s["session_date"], s["rig"], trials, self.devices
+            folders, s["water_restriction_number"], s["session_date"], s["rig"], trials, self.devices, mtl=mtl
         )
         if not rows:
             raise SkipItem("no DeepLabCut files for any camera in the folder")

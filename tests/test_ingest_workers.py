@@ -97,3 +97,77 @@ def test_killed_worker_is_taken_over(database, tmp_path):
     sessions = experiment.Session & [{"subject_id": 800 + a} for a in range(N_ANIMALS)]
     assert len(sessions) == N_ANIMALS * N_DAYS
     assert len(experiment.SessionTrial & sessions) == sum(truths.values())  # equal to an uninterrupted run
+
+
+def test_four_auto_ingest_workers_share_every_kind(database, tmp_path):
+    """12 days waiting with rig files, a probe folder and DeepLabCut files each: four `auto-ingest`
+    workers at once (two rounds, as workers run) load every item exactly once, with no failure."""
+    from pipeline import ephys, tracking
+    from pipeline.synthetic.dlc import write_tracking_session
+    from pipeline.synthetic.sorting import write_kilosort
+    from pipeline.synthetic.spikeglx import write_bitcode_mat, write_meta
+
+    rig, root, video = tmp_path / "rig", tmp_path / "ephys", tmp_path / "video"
+    n_trials = {}
+    for a in range(N_ANIMALS):
+        h2o = f"wk{a}"
+        lab.Subject.insert1(dict(subject_id=800 + a, sex="F"))
+        lab.WaterRestriction.insert1(
+            dict(subject_id=800 + a, water_restriction_number=h2o, wr_start_date="2022-01-01", wr_start_weight=21)
+        )
+        for d in range(N_DAYS):
+            when = dt.datetime(2022, 2, 1 + d, 9, 0, 0)
+            t = write_session_file(rig, h2o=h2o, when=when, n_trials=12, seed=10 * a + d)
+            n_trials[(800 + a, when.date())] = len(t.trials)
+            codes = t.notes[t.notes.trial_note_type == "bitcode"].sort_values("trial")
+            pdir = root / h2o / when.strftime("%Y%m%d") / "1"
+            write_meta(pdir / f"{h2o}_g0_tcat.imec0.ap.meta", probe="np1", seed=d)
+            write_bitcode_mat(pdir / f"{h2o}_g0_bitcode.mat", list(codes.trial_note), seed=d)
+            write_kilosort(pdir / "kilosort2", n_units=4, n_spikes=3000, seed=d, duration_s=300.0)
+            write_tracking_session(
+                video, h2o, when.date(), trials=list(range(1, len(t.trials) + 1)), positions=("side",), seed=d
+            )
+    conf = tmp_path / "c.json"
+    conf.write_text(
+        json.dumps(
+            {
+                "custom": {
+                    "behavior_data_paths": [["RRig", str(rig), 0]],
+                    "ephys_data_paths": [str(root)],
+                    "tracking_data_paths": [["RRig", str(video)]],
+                }
+            }
+        )
+    )
+    outs = []
+    for _ in range(2):  # two rounds: a worker's ephys step may look before another's sessions committed
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "pipeline", "auto-ingest", "--once", "--verbose"],
+                env={**database.env(), "MAP_CONFIG": str(conf)},
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(4)
+        ]
+        for p in procs:
+            out, err = p.communicate(timeout=900)
+            assert p.returncode == 0, out + err
+            assert "Traceback" not in err and "Duplicate" not in out + err and "  failed:" not in out, out + err
+            outs.append(out)
+    text = "\n".join(outs)
+    n = N_ANIMALS * N_DAYS
+    for what, line in (
+        ("behavior sessions", "behavior sessions:"),
+        ("probes", "probes:"),
+        ("tracking", "tracking sessions:"),
+    ):
+        loaded = sum(int(x.split(" loaded")[0].rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith(line))
+        assert loaded == n, (what, loaded, text)  # between them, each item once
+    sessions = experiment.Session & [{"subject_id": 800 + a} for a in range(N_ANIMALS)]
+    assert len(sessions) == n and len(experiment.SessionTrial & sessions) == sum(n_trials.values())
+    assert len(ephys.ProbeInsertion & sessions) == n and len(ephys.Unit & sessions) == 4 * n
+    assert len(tracking.Tracking & sessions) == sum(n_trials.values())  # one camera
+    assert not (work.Ingested().jobs & "status = 'reserved'")

@@ -7,7 +7,8 @@ prints
 * (a) the page's server time: the navigator answering the request (routing, queries, HTML),
   median of --repeat after a warm-up; and an HTTP GET of it from this process over 127.0.0.1;
 * (b) the database alone: the SQL statements that one request sent (recorded at the connection),
-  replayed back to back on the same connection, median of --repeat replays; goal (a)/(b) <= 1.5;
+  replayed back to back on the same connection, median of --repeat replays; goal (a)/(b) <= 1.5
+  (the samples of (a) and (b) alternate, so a change of load on the machine affects both);
 * (c) with Chromium (headless, via Playwright) when available: the time to first contentful paint
   of the page (navigation start to first paint; the figures load afterwards).
 
@@ -133,7 +134,6 @@ def main() -> int:
                     with navigator.guard.request_scope():
                         assert app.handle(path).status == 200
 
-                t_page = _median_time(answer, args.repeat)
                 gate.recording = []
                 answer()
                 recorded, gate.recording = gate.recording, None
@@ -142,7 +142,12 @@ def main() -> int:
                     for sql, params in recorded:
                         gate.original(sql, params).fetchall()
 
-                t_db = _median_time(replay, args.repeat)
+                # (a) and (b) taken in turns, so that both see the same load on a shared machine
+                pages, dbs = [], []
+                for _ in range(args.repeat):
+                    pages.append(_median_time(answer, 1))
+                    dbs.append(_median_time(replay, 1))
+                t_page, t_db = statistics.median(pages), statistics.median(dbs)
                 print(
                     f"{name:<14} {t_page * 1000:8.1f} ms {t_db * 1000:10.1f} ms {t_page / t_db:8.2f}"
                     f" {len(recorded):8d} {t_http * 1000:7.1f} ms {len(body) / 1024:5.0f} kB"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
-from .data import BADGES, TRIALS_PER_PAGE
+from .data import BADGES, TRIALS_PER_PAGE, join_rows
 
 #: size (px) of each figure as pipeline.figures draws it (width, height), so the page keeps its
 #: layout while the PNGs load
@@ -30,7 +30,12 @@ NONE = "—"
 
 
 def esc(v) -> str:
-    return "" if v is None else escape(str(v), quote=True)
+    if v is None:
+        return ""
+    v = str(v)
+    if "&" in v or "<" in v or ">" in v or '"' in v or "'" in v:
+        return escape(v, quote=True)
+    return v
 
 
 def num(v, digits: int = 2, unit: str = "") -> str:
@@ -49,6 +54,127 @@ def td_num(v, digits: int = 2, unit: str = "") -> str:
     if v is None:
         return '<td data-v="">—</td>'
     return f'<td data-v="{v:.6g}">{num(v, digits, unit)}</td>'  # digits, separators, a unit: nothing to escape
+
+
+_NUM_NONE = '<td data-v="">—</td>'
+
+
+def num_cell(digits: int, unit: str = ""):
+    """``td_num(v, digits, unit)`` as a function of ``v`` alone, for long tables: %-formatting
+    (faster) when no thousands separator can appear."""
+    small = f'<td data-v="%.6g">%.{digits}f{unit}</td>'
+    large = f'<td data-v="{{0:.6g}}">{{0:,.{digits}f}}{unit}</td>'.format
+    other = f'<td data-v="{{0:.6g}}">{{0:,}}{unit}</td>'.format
+
+    def cell(v):
+        if v is None:
+            return _NUM_NONE
+        if type(v) is float:
+            return small % (v, v) if -999.0 < v < 999.0 else large(v)
+        return large(v) if isinstance(v, float) else other(v)
+
+    return cell
+
+
+_TEXT_NONE = '<td class="none">—</td>'
+
+
+def memo_cell(tag: bool = False):
+    """``td_text`` (or ``td_tag``) for long tables whose text repeats: each value escaped once."""
+    memo: dict = {}
+
+    def cell(v):
+        if v is None or v == "":
+            return _TEXT_NONE
+        got = memo.get(v)
+        if got is None:
+            if len(memo) > 4096:
+                memo.clear()
+            e = esc(v)
+            got = memo[v] = f'<td><span class="tag {e}">{e}</span></td>' if tag else f"<td>{e}</td>"
+        return got
+
+    return cell
+
+
+# --- the unit table's columns, as UTF-8 ------------------------------------------------------------
+# A probe has hundreds of units: its table is written column by column, each cell as UTF-8 bytes
+# (joined with no re-encoding of the 200 kB), a number with one %-format and no Python call where
+# the column allows it, and a value several units share written once.
+
+_NONE_TYPE = type(None)
+_ONLY_NONE, _INT, _FLOAT_NONE = {_NONE_TYPE}, {int}, {float, _NONE_TYPE}
+_NUM_NONE_B, _TEXT_NONE_B = _NUM_NONE.encode(), _TEXT_NONE.encode()
+
+
+def _encoded(texts) -> list[bytes]:
+    return list(map(str.encode, texts))
+
+
+def num_cells(digits: int, unit: str = ""):
+    """``[td_num(v, digits, unit).encode() for v in col]`` as a function of the column ``col``."""
+    u = unit.replace("{", "{{").replace("}", "}}")
+    small = f'<td data-v="%.6g">%.{digits}f{unit.replace("%", "%%")}</td>'.encode().__mod__  # no separator
+    large = f'<td data-v="{{0:.6g}}">{{0:,.{digits}f}}{u}</td>'.format
+    whole = f'<td data-v="{{0:.6g}}">{{0:,}}{u}</td>'.format
+    cell = num_cell(digits, unit)
+    none = _NUM_NONE_B
+
+    def cells(col: list) -> list[bytes]:
+        types = set(map(type, col))
+        if types == _INT:
+            values = set(col)
+            if 2 * len(values) <= len(col):
+                return list(map({v: whole(v).encode() for v in values}.__getitem__, col))
+            return _encoded(map(whole, col))
+        if types == _ONLY_NONE:
+            return [none] * len(col)
+        if float not in types or not types <= _FLOAT_NONE:
+            return _encoded(map(cell, col))
+        values = set(col)
+        values.discard(None)
+        fast = -999.0 < min(values) and max(values) < 999.0  # no separator (a NaN may fail the test: then with)
+        if 2 * len(values) <= len(col):  # many repeated values: each distinct one written once
+            memo = {v: small((v, v)) if fast else large(v).encode() for v in values}
+            memo[None] = none
+            if 0.0 not in memo:
+                return list(map(memo.__getitem__, col))
+            # 0.0 and -0.0: one key, two texts
+            return [memo[v] if v else none if v is None else cell(v).encode() for v in col]
+        if len(types) == 1:
+            return list(map(small, zip(col, col))) if fast else _encoded(map(large, col))
+        if fast:
+            return [none if v is None else small((v, v)) for v in col]
+        return [none if v is None else large(v).encode() for v in col]
+
+    return cells
+
+
+def text_cells(tag: bool = False):
+    """``[td_text(v).encode() for v in col]`` (or ``td_tag``) as a function of the column ``col``."""
+    one = memo_cell(tag)
+
+    def cells(col: list) -> list[bytes]:
+        try:
+            memo = {v: one(v).encode() for v in set(col)}
+        except TypeError:  # unhashable
+            return _encoded(map(one, col))
+        memo[None] = memo[""] = _TEXT_NONE_B
+        return list(map(memo.__getitem__, col))
+
+    return cells
+
+
+_C0, _C1, _C2, _C3 = num_cells(0), num_cells(1), num_cells(2), num_cells(3)
+_TEXTS, _TAGS = text_cells(), text_cells(tag=True)
+_YES_NO = {
+    None: _TEXT_NONE_B,
+    True: b'<td><span class="tag yes">yes</span></td>',
+    False: b'<td><span class="tag no">no</span></td>',
+}
+#: where the unit table's rows go on the probe's page, until they are put in as UTF-8; nothing else
+#: on the page can hold it (text from the database is escaped: no "<")
+_ROWS = "<=>"
 
 
 def td_id(v) -> str:
@@ -385,9 +511,9 @@ def _trials_section(d: dict, t: dict) -> str:
     return "".join(out)
 
 
-def _units_filters(units: list[dict]) -> str:
+def _units_filters(units) -> str:
     def options(key, label):
-        values = sorted({str(u[key]) for u in units if u[key] is not None})
+        values = sorted({str(v) for v in set(units.column(key)) if v is not None})
         opts = '<option value="">any</option>' + "".join(f'<option value="{esc(v)}">{esc(v)}</option>' for v in values)
         return f'<label>{esc(label)}<select data-filter="equals" data-key="{esc(key)}" name="{esc(key)}">{opts}</select></label>'
 
@@ -410,7 +536,22 @@ def _units_filters(units: list[dict]) -> str:
     )
 
 
-def _unit_table(units: list[dict]) -> str:
+def _unit_links(units) -> list[bytes]:
+    """The first cell of each row: the unit id, linked (relative to the probe's page)."""
+    ids = units.column("unit")
+    if set(map(type, ids)) == _INT:  # nothing to escape in an integer
+        tail = esc(units.base.rsplit("/probe/", 1)[1]).replace("%", "%%").encode()
+        link = b'<tr><td data-v="%d"><a href="' + tail + b'/unit/%d">%d</a></td>'
+        return list(map(link.__mod__, zip(ids, ids, ids)))
+    return [
+        f'<tr><td data-v="{u}"><a href="{esc(url.rsplit("/probe/", 1)[1])}">{u}</a></td>'.encode()
+        for u, url in zip(ids, units.column("url"))
+    ]
+
+
+def _unit_table(units) -> tuple[str, bytes, str]:
+    """The unit table of a :class:`~pipeline.navigator.data.UnitTable`, written column by column:
+    (what comes before its rows, the rows in UTF-8, what comes after)."""
     out = [
         _filter_form("units", _units_filters(units), "unit id, region, type…"),
         f'<div class="tablewrap"><table class="data sortable{" partial" if len(units) > 60 else ""}" id="units"><thead><tr>',
@@ -431,29 +572,34 @@ def _unit_table(units: list[dict]) -> str:
         th("Spikes", "n_spikes", True),
         "</tr></thead><tbody>",
     ]
-    for u in units:
-        out.append(
-            f'<tr><td data-v="{u["unit"]}"><a href="{esc(u["url"].rsplit("/probe/", 1)[1])}">{u["unit"]}</a></td>'
-            + td_text(u["quality"])
-            + td_num(u["depth"], 0)
-            + td_text(u["region"])
-            + td_num(u["firing_rate"], 2)
-            + td_num(u["amplitude"], 0)
-            + td_num(u["snr"], 1)
-            + td_num(u["isi_violation"], 3)
-            + td_num(u["presence_ratio"], 2)
-            + td_num(u["amplitude_cutoff"], 3)
-            + td_num(u["drift"], 2)
-            + td_text(u["cell_type"])
-            + td_tag(u["selectivity"])
-            + yes_no(u["passing"])
-            + td_num(u["n_spikes"], 0)
-            + "</tr>"
-        )
+    col = units.column
+    passing = col("passing")
+    try:
+        passing = list(map(_YES_NO.__getitem__, passing))
+    except (KeyError, TypeError):
+        passing = [_YES_NO[None if v is None else bool(v)] for v in passing]
+    cells = (  # (join_rows: a column with the same cell in every row is written as one text)
+        _unit_links(units),
+        _TEXTS(col("quality")),
+        _C0(col("depth")),
+        _TEXTS(col("region")),
+        _C2(col("firing_rate")),
+        _C0(col("amplitude")),
+        _C1(col("snr")),
+        _C3(col("isi_violation")),
+        _C2(col("presence_ratio")),
+        _C3(col("amplitude_cutoff")),
+        _C2(col("drift")),
+        _TEXTS(col("cell_type")),
+        _TAGS(col("selectivity")),
+        passing,
+        _C0(col("n_spikes")),
+        b"</tr>",
+    )
+    rows = join_rows(list(cells), b"")
     if not units:
-        out.append('<tr><td colspan="15" class="none">No units in this sorting.</td></tr>')
-    out.append("</tbody></table></div>")
-    return "".join(out)
+        rows = b'<tr><td colspan="15" class="none">No units in this sorting.</td></tr>'
+    return "".join(out), rows, "</tbody></table></div>"
 
 
 def _location(p: dict) -> str:
@@ -504,10 +650,12 @@ def _track_card(track: dict) -> str:
     return "".join(out)
 
 
-def probe_page(d: dict, units: list[dict], where: str) -> str:
+def probe_page(d: dict, units, where: str) -> bytes:
+    """The page of a probe, UTF-8 (``units``: its :class:`~pipeline.navigator.data.UnitTable`)."""
     p, s, subj = d["probe"], d["session"], d["subject"]
+    table_head, rows, table_tail = _unit_table(units)
     q = d["quality"]
-    n_pass = sum(1 for u in units if u["passing"])
+    n_pass = sum(1 for v in units.column("passing") if v)
     body = [
         f"<h1>{esc(subj['h2o'])} · session {s['session']} · probe {p['insertion_number']}</h1>",
         f'<p class="sub">{esc(" · ".join(str(x) for x in (s["datetime"], p["probe_type"], p["probe"], p["clustering_method"]) if x))}</p>',
@@ -515,8 +663,8 @@ def probe_page(d: dict, units: list[dict], where: str) -> str:
         stat(num(len(units), 0), "units"),
         stat(num(p["good_units"], 0), "good"),
         stat(num(n_pass, 0), "pass criteria" + (f" ({d['criteria_region']})" if d["criteria_region"] else "")),
-        stat(num(sum(1 for u in units if u["selectivity"] not in (None, "non-selective")), 0), "selective"),
-        stat(num(sum(u["n_spikes"] for u in units), 0), "spikes"),
+        stat(num(sum(1 for v in units.column("selectivity") if v not in (None, "non-selective")), 0), "selective"),
+        stat(num(sum(units.column("n_spikes")), 0), "spikes"),
         "</div>",
         '<div class="grid2">',
         f'<div class="card"><h3>Insertion</h3>{_location(p)}</div>',
@@ -536,7 +684,9 @@ def probe_page(d: dict, units: list[dict], where: str) -> str:
         + "</div>",
         f'<div class="card"><h3>Track</h3>{_track_card(d["track"])}</div>',
         "</div>",
-        f'<h2 id="unit-list">Units</h2>{_unit_table(units)}',
+        f'<h2 id="unit-list">Units</h2>{table_head}',
+        _ROWS,
+        table_tail,
         '<h2 id="figures">Figures</h2>',
     ]
     if d["figures"]:
@@ -549,7 +699,9 @@ def probe_page(d: dict, units: list[dict], where: str) -> str:
         (f"session {s['session']}", s["url"]),
         (f"probe {p['insertion_number']}", None),
     ]
-    return layout(f"{subj['h2o']} session {s['session']} probe {p['insertion_number']}", crumbs, "".join(body), where)
+    page = layout(f"{subj['h2o']} session {s['session']} probe {p['insertion_number']}", crumbs, "".join(body), where)
+    before, _, after = page.partition(_ROWS)
+    return before.encode() + rows + after.encode()
 
 
 def unit_page(d: dict, condition: str | None, where: str) -> str:

@@ -47,12 +47,17 @@ class Response:
     headers: dict = field(default_factory=dict)
 
 
-def _html(text: str, status: int = 200) -> Response:
-    return Response(status, "text/html; charset=utf-8", text.encode("utf-8"), {"Cache-Control": "no-store"})
+def _html(text: str | bytes, status: int = 200) -> Response:
+    body = text if isinstance(text, bytes) else text.encode("utf-8")
+    return Response(status, "text/html; charset=utf-8", body, {"Cache-Control": "no-store"})
 
 
-def _json(value, status: int = 200) -> Response:
-    body = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+def _dumps(value) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":"))
+
+
+def _json(value, status: int = 200, text: str | None = None) -> Response:
+    body = (_dumps(value) if text is None else text).encode("utf-8")
     return Response(status, "application/json; charset=utf-8", body, {"Cache-Control": "no-store"})
 
 
@@ -246,7 +251,9 @@ class App:
         return _json(data.probe_detail(_h2o(h2o), _int(n, "session"), _int(i, "probe")))
 
     def api_units(self, params, h2o, n, i):
-        return _json(data.probe_units(_h2o(h2o), _int(n, "session"), _int(i, "probe")))
+        d = data.probe_units(_h2o(h2o), _int(n, "session"), _int(i, "probe"))
+        # {"probe": ..., "units": [...]}, the units written column by column (see data.UnitTable.json)
+        return _json(None, text=f'{{"probe":{_dumps(d["probe"])},"units":{d["units"].json()}}}')
 
     def api_unit(self, params, h2o, n, i, u):
         return _json(data.unit_detail(_h2o(h2o), _int(n, "session"), _int(i, "probe"), _int(u, "unit")))

@@ -8,8 +8,9 @@ and the full ingest, each with its ratio to the read time. Memory: the ingest's 
 (VmHWM, reset just before it) above the resident set just before it (the interpreter with its
 imports and database connection, the baselines' arrays freed and the C heap trimmed), overall and
 for its build (read + align + group) and write (DataJoint inserts, the built record held) parts,
-each also as a ratio to the largest per-spike array (the int64 spike times); and the per-unit
-arrays of the built record, which the write needs all at once (a floor for the peak). Not a test.
+each also as a ratio to the largest per-spike array (the int64 spike times); and the per-spike
+arrays the built record holds (grouped by unit: the write makes each unit's spike times in s and
+trials from them while it inserts that unit), a floor for the peak. Not a test.
 
     python benchmarks/bench_ephys.py [--spikes 20000000] [--units 400] [--trials 400]
 """
@@ -157,9 +158,10 @@ def main() -> int:
                 out = build0(self, item, inputs)
                 phase["t_build"] = time.perf_counter() - t
                 phase["build"], phase["record"] = peak_mb(), current_mb()
-                phase["arrays"] = (
-                    sum(v.nbytes for u in out.units for v in u.values() if isinstance(v, np.ndarray)) / 2**20
-                )
+                held = getattr(out.units, "nbytes", None)  # UnitRows: makes a unit's arrays when asked for
+                if held is None:
+                    held = sum(v.nbytes for u in out.units for v in u.values() if isinstance(v, np.ndarray))
+                phase["arrays"] = held / 2**20
                 reset_peak()
                 return out
 
@@ -220,7 +222,7 @@ def main() -> int:
     if "build" in phase:
         print(mem(f"  build ({phase['t_build']:.2f} s), peak:", phase["build"]))
         print(mem("  the built record, resident:", phase["record"]))
-        print(mem("    its per-unit arrays:", phase["arrays"], None))
+        print(mem("    its per-spike arrays:", phase["arrays"], None))
         print(mem(f"  write ({phase['t_write']:.2f} s), peak:", phase["write"]))
         print(mem("    above the record (inserts):", phase["write"] - phase["record"], None))
     if not exact:

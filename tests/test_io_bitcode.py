@@ -14,6 +14,7 @@ from pipeline.io.bitcode import (
     align_trials,
     decode_xa_bitcodes,
     find_xa_files,
+    foraging_events,
     read_bitcode,
     read_edges,
     read_xa_sync,
@@ -124,6 +125,7 @@ def test_generated_roundtrip(tmp_path, version, fmt):
     np.testing.assert_array_equal(bf.trial_numbers, truth.trial_numbers)
     assert sorted(bf.extras) == [
         "cameraPerTrial",
+        "chan",
         "digMarkerPerTrial",
         "headings",
         "lickLPerTrial",
@@ -134,6 +136,50 @@ def test_generated_roundtrip(tmp_path, version, fmt):
     np.testing.assert_allclose(bf.extras["digMarkerPerTrial"], truth.extras["digMarkerPerTrial"])
     for got, want in zip(bf.extras["lickLPerTrial"], truth.extras["lickLPerTrial"]):
         np.testing.assert_allclose(np.ravel(got), want)
+    _check_foraging_events(bf, truth)
+
+
+def _check_foraging_events(bf, truth):
+    """foraging_events against the generator's extras, computed here independently."""
+    ev = foraging_events(bf)
+    x = truth.extras
+    m, headings = x["digMarkerPerTrial"], x["headings"]
+    want = sorted(
+        (i, j, headings[j], m[i, j]) for i in range(m.shape[0]) for j in range(m.shape[1]) if np.isfinite(m[i, j])
+    )
+    want += sorted(
+        (i, len(headings) + k, "zaberstep", t) for i, ts in enumerate(x["zaberPerTrial"]) for k, t in enumerate(ts)
+    )
+    got = list(ev.trial_events.itertuples(index=False, name=None))
+    assert sorted(got) == sorted(want)
+    assert ev.trial_events.trial_event_type.isin(["choice", "zaberstep"]).any()
+    for i in range(m.shape[0]):
+        licks = sorted(
+            [(t, "left lick") for t in x["lickLPerTrial"][i]] + [(t, "right lick") for t in x["lickRPerTrial"][i]]
+        )
+        mine = ev.action_events[ev.action_events.ephys_trial == i].sort_values("action_event_id")
+        assert list(zip(mine.action_event_time, mine.action_event_type)) == licks
+        assert mine.action_event_id.tolist() == list(range(len(licks)))
+    assert sorted(ev.camera_frames) == ["Camera 0", "Camera 1"]
+    for cam, frames in zip(x["cameraNameInDJ"], x["cameraPerTrial"]):
+        for got_f, want_f in zip(ev.camera_frames[cam], frames):
+            np.testing.assert_allclose(got_f, want_f)
+
+
+def test_foraging_events_refuses_a_wrong_shape(tmp_path):
+    truth = write_bitcode_mat(tmp_path / "f_bitcode.mat", random_bitcodes(6, seed=2), foraging_extras=True)
+    bf = read_bitcode(truth.path)
+    bf.extras["digMarkerPerTrial"] = bf.extras["digMarkerPerTrial"][:, :5]
+    with pytest.raises(
+        BitcodeError, match=r"f_bitcode.mat: digMarkerPerTrial is \(6, 5\); expected 6 ephys trials x 8"
+    ):
+        foraging_events(bf)
+    bf = read_bitcode(truth.path)
+    bf.extras["lickLPerTrial"] = bf.extras["lickLPerTrial"][:4]
+    with pytest.raises(BitcodeError, match="lickLPerTrial must hold one cell per ephys trial"):
+        foraging_events(bf)
+    plain = write_bitcode_mat(tmp_path / "p_bitcode.mat", random_bitcodes(6, seed=2))
+    assert foraging_events(read_bitcode(plain.path)) is None
 
 
 @pytest.mark.parametrize("version", ["5", "7.3"])

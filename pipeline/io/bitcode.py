@@ -57,12 +57,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..errors import InputError
 from .matfile import MatFileError, read_mat
 
 __all__ = [
     "BitcodeError",
+    "ForagingEvents",
+    "foraging_events",
     "BitcodeFile",
     "read_bitcode",
     "TrialAlignment",
@@ -236,6 +239,128 @@ def read_bitcode(path: str | Path) -> BitcodeFile:
     return BitcodeFile(
         path=path, bitcodes=codes, trial_start=start, go_cue=go, trial_numbers=trial_numbers, extras=extras
     )
+
+
+#: lick variables of the foraging rigs' bitcode files -> ActionEventType
+LICK_VARIABLES = {"lickLPerTrial": "left lick", "lickRPerTrial": "right lick", "lickMPerTrial": "middle lick"}
+
+
+@dataclass
+class ForagingEvents:
+    """The foraging rigs' extras of a bitcode file (spec 3.4): times (s, on the ephys recording's
+    clock, as the file gives them) per ephys trial (0-based row of the file)."""
+
+    trial_events: pd.DataFrame  #: ephys_trial, trial_event_id, trial_event_type, trial_event_time
+    action_events: pd.DataFrame  #: ephys_trial, action_event_id, action_event_type, action_event_time
+    camera_frames: dict[str, list[np.ndarray]]  #: camera name -> frame times per ephys trial
+    notes: list[str] = field(default_factory=list)
+
+
+def _per_trial(path: Path, value: Any, name: str, n: int) -> list[np.ndarray]:
+    """A cell array with one vector of times per ephys trial."""
+    cells = (
+        list(value)
+        if isinstance(value, list | tuple) or (isinstance(value, np.ndarray) and value.dtype == object)
+        else None
+    )
+    if cells is None or len(cells) != n:
+        got = "not a cell array" if cells is None else f"{len(cells)} cells"
+        raise BitcodeError(f"{path}: {name} must hold one cell per ephys trial ({n}); it has {got}")
+    out = []
+    for i, c in enumerate(cells):
+        v = np.atleast_1d(np.asarray(c, dtype=np.float64)).ravel()
+        if v.size and not np.all(np.isfinite(v)):
+            raise BitcodeError(f"{path}: {name} of ephys trial {i + 1} holds NaN or infinite times")
+        out.append(v)
+    return out
+
+
+def foraging_events(bf: BitcodeFile) -> ForagingEvents | None:
+    """The trial events (``digMarkerPerTrial`` with its ``headings``, ``zaberPerTrial`` pulses as
+    'zaberstep' events numbered after the headings), licks (``lick{L,R,M}PerTrial``, numbered per
+    trial in time order) and camera frames (``cameraPerTrial``: per camera, named by
+    ``chan.cameraNameInDJ``, of per-trial frame times) of a foraging rig's bitcode file, as the
+    original read them; None if the file has no ``digMarkerPerTrial``."""
+    x, path, n = bf.extras, bf.path, bf.n_trials
+    if "digMarkerPerTrial" not in x:
+        return None
+    markers = np.asarray(x["digMarkerPerTrial"], dtype=np.float64)
+    if markers.ndim == 1 and n == 1:
+        markers = markers.reshape(1, -1)
+    headings = _strings(path, x.get("headings", []), "headings") if "headings" in x else []
+    if markers.ndim != 2 or markers.shape[0] != n or markers.shape[1] != len(headings):
+        raise BitcodeError(
+            f"{path}: digMarkerPerTrial is {markers.shape}; expected {n} ephys trials x "
+            f"{len(headings)} headings ({', '.join(headings) or 'none given'})"
+        )
+    rows, cols = np.nonzero(np.isfinite(markers))
+    events = pd.DataFrame(
+        dict(
+            ephys_trial=rows,
+            trial_event_id=cols,
+            trial_event_type=np.asarray(headings, dtype=object)[cols],
+            trial_event_time=markers[rows, cols],
+        )
+    )
+    if "zaberPerTrial" in x:
+        pulses = _per_trial(path, x["zaberPerTrial"], "zaberPerTrial", n)
+        lengths = np.array([len(p) for p in pulses])
+        zaber = pd.DataFrame(
+            dict(
+                ephys_trial=np.repeat(np.arange(n), lengths),
+                trial_event_id=len(headings) + np.concatenate([np.arange(k) for k in lengths] or [[]]).astype(int),
+                trial_event_type="zaberstep",
+                trial_event_time=np.concatenate(pulses or [[]]),
+            )
+        )
+        events = pd.concat([events, zaber], ignore_index=True)
+    licks = []
+    for name, kind in LICK_VARIABLES.items():
+        if name in x:
+            times = _per_trial(path, x[name], name, n)
+            lengths = np.array([len(t) for t in times])
+            licks.append(
+                pd.DataFrame(
+                    dict(
+                        ephys_trial=np.repeat(np.arange(n), lengths),
+                        action_event_type=kind,
+                        action_event_time=np.concatenate(times or [[]]),
+                    )
+                )
+            )
+    actions = (
+        pd.concat(licks, ignore_index=True).sort_values(["ephys_trial", "action_event_time"], kind="stable")
+        if licks
+        else pd.DataFrame(columns=["ephys_trial", "action_event_type", "action_event_time"])
+    )
+    actions["action_event_id"] = actions.groupby("ephys_trial").cumcount() if len(actions) else []
+    cameras: dict[str, list[np.ndarray]] = {}
+    notes: list[str] = []
+    if "cameraPerTrial" in x:
+        names = _camera_names(x.get("chan"))
+        per_camera = x["cameraPerTrial"]
+        if not names:
+            notes.append(f"{path.name}: cameraPerTrial without chan.cameraNameInDJ: camera frame times not loaded")
+        else:
+            if len(names) == 1 and len(per_camera) == n:
+                per_camera = [per_camera]  # one camera: a cell per trial, not a cell per camera
+            if len(per_camera) != len(names):
+                raise BitcodeError(
+                    f"{path}: cameraPerTrial has {len(per_camera)} cameras but chan.cameraNameInDJ names {len(names)}"
+                )
+            for name, frames in zip(names, per_camera):
+                cameras[name] = _per_trial(path, frames, f"cameraPerTrial ({name})", n)
+    return ForagingEvents(events.reset_index(drop=True), actions.reset_index(drop=True), cameras, notes)
+
+
+def _camera_names(chan) -> list[str]:
+    """``chan.cameraNameInDJ`` of the file's ``chan`` struct (TrackingDevice names), [] if absent."""
+    if chan is None:
+        return []
+    value = chan.get("cameraNameInDJ") if isinstance(chan, dict) else getattr(chan, "cameraNameInDJ", None)
+    if value is None:
+        return []
+    return [str(v) for v in np.atleast_1d(value).ravel()] if not isinstance(value, str) else [value]
 
 
 @dataclass

@@ -97,6 +97,7 @@ _GROUP_QUALITY = {"good": "good", "mua": "multi", "noise": "all"}
 _KSLABEL_QUALITY = {"good": "good", "mua": "multi"}
 _SPIKE_CHUNK = 1 << 18  # spikes per block when streaming per-spike files
 _ROW_BYTES = 1 << 22  # bytes per block when streaming pc_features.npy
+_PLACE_CHUNK = 1 << 16  # spikes per block when writing per-spike arrays in cluster order (~10 temporaries)
 _CLUSTER_CHUNK = 256  # clusters per block when averaging templates
 
 
@@ -545,9 +546,9 @@ def read_kilosort(
     ``by_cluster``: the per-spike arrays come grouped by cluster, as ``group_by_cluster`` would return
     them (``cluster_offsets`` gives each cluster's slice, spikes in time order), and ``spike_sites`` is
     int16 when the probe has fewer than 2**15 sites. The per-spike files are then read in blocks (never
-    memory-mapped whole) and each spike written once to its place: besides the arrays returned, the
-    read needs 12 bytes per spike while it sorts (before any of them exists), then 4 while it fills
-    them, instead of a copy of every file plus the grouped copies. This needs the spike times in time
+    memory-mapped whole) and each spike written once to its place (a counting sort by cluster, block by
+    block): besides the arrays returned, the read needs a block's worth of memory, instead of a copy
+    of every file plus the grouped copies. This needs the spike times in time
     order, as Kilosort and phy write them; other folders are read as usual and grouped after.
     ``spike_fields``: the per-spike fields to return (of ``SPIKE_FIELDS``; default all), the others
     are None.
@@ -1118,6 +1119,7 @@ def _read_kilosort(
             pcs,
             pc_feature_ind,
             template_peak,
+            offsets,
         )
         del spikes
 
@@ -1198,60 +1200,76 @@ def _stream_per_spike(
     pcs: _NpyRows | None,
     pc_feature_ind: np.ndarray | None,
     template_peak: np.ndarray | None,
+    offsets: np.ndarray,
 ) -> dict[str, np.ndarray | None]:
     """The requested per-spike arrays in cluster order (stable: time order within a cluster), each
-    filled block by block from its file: spike i goes to ``inv[i]``, its place in cluster order.
-
-    ``inv`` (uint32) comes from one sort of ``rank << 32 | index`` keys (unique, so numpy's unstable
-    SIMD sort is stable), as in ``group_by_cluster``; the keys are freed before the first array is made.
+    filled block by block from its file, every spike written once to its place (see
+    ``_cluster_places``): besides the arrays returned, only a block's worth of memory.
     ``site_of_template``: None for no spike sites; ``ycoords``: None for no spike depths (from ``pcs``
     when given, else the y of the template's peak site)."""
-    n = spikes.n
-    lut = _cluster_rank(spikes)
-    keys = np.empty(n, np.uint64)
-    for lo, hi, c in spikes.blocks("spike_clusters"):
-        np.left_shift(lut[c], np.uint64(32), out=keys[lo:hi])
-        keys[lo:hi] |= np.arange(lo, hi, dtype=np.uint64)
-    keys.sort()
-    inv = np.empty(n, np.uint32)
-    for lo in range(0, n, _SPIKE_CHUNK):
-        hi = min(n, lo + _SPIKE_CHUNK)
-        inv[(keys[lo:hi] & np.uint64(0xFFFFFFFF)).view(np.int64)] = np.arange(lo, hi, dtype=np.uint32)
-    del keys
-
     out: dict[str, np.ndarray | None] = dict.fromkeys(SPIKE_FIELDS)
     if "spike_sites" in fields and site_of_template is not None:
         out["spike_sites"] = _scatter(
-            inv, spikes.blocks("spike_templates"), site_of_template.dtype, lambda t: site_of_template[t]
+            spikes,
+            offsets,
+            spikes.blocks("spike_templates", _PLACE_CHUNK),
+            site_of_template.dtype,
+            lambda t: site_of_template[t],
         )
     if "spike_depths" in fields and ycoords is not None:
         if pcs is not None:
             fallback = None if template_peak is None else ycoords[template_peak]
-            rows = max(1, _ROW_BYTES // max(1, pcs.row_bytes))
+            rows = max(1, min(_PLACE_CHUNK, _ROW_BYTES // max(1, pcs.row_bytes)))
             blocks = (
                 (lo, hi, _pc_depth_block(f, t, pc_feature_ind, ycoords, fallback))
                 for (lo, hi, f), (_, _, t) in zip(pcs.blocks(rows), spikes.blocks("spike_templates", rows))
             )
-            out["spike_depths"] = _scatter(inv, blocks, np.float32)
+            out["spike_depths"] = _scatter(spikes, offsets, blocks, np.float32, rows=rows)
         else:
             y = ycoords[template_peak]
             out["spike_depths"] = _scatter(
-                inv, spikes.blocks("spike_templates"), np.float32, lambda t: y[t].astype(np.float32)
+                spikes,
+                offsets,
+                spikes.blocks("spike_templates", _PLACE_CHUNK),
+                np.float32,
+                lambda t: y[t].astype(np.float32),
             )
     for name, dtype in (("spike_times", np.int64), ("spike_times_sec", np.float64), ("amplitudes", np.float32)):
         if name in fields and name in spikes.src:
-            out[name] = _scatter(inv, spikes.blocks(name), dtype)
-    del inv
+            out[name] = _scatter(spikes, offsets, spikes.blocks(name, _PLACE_CHUNK), dtype)
     if "spike_clusters" in fields:
         out["spike_clusters"] = np.repeat(spikes.cluster_ids, spikes.cluster_counts)
     return out
 
 
-def _scatter(inv: np.ndarray, blocks, dtype, convert=None) -> np.ndarray:
-    """A per-spike array in cluster order from blocks in file order: spike i goes to ``inv[i]``."""
-    out = np.empty(inv.size, dtype)
-    for lo, hi, b in blocks:
-        out[inv[lo:hi]] = b if convert is None else convert(b)
+def _cluster_places(spikes: _SpikeFiles, offsets: np.ndarray, rows: int):
+    """(lo, hi, places) for each block of spikes in file (= time) order: each spike's index in cluster
+    order, spikes of one cluster in file order.
+
+    A counting sort: a cluster's next free place starts at its offset; within a block, a stable
+    argsort of the cluster ranks (numpy's radix sort for up to 2**16 clusters) numbers each spike
+    among the block's spikes of its cluster. No per-spike array of the whole file is made."""
+    k = spikes.cluster_ids.size
+    lut = _cluster_rank(spikes).astype(np.uint16 if k <= 1 << 16 else np.intp)
+    cursor = offsets[:-1].copy()
+    for lo, hi, c in spikes.blocks("spike_clusters", rows):
+        rank = lut[c]
+        order = np.argsort(rank, kind="stable")
+        counts = np.bincount(rank, minlength=k)
+        first = np.cumsum(counts) - counts  # where each cluster's spikes start among the block's, sorted
+        sorted_rank = rank[order]
+        places = np.empty(hi - lo, np.int64)
+        places[order] = cursor[sorted_rank] + (np.arange(hi - lo) - first[sorted_rank])
+        cursor += counts
+        yield lo, hi, places
+
+
+def _scatter(spikes: _SpikeFiles, offsets: np.ndarray, blocks, dtype, convert=None, rows: int = _PLACE_CHUNK):
+    """A per-spike array in cluster order from ``blocks`` (lo, hi, values) of ``rows`` spikes in file
+    order, each block written to its places (``_cluster_places``)."""
+    out = np.empty(spikes.n, dtype)
+    for (lo, hi, b), (_, _, places) in zip(blocks, _cluster_places(spikes, offsets, rows)):
+        out[places] = b if convert is None else convert(b)
     return out
 
 

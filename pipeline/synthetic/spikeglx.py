@@ -421,6 +421,10 @@ def _cell(items) -> np.ndarray:
     return arr
 
 
+#: digMarkerPerTrial's columns in the foraging rigs' files (choice left and right are both 'choice')
+FORAGING_HEADINGS = ("bitcodestart", "go", "choice", "choice", "reward", "trialend", "bpodstart", "zaberready")
+
+
 def write_bitcode_mat(
     path,
     behavior_codes,
@@ -496,17 +500,37 @@ def write_bitcode_mat(
         if trial_num:
             data["trialNum"] = behav_of_ephys.astype(np.float64).reshape(-1, 1)
         if foraging_extras:
-            headings = ["bitcodestart", "go", "choice", "reward", "trialend"]
+            # as the foraging rigs' files: s on the recording's clock; choice left or right (the other
+            # NaN; both NaN: no choice), reward only after some choices; one cell per trial (and per
+            # camera for the frames, named by chan.cameraNameInDJ)
+            headings = list(FORAGING_HEADINGS)
+            t0 = start / fs
+            m = np.full((n, len(headings)), np.nan)
+            m[:, 0] = t0
+            m[:, 1] = go / fs  # NaN for free-water trials (no go cue)
+            side = rng.integers(0, 3, n)  # 0 left, 1 right, 2 no choice
+            choice_t = m[:, 1] + rng.uniform(0.1, 0.6, n)
+            m[side == 0, 2], m[side == 1, 3] = choice_t[side == 0], choice_t[side == 1]
+            rewarded = (side < 2) & (rng.uniform(size=n) < 0.6)
+            m[rewarded, 4] = choice_t[rewarded] + 0.01
+            m[:, 5] = t0 + 5.0
+            m[:, 6] = t0 - 0.02
+            m[:, 7] = t0 + rng.uniform(0.2, 0.4, n)
             extras["headings"] = headings
-            extras["digMarkerPerTrial"] = np.sort(rng.uniform(0, 5, size=(n, len(headings))), axis=1)
-            extras["zaberPerTrial"] = [np.sort(rng.uniform(0, 5, size=int(rng.integers(1, 4)))) for _ in range(n)]
-            extras["lickLPerTrial"] = [np.sort(rng.uniform(0, 5, size=int(rng.integers(2, 6)))) for _ in range(n)]
-            extras["lickRPerTrial"] = [np.sort(rng.uniform(0, 5, size=int(rng.integers(2, 6)))) for _ in range(n)]
-            extras["cameraPerTrial"] = [np.arange(0, 5, 0.0034 * 100) for _ in range(n)]
+            extras["digMarkerPerTrial"] = m
+            extras["zaberPerTrial"] = [t + np.sort(rng.uniform(0.01, 0.2, int(rng.integers(1, 4)))) for t in t0]
+            extras["lickLPerTrial"] = [t + np.sort(rng.uniform(1, 4, int(rng.integers(1, 6)))) for t in t0]
+            extras["lickRPerTrial"] = [t + np.sort(rng.uniform(1, 4, int(rng.integers(1, 6)))) for t in t0]
+            extras["cameraNameInDJ"] = ["Camera 0", "Camera 1"]
+            extras["cameraPerTrial"] = [[t + np.arange(0, 3.0, 0.0034) for t in t0] for _ in extras["cameraNameInDJ"]]
             data["headings"] = _cell(headings)
-            data["digMarkerPerTrial"] = extras["digMarkerPerTrial"]
-            for k in ("zaberPerTrial", "lickLPerTrial", "lickRPerTrial", "cameraPerTrial"):
+            data["digMarkerPerTrial"] = m
+            for k in ("zaberPerTrial", "lickLPerTrial", "lickRPerTrial"):
                 data[k] = _cell([np.asarray(v).reshape(1, -1) for v in extras[k]])
+            data["cameraPerTrial"] = _cell(
+                [_cell([np.asarray(v).reshape(1, -1) for v in cam]) for cam in extras["cameraPerTrial"]]
+            )
+            data["chan"] = {"cameraNameInDJ": _cell(extras["cameraNameInDJ"])}
     elif fmt != "old":
         raise ValueError(f"fmt must be 'new' or 'old', not {fmt!r}")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,7 @@ import datetime as dt
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -248,19 +249,43 @@ def segment_spikes(spike_samples: np.ndarray, trial_start: np.ndarray, trials: n
     return out
 
 
-def _spike_seconds(spike_samples: np.ndarray, t0: float, fs: float) -> np.ndarray:
-    """``(spike_samples - t0) / fs`` in float64, block by block; in the samples' own memory when they
-    are a writable int64 array (which then holds the seconds: the samples are not needed after)."""
-    spike_samples = np.asarray(spike_samples)
-    if spike_samples.dtype == np.int64 and spike_samples.flags.writeable and spike_samples.flags.c_contiguous:
-        out = spike_samples.view(np.float64)
-    else:
-        out = np.empty(spike_samples.shape, np.float64)
-    for lo in range(0, out.size, _BLOCK):
-        hi = min(out.size, lo + _BLOCK)
-        np.subtract(spike_samples[lo:hi], t0, out=out[lo:hi])
-        np.divide(out[lo:hi], fs, out=out[lo:hi])
-    return out
+class UnitRows(Sequence):
+    """A probe's ``Clustering.Unit`` rows (dicts), each made when it is asked for, so that the record
+    holds one grouped array per spike field instead of every unit's arrays, and the write makes a
+    unit's spike times (s) and trials only while it inserts that unit.
+
+    ``rows[k]``: unit k's row without its per-spike arrays; its spikes are ``offsets[k]:offsets[k + 1]``
+    of ``samples`` (sample numbers, which become ``spike_times`` = (samples - t0) / fs and
+    ``spike_trials`` by :func:`segment_spikes`), ``sites`` and ``depths`` (None: not known), all
+    grouped by unit (see ``pipeline.io.kilosort.group_by_cluster``)."""
+
+    def __init__(self, rows, offsets, samples, t0, fs, trial_start, trials, sites=None, depths=None):
+        self.rows, self.offsets, self.samples = rows, offsets, samples
+        self.t0, self.fs, self.trial_start, self.trials = t0, fs, trial_start, trials
+        self.sites, self.depths = sites, depths
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the per-spike arrays held (each unit's arrays are made when asked for)."""
+        return sum(a.nbytes for a in (self.samples, self.sites, self.depths) if a is not None)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        sl = slice(self.offsets[k], self.offsets[k + 1])
+        samples = self.samples[sl]
+        seconds = np.subtract(samples, self.t0, dtype=np.float64)
+        seconds /= self.fs
+        return dict(
+            self.rows[k],
+            spike_times=seconds,
+            spike_trials=segment_spikes(samples, self.trial_start, self.trials),
+            spike_sites=None if self.sites is None else self.sites[sl],
+            spike_depths=None if self.depths is None else self.depths[sl],
+        )
 
 
 def _spike_electrodes(spike_sites: np.ndarray, site_electrode: np.ndarray) -> np.ndarray:
@@ -335,7 +360,7 @@ class ProbeRecord:
     sampling_rate: float
     clustering: dict
     trials: pd.DataFrame  # trial, trial_start, go_time
-    units: list[dict]  # Clustering.Unit rows without the clustering key / electrode config
+    units: Sequence[dict]  # Clustering.Unit rows without the clustering key / electrode config (UnitRows)
     metrics: list[tuple[str, pd.DataFrame]]  # (Clustering part name, rows)
     labels: pd.DataFrame | None
     files: list[dict]
@@ -499,7 +524,7 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
         )
     t0 = starts[0]
     # per-spike arrays grouped by unit (a Kilosort folder is read that way; JRClust's are grouped here),
-    # then converted one at a time, in place where the dtype allows: memory ~ what the record holds
+    # converted in place where the dtype allows: memory ~ what the record holds
     if sorting.cluster_offsets is not None:
         ids, offsets = np.asarray(sorting.cluster_ids), sorting.cluster_offsets
         samples, sites, depths = sorting.spike_times, sorting.spike_sites, sorting.spike_depths
@@ -514,9 +539,6 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
     for name in ("spike_times", "spike_clusters", "spike_sites", "spike_depths", "amplitudes", "spike_times_sec"):
         setattr(sorting, name, None)  # the grouped arrays below are the only per-spike ones kept
     n_spikes = int(offsets[-1])
-    spike_trial = segment_spikes(samples, starts, trials)
-    spike_s = _spike_seconds(samples, t0, fs)
-    del samples
 
     # electrodes: sorting site -> saved channel -> probe electrode
     chan_to_electrode = np.asarray(meta.electrodes)
@@ -527,9 +549,8 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
             f"{meta_path.name} has {len(chan_to_electrode)} neural channels"
         )
     site_electrode = chan_to_electrode[site_channel]
-    grouped = [spike_s, spike_trial]
     if has_sites:
-        grouped.append(_spike_electrodes(sites, site_electrode))
+        sites = _spike_electrodes(sites, site_electrode)
     if has_depths:  # into the probe's frame (the electrodes' y), in place
         depths = np.asarray(depths, dtype=np.float32)
         if getattr(sorting, "probe_frame", None) is not None:
@@ -537,8 +558,6 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
             if sign != 1.0 or off != 0.0:
                 depths -= np.float32(off)
                 depths *= np.float32(sign)
-        grouped.append(depths)
-    del spike_s, spike_trial, sites, depths
     unit_position = None if sorting.unit_position is None else np.asarray(sorting.unit_position, dtype=np.float64)
     if unit_position is not None and hasattr(sorting, "to_probe_frame"):
         unit_position = sorting.to_probe_frame(unit_position)  # the electrodes' x_coord/y_coord frame
@@ -548,18 +567,16 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
     uv = meta.uv_per_bit or 1.0
 
     index = {c: k for k, c in enumerate(np.asarray(sorting.cluster_ids))}
-    units = []
+    rows = []
     for k, cid in enumerate(ids):
         j = index[int(cid)]
-        sl = slice(offsets[k], offsets[k + 1])
-        a = [g[sl] for g in grouped]
         wf = None if sorting.mean_waveforms is None else np.asarray(sorting.mean_waveforms[j], dtype=np.float32)
         if wf is not None and sorting.waveform_unit != "uV":
             wf = wf * np.float32(uv)
         amp = None if sorting.unit_amp is None else float(sorting.unit_amp[j])
         if amp is not None and getattr(sorting, "amp_unit", "uV") == "bits":
             amp *= uv
-        units.append(
+        rows.append(
             dict(
                 unit=int(cid),
                 unit_quality=sorting.cluster_quality.get(int(cid), "all"),
@@ -567,16 +584,15 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
                 unit_posx=None if unit_position is None else float(unit_position[j][0]),
                 unit_posy=None if unit_position is None else float(unit_position[j][1]),
                 n_spikes=int(offsets[k + 1] - offsets[k]),
-                spike_times=a[0],
-                spike_trials=a[1],
-                spike_sites=a[2] if has_sites else None,
-                spike_depths=a[-1] if has_depths else None,
                 unit_amp=amp,
                 unit_snr=None if sorting.unit_snr is None else float(sorting.unit_snr[j]),
                 waveform=wf,
             )
         )
-    no_peak = sum(u["electrode"] is None for u in units)
+    # spike times (s) and trials are made per unit when the write asks for it (see UnitRows)
+    units = UnitRows(rows, offsets, samples, t0, fs, starts, trials, sites, depths)
+    del samples, sites, depths
+    no_peak = sum(u["electrode"] is None for u in rows)
     if no_peak:
         notes.append(f"probe {pf.insertion_number}: {no_peak} units without a peak electrode (no metrics row)")
     unit_ids = [int(c) for c in ids]
@@ -715,7 +731,7 @@ def insert_probe_rows(clustering_key: dict, pf: ProbeFolder, rec: ProbeRecord, c
         )
         return dict(clustering_key, **{**u, **peak})
 
-    ephys.Clustering.Unit.insert([unit_row(u) for u in rec.units])
+    ephys.Clustering.Unit.insert(unit_row(u) for u in rec.units)  # one unit's spike arrays at a time
     for part, df in rec.metrics:
         insert_frame(getattr(ephys.Clustering, part), with_key(df, clustering_key))
     if rec.labels is not None:

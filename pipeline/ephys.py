@@ -491,4 +491,37 @@ def _none(x):
     return None if math.isnan(x) else x
 
 
+@schema
+class TrialEvent(dj.Manual):
+    """An event of a behaviour trial as the ephys system timed it: the foraging rigs' bitcode file
+    (``digMarkerPerTrial`` with its ``headings``: bitcodestart, go, choice, reward, trialend, ...;
+    ``zaberPerTrial`` pulses as 'zaberstep'), in s on the recording's (NIDQ) clock as the file gives
+    them, so that spikes can be aligned to any event, the inter-trial interval included (the
+    behaviour files' own times are per trial). Loaded with the insertion whose file carries them."""
+
+    definition = """
+    -> ProbeInsertion
+    -> experiment.SessionTrial
+    trial_event_id : int32             # the digMarkerPerTrial column; zaber pulses numbered after them
+    ---
+    -> experiment.TrialEventType
+    trial_event_time : float64         # s, the recording's clock
+    """
+
+
+@schema
+class ActionEvent(dj.Manual):
+    """A lick as the ephys system timed it (the foraging rigs' ``lick{L,R,M}PerTrial``), in s on the
+    recording's clock; numbered per trial in time order."""
+
+    definition = """
+    -> ProbeInsertion
+    -> experiment.SessionTrial
+    action_event_id : int32
+    ---
+    -> experiment.ActionEventType
+    action_event_time : float64        # s, the recording's clock
+    """
+
+
 db.register("ephys", schema)

@@ -3,7 +3,7 @@
 import datajoint as dj
 import numpy as np
 
-from . import db, experiment, lab  # noqa: F401  (referenced in the table definitions)
+from . import db, ephys, experiment, lab  # noqa: F401  (referenced in the table definitions)
 
 schema = dj.Schema()
 
@@ -53,6 +53,22 @@ class Tracking(dj.Manual):
         y : <blob>
         likelihood = null : <blob>
         """
+
+
+@schema
+class EphysFrameTime(dj.Manual):
+    """A camera's frames in a trial as the ephys system recorded its frame pulses (the foraging rigs'
+    ``cameraPerTrial``, cameras named by ``chan.cameraNameInDJ``): s on the recording's clock, the
+    frames' times to align video with spikes (``Tracking.frame_time`` counts from the video's start)."""
+
+    definition = """
+    -> ephys.ProbeInsertion
+    -> experiment.SessionTrial
+    -> TrackingDevice
+    ---
+    n_frames : int32
+    frame_time : <blob>                # s, the recording's clock
+    """
 
 
 @schema

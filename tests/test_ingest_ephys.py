@@ -424,3 +424,51 @@ def test_nidq_route_without_database(tmp_path):
     rec = build_probe("dm5", 1, pf, inputs)
     assert rec.sync == "sync dm5_g0_bitcode.mat"
     np.testing.assert_allclose(rec.trials.trial_start, (bit.trial_start - bit.trial_start[0]) / fs)
+
+
+def test_foraging_extras_become_ephys_events(session, tmp_path):
+    """A bitcode file with the foraging rigs' extras: its events, licks and camera frames are loaded
+    for the aligned trials (behaviour trial numbers), equal to the file's, and archived with the
+    sorting on --replace (they are part of the probe's load)."""
+    from pipeline import tracking
+    from pipeline.ingest.archive import CLUSTERING
+
+    root = tmp_path / "ephys"
+    pdir = root / "dm5" / WHEN.strftime("%Y%m%d") / "1"
+    write_meta(pdir / "dm5_g0_tcat.imec0.ap.meta", probe="np1", seed=1)
+    bit = write_bitcode_mat(
+        pdir / "dm5_g0_bitcode.mat", session["codes"], recorded=range(2, 38), foraging_extras=True, seed=2
+    )
+    write_kilosort(pdir / "kilosort2", n_units=5, n_spikes=5000, seed=3)
+    s = ingest([str(root)])
+    assert s.ok, s.report()
+    ikey = dict(session["key"], insertion_number=1)
+    x = bit.extras
+    trial_of = dict(zip(bit.ephys_index, bit.behavior_trials))  # ephys trial -> behaviour trial
+    m = x["digMarkerPerTrial"]
+    want = {
+        (int(trial_of[i]), j, x["headings"][j], float(m[i, j]))
+        for i in range(m.shape[0])
+        for j in range(m.shape[1])
+        if np.isfinite(m[i, j])
+    } | {
+        (int(trial_of[i]), len(x["headings"]) + k, "zaberstep", float(t))
+        for i, ts in enumerate(x["zaberPerTrial"])
+        for k, t in enumerate(ts)
+    }
+    got = {
+        (r["trial"], r["trial_event_id"], r["trial_event_type"], r["trial_event_time"])
+        for r in (ephys.TrialEvent & ikey).to_dicts()
+    }
+    assert got == want and {t for t, *_ in got} == set(range(3, 39))
+    licks = (ephys.ActionEvent & ikey & {"trial": 10}).to_pandas().reset_index().sort_values("action_event_id")
+    i = 10 - 3
+    expected = sorted(
+        [(t, "left lick") for t in x["lickLPerTrial"][i]] + [(t, "right lick") for t in x["lickRPerTrial"][i]]
+    )
+    assert list(zip(licks.action_event_time, licks.action_event_type)) == expected
+    frames = (tracking.EphysFrameTime & ikey & {"trial": 10, "tracking_device": "Camera 1"}).fetch1()
+    np.testing.assert_allclose(frames["frame_time"], x["cameraPerTrial"][1][i])
+    assert frames["n_frames"] == len(x["cameraPerTrial"][1][i])
+    assert len(tracking.EphysFrameTime & ikey) == 2 * 36
+    assert tracking.EphysFrameTime.full_table_name in {t.full_table_name for t in CLUSTERING.tables()}

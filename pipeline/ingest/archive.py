@@ -51,7 +51,7 @@ class Kind:
     def tables(self) -> list:
         """The tables that hold one insertion's data of this kind, parents first."""
         if self.name == "clustering":
-            from .. import ephys
+            from .. import ephys, tracking
             from .ephys.tables import EphysIngest
 
             c = ephys.Clustering
@@ -62,6 +62,9 @@ class Kind:
                 c.ClusterMetric,
                 c.WaveformMetric,
                 c.UnitLabel,
+                ephys.TrialEvent,  # the foraging rigs' bitcode extras come with the probe's load
+                ephys.ActionEvent,
+                tracking.EphysFrameTime,
                 EphysIngest,
                 EphysIngest.EphysFile,
             ]
@@ -91,7 +94,7 @@ class Kind:
         """The record's summary fields of an archived snapshot."""
         tables = self.tables()
         if self.name == "clustering":
-            master = rows[tables[0].full_table_name][0]
+            master = rows[tables[0].full_table_name][0]  # tables: Clustering, its Trial and Unit, ...
             units = rows[tables[2].full_table_name]
             return dict(
                 clustering_method=master["clustering_method"],
@@ -99,7 +102,7 @@ class Kind:
                 n_units=len(units),
                 n_spikes=int(sum(int(u["n_spikes"]) for u in units)),
             )
-        ingest = rows[tables[4].full_table_name]
+        ingest = rows[tables[4].full_table_name]  # HistologyIngest
         return dict(
             histology_format=ingest[0]["histology_format"] if ingest else "",
             n_electrodes=len(rows[tables[1].full_table_name]),

@@ -25,6 +25,14 @@ Trial sync, two routes (spec 3.4; the loaded line says which one a probe took, a
   session (rig "RRig-MTL") aligns: trial i of the NIDQ is behaviour trial i when the counts are
   equal (said in the notes); unequal counts, or another rig, are an error.
 
+Foraging rigs' bitcode files also carry ``digMarkerPerTrial`` (+ ``headings``), ``zaberPerTrial``,
+``lick{L,R,M}PerTrial`` and ``cameraPerTrial`` (spec 3.4): for the aligned trials they become
+``ephys.TrialEvent`` (go, choice, reward, trialend, ... and zaber steps), ``ephys.ActionEvent``
+(licks) and ``tracking.EphysFrameTime`` (frame times of each camera named by
+``chan.cameraNameInDJ``), in s on the recording's clock as the file gives them, with the probe whose
+file carries them (the original loaded them with probe 1 only, by row number instead of by the
+trial alignment).
+
 Each probe is one transaction: ProbeInsertion (+sampling rate), its electrode configuration,
 Clustering with its trials on the probe clock, units with spike arrays, metrics and labels, and
 the EphysIngest record of the files (size, time and SHA-1 content hash; the large PC/template
@@ -368,6 +376,8 @@ class ProbeRecord:
     method: str
     notes: list[str]
     sync: str = ""  # which trial sync route, and its file
+    #: the foraging rigs' bitcode extras: trial_events, action_events (DataFrames), frames (rows); {} if none
+    ephys_events: dict = field(default_factory=dict)
 
 
 def read_probe_inputs(session_key: dict) -> ProbeInputs:
@@ -393,9 +403,10 @@ def read_probe_inputs(session_key: dict) -> ProbeInputs:
     )
 
 
-def _bitcode_trials(bit_path: Path, inputs: ProbeInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Route (a): behaviour trials, starts and go cues (samples) from the probe's bitcode file."""
-    from ...io.bitcode import BitcodeError, align_trials, read_bitcode
+def _bitcode_trials(bit_path: Path, inputs: ProbeInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Route (a): behaviour trials, starts and go cues (samples) from the probe's bitcode file, and
+    the foraging rigs' extras it may carry (see :func:`foraging_rows`)."""
+    from ...io.bitcode import BitcodeError, align_trials, foraging_events, read_bitcode
 
     bit = read_bitcode(bit_path)
     if bit.trial_start is None:
@@ -429,7 +440,37 @@ def _bitcode_trials(bit_path: Path, inputs: ProbeInputs) -> tuple[np.ndarray, np
     go = np.asarray(go, dtype=np.float64)[align.ephys_index]
     if np.any(np.diff(starts) <= 0):
         raise EphysIngestError(f"{bit_path}: trial start times are not increasing")
-    return trials, starts, go
+    try:
+        extras = foraging_rows(foraging_events(bit), align.ephys_index, trials)
+    except BitcodeError as e:
+        raise EphysIngestError(str(e)) from None
+    return trials, starts, go, extras
+
+
+def foraging_rows(events, ephys_index: np.ndarray, trials: np.ndarray) -> dict:
+    """The foraging extras of a bitcode file (``pipeline.io.bitcode.ForagingEvents``) as rows of
+    ephys.TrialEvent, ephys.ActionEvent and tracking.EphysFrameTime for the aligned trials
+    (behaviour trial numbers; ephys trials that matched none are left out). {} without extras."""
+    if events is None:
+        return {}
+    to_trial = pd.Series(trials, index=ephys_index)
+
+    def aligned(frame: pd.DataFrame) -> pd.DataFrame:
+        keep = frame[frame.ephys_trial.isin(to_trial.index)].copy()
+        keep.insert(0, "trial", to_trial.loc[keep.ephys_trial].to_numpy())
+        return keep.drop(columns="ephys_trial").reset_index(drop=True)
+
+    frames = [
+        dict(trial=int(to_trial[i]), tracking_device=camera, n_frames=len(times[i]), frame_time=times[i])
+        for camera, times in events.camera_frames.items()
+        for i in ephys_index
+    ]
+    return dict(
+        trial_events=aligned(events.trial_events),
+        action_events=aligned(events.action_events),
+        frames=frames,
+        notes=list(events.notes),
+    )
 
 
 def _xa_trials(
@@ -507,12 +548,14 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
             log.info("%s: %s", sorting_path, line)
     route, sync = find_sync(pf, h2o)
     if route == "bitcode":
-        trials, starts, go = _bitcode_trials(sync, inputs)
+        trials, starts, go, extras = _bitcode_trials(sync, inputs)
+        notes.extend(extras.pop("notes", []))
         sync_files = {"bitcode": sync}
         sync_text = f"sync {sync.name}"
     else:
         rate = float(meta.sampling_rate or sorting.sample_rate)
         trials, starts, go, sync_notes = _xa_trials(sync, inputs, rate, pf.insertion_number)
+        extras = {}
         notes.extend(sync_notes)
         sync_files = {"trial starts": sync.starts} | ({"bit pulses": sync.pulses} if sync.pulses else {})
         sync_text = f"sync CatGT {'adjusted ' if sync.adjusted else ''}NIDQ edges {sync.starts.name}"
@@ -645,6 +688,7 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
         method=method,
         notes=notes,
         sync=sync_text,
+        ephys_events=extras,
     )
 
 
@@ -736,6 +780,15 @@ def insert_probe_rows(clustering_key: dict, pf: ProbeFolder, rec: ProbeRecord, c
         insert_frame(getattr(ephys.Clustering, part), with_key(df, clustering_key))
     if rec.labels is not None:
         insert_frame(ephys.Clustering.UnitLabel, with_key(rec.labels, clustering_key))
+    ev = rec.ephys_events
+    if ev:
+        from ... import tracking
+
+        insert_frame(ephys.TrialEvent, with_key(ev["trial_events"], clustering_key))
+        if len(ev["action_events"]):
+            insert_frame(ephys.ActionEvent, with_key(ev["action_events"], clustering_key))
+        if ev["frames"]:
+            tracking.EphysFrameTime.insert([dict(clustering_key, **f) for f in ev["frames"]])
     EphysIngest.insert1(dict(clustering_key, probe_folder=str(pf.path), ephys_root=str(pf.root)))
     EphysIngest.EphysFile.insert([dict(clustering_key, **r) for r in rec.files])
 

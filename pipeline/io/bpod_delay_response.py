@@ -179,9 +179,18 @@ def _struct_array(value: Any, n: int, what: str, path: Path) -> list[dict]:
     return out
 
 
+_NO_VISITS = np.empty((0, 2))
+_NO_VISITS.flags.writeable = False
+
+
 def _visits(states: dict, name: str) -> np.ndarray:
     """(k, 2) array of [start, stop] of each visit to a state (k = 0 if never visited)."""
-    v = np.asarray(states.get(name, np.empty((0, 2))), dtype=np.float64)
+    v = states.get(name)
+    if v is None:
+        return _NO_VISITS
+    if type(v) is np.ndarray and v.shape == (2,) and v.dtype == np.float64:  # one visit, or [NaN NaN]: none
+        return _NO_VISITS if v[0] != v[0] else v.reshape(1, 2)
+    v = np.asarray(v, dtype=np.float64)
     v = v.reshape(-1, 2) if v.size else np.empty((0, 2))
     return v[~np.isnan(v[:, 0])]
 

@@ -313,6 +313,8 @@ class DelayResponseStep(runner.Step):
     def __init__(self, paths: list | None = None):
         self.paths = paths
         self._animals: dict | None = None
+        self._items: list[runner.Item] = []
+        self._next: tuple[str, object] | None = None  # (label, future) of the item read ahead
 
     def animals(self) -> dict:
         if self._animals is None:
@@ -320,7 +322,7 @@ class DelayResponseStep(runner.Step):
         return self._animals
 
     def find(self, summary: Summary) -> list[runner.Item]:
-        items = []
+        self._items = items = []
         for (h2o, day), day_files in group_by_day(find_rig_files(self.paths, summary)).items():
             iso = f"{day[:4]}-{day[4:6]}-{day[6:]}"
             items.append(
@@ -345,7 +347,35 @@ class DelayResponseStep(runner.Step):
         return subject_id, common.session_owner(owner)
 
     def build(self, item: runner.Item, inputs) -> SessionRecord:
-        return build_session(item.data)
+        """The item's record; the next item to load is read meanwhile in a thread, while this one is
+        written (the database works on the write, the reading goes on beside it)."""
+        ahead, self._next = self._next, None
+        if ahead is not None and ahead[0] == item.label:
+            record = ahead[1].result()  # its error, if any, is raised here as if read now
+        else:
+            record = build_session(item.data)
+        self._read_ahead(item)
+        return record
+
+    def _read_ahead(self, item: runner.Item) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        try:
+            at = next(i for i, x in enumerate(self._items) if x.label == item.label)
+        except StopIteration:
+            return
+        for following in self._items[at + 1 :]:
+            try:
+                if self.check(following) is not None:  # skipped or failed: try the one after
+                    continue
+            except Exception:  # the runner reports it when it gets there
+                return
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="ingest-behavior-read")
+            self._next = (following.label, self._pool.submit(build_session, following.data))
+            return
+
+    _pool = None
 
     def write(self, item: runner.Item, record: SessionRecord, inputs) -> runner.Done:
         subject_id, user = inputs

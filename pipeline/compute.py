@@ -4,7 +4,9 @@ For each clustering (probe) it populates, in order: ephys.UnitStat, ephys.UnitCe
 ephys.MAPClusterMetric (drift), ephys.UnitPassingCriteria, and for delay-response sessions
 psth.UnitPsth (17 conditions), psth.PeriodSelectivity (sample, delay, response; needs the
 insertion's location or hemisphere) and psth.UnitSelectivity. The probe's spikes are loaded once
-and shared by all of them. Re-running computes only what is missing.
+and shared by all of them; the PSTHs and period rates of a delay-response probe are computed in a
+background thread while the unit statistics are written (:func:`pipeline.psth.prefetch`).
+Re-running computes only what is missing.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ def computed_tables() -> list:
     ]
 
 
-def _missing(table, key) -> int:
-    return len((table.key_source & key).proj() - table.proj())
+def _missing(table, key) -> bool:
+    return bool((table.key_source & key).proj() - table.proj())
 
 
 def _label(key: dict) -> tuple[str, str]:
@@ -61,13 +63,14 @@ def populate_psth(restriction=None, progress: bool | None = None) -> Summary:
     try:
         for key in track(keys, "populate-psth", total=len(keys), enabled=progress):
             label, group = _label(key)
-            missing = {t.__name__: _missing(t, key) for t in tables}
-            if not any(missing.values()):
-                summary.skip(label, "already computed")
-                continue
+            background = None
             try:
-                for t in tables:  # each a no-op where done; later ones need earlier ones
-                    t.populate(key)
+                if tuple(key.values()) in delay and any(
+                    _missing(t, key) for t in (psth.UnitPsth, psth.PeriodSelectivity)
+                ):
+                    background = psth.prefetch(key)  # their numbers computed beside the others' inserts
+                # each a no-op where done (one query); later ones need earlier ones
+                computed = sum(t.populate(key)["success_count"] for t in tables)
             except MapError as e:
                 summary.fail(label, str(e))
                 continue
@@ -75,23 +78,28 @@ def populate_psth(restriction=None, progress: bool | None = None) -> Summary:
                 log.error("%s: computing failed", label, exc_info=True)
                 summary.fail(label, f"{type(e).__name__}: {e} (traceback in the log)")
                 continue
-            n_units = len(ephys.UnitStat.Unit & key)
-            counts = dict(probes=1, units=n_units)
-            parts = [f"{n_units} units"]
+            finally:
+                if background is not None:  # (done unless a table failed before the PSTHs)
+                    background.join()
+            if not computed:
+                summary.skip(label, "already computed")
+                continue
+            cell_types = (ephys.UnitCellType.Unit & key).to_arrays("cell_type")
+            counts = dict(probes=1, units=len(cell_types))
+            parts = [f"{len(cell_types)} units"]
             if tuple(key.values()) not in delay:
                 summary.note(f"{label}: not a delay-response session: unit statistics only (no PSTH or selectivity)")
             else:
                 counts["psth"] = len(psth.UnitPsth & key)
                 parts.append(f"{counts['psth']} conditions")
-                if psth.UnitSelectivity & key:
-                    sel = (psth.UnitSelectivity.Unit & key).to_arrays("unit_selectivity")
+                sel = (psth.UnitSelectivity.Unit & key).to_arrays("unit_selectivity")
+                if len(sel) or psth.UnitSelectivity & key:
                     parts.append(
                         ", ".join(f"{int((sel == s).sum())} {s}" for s in ("contra-selective", "ipsi-selective"))
                     )
                 else:
                     summary.note(f"{label}: no insertion location or hemisphere: no ipsi/contra selectivity")
-            fs = (ephys.UnitCellType.Unit & key & {"cell_type": "FS"}).to_arrays("unit")
-            parts.append(f"{len(fs)} FS")
+            parts.append(f"{int((cell_types == 'FS').sum())} FS")
             summary.load(f"{label}: " + ", ".join(parts), group=group, **counts)
     finally:
         ephys.clear_spike_cache()

@@ -245,33 +245,42 @@ Unit = Clustering.Unit  # the name users know from the original pipeline: ephys.
 # Each table is computed per clustering (probe), with a Part of one row per unit: DataJoint 2
 # forbids computed tables to add key attributes of their own, and one make per probe loads the
 # probe's spikes once. The makes are three-part: make_fetch returns only a small fingerprint
-# (DataJoint hashes it twice), make_compute loads and computes outside the transaction,
-# make_insert writes. The numbers come from pipeline.analysis (pure functions, tested alone).
+# (one query; DataJoint hashes it twice), make_compute loads and computes outside the
+# transaction, make_insert writes the master row and all unit rows in one statement each. The
+# numbers come from pipeline.analysis (pure functions, tested alone).
 
 _spike_cache: dict = {}
 
 
-def probe_spikes(key: dict):
+def _ckey(key: dict) -> dict:
+    return {k: key[k] for k in ("subject_id", "session", "insertion_number")}
+
+
+def probe_spikes(key: dict, fingerprint: tuple | None = None):
     """The clustering's spike times and trials as one :class:`~pipeline.analysis.spikes.ProbeSpikes`
-    (cached for the probe last asked for: the computed tables of one probe share one load). Each
-    spike's trial follows from the trial starts by the ingest's own rule, so the per-spike trial
-    arrays need not be loaded."""
+    (cached for the probe last asked for: the computed tables of one probe share one load, and
+    what they derive from it). Each spike's trial follows from the trial starts by the ingest's own
+    rule, so the per-spike trial arrays need not be loaded. ``fingerprint`` (:func:`_fingerprint`,
+    which a make has fetched already) saves the query of the clustering's time."""
     import numpy as np
 
     from .analysis.spikes import ProbeSpikes
 
-    ckey = {k: key[k] for k in ("subject_id", "session", "insertion_number")}
-    token = (Clustering.database, tuple(ckey.values()), str((Clustering & ckey).fetch1("clustering_time")))
+    ckey = _ckey(key)
+    when = fingerprint[-1] if fingerprint is not None else str((Clustering & ckey).fetch1("clustering_time"))
+    token = (Clustering.database, tuple(ckey.values()), when)
     if _spike_cache.get("token") == token:
         return _spike_cache["spikes"]
     _spike_cache.clear()
     units, counts = (Clustering.Unit & ckey).to_arrays("unit", "n_spikes", order_by="unit")
     offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
     times = np.empty(int(offsets[-1]), dtype=np.float64)
-    refs = (Clustering.Unit & ckey).to_arrays("spike_times", order_by="unit")
-    for k, t in enumerate(refs):  # one unit at a time into one preallocated array
-        times[offsets[k] : offsets[k + 1]] = np.asarray(t)
-    del refs
+    # lazy references (to_arrays would load every unit's array at once: twice the probe in memory)
+    refs = [r["spike_times"] for r in (Clustering.Unit & ckey).proj("spike_times").to_dicts(order_by="unit")]
+    for k in range(len(refs)):  # one unit at a time into one preallocated array
+        ref, refs[k] = refs[k], None  # a loaded reference keeps its array: let it go with the reference
+        times[offsets[k] : offsets[k + 1]] = np.asarray(ref)
+        del ref
     trial, start, go = (Clustering.Trial & ckey).to_arrays("trial", "trial_start", "go_time", order_by="trial")
     spikes = ProbeSpikes(
         units=np.asarray(units, dtype=np.int64),
@@ -287,6 +296,7 @@ def probe_spikes(key: dict):
 
 def clear_spike_cache() -> None:
     _spike_cache.clear()
+    _run_cache.clear()
 
 
 def trial_durations(key: dict):
@@ -299,32 +309,88 @@ def trial_durations(key: dict):
     return np.asarray(rows[1], dtype=np.float64) - np.asarray(rows[0], dtype=np.float64)
 
 
+_run_cache: dict = {}
+
+
+def clear_run_cache() -> None:
+    """Forget what was read from the database for a populate run (the spikes stay cached)."""
+    _run_cache.clear()
+
+
+def _probe_durations(key: dict, p):
+    """:func:`trial_durations`, fetched once per populate run (UnitStat and drift share it)."""
+    token = ("durations", Clustering.database, *_ckey(key).values())
+    if token not in _run_cache:
+        _run_cache[token] = trial_durations(_ckey(key))
+    return _run_cache[token]
+
+
+_fingerprint_sql: dict = {}
+
+
 def _fingerprint(key: dict) -> tuple:
-    """What a per-probe make depends on (units, spikes, trials, sorting time): two small queries, small
-    enough for DataJoint to hash twice."""
-    ckey = {k: key[k] for k in ("subject_id", "session", "insertion_number")}
-    row = (
-        (Clustering & ckey)
-        .proj()
-        .aggr(Clustering.Unit, n_units="count(*)", n_spikes="sum(n_spikes)", last_unit="max(unit)")
-        .fetch1()
-    )
-    when = (Clustering & ckey).fetch1("clustering_time")
-    return (int(row["n_units"]), int(row["n_spikes"] or 0), int(row["last_unit"] or 0), str(when))
+    """What a per-probe make depends on (units, spikes, trials, sorting time): one small query
+    (its SQL built once per probe), small enough for DataJoint to hash twice."""
+    ckey = _ckey(key)
+    token = (Clustering.database, tuple(ckey.values()))
+    sql = _fingerprint_sql.get(token)
+    if sql is None:
+        query = (Clustering & ckey).aggr(  # (max: MySQL's ONLY_FULL_GROUP_BY refuses a plain column)
+            Clustering.Unit,
+            n_units="count(*)",
+            n_spikes="sum(n_spikes)",
+            last_unit="max(unit)",
+            sorted_at="max(clustering_time)",
+        )
+        sql = _fingerprint_sql[token] = query.make_sql()
+    rows = Clustering.connection.query(sql, as_dict=True).fetchall()
+    if len(rows) != 1:
+        raise dj.DataJointError(f"no clustering {ckey}")
+    row = rows[0]
+    return (int(row["n_units"]), int(row["n_spikes"] or 0), int(row["last_unit"] or 0), str(row["sorted_at"]))
+
+
+def fetch_columns(query, *attrs) -> dict:
+    """``query``'s ``attrs`` (plain-typed: numbers, strings, dates; no codecs) as one list per
+    attribute, read straight from the driver's rows: DataJoint's fetch decodes every value of
+    every row in Python, which costs more than the query for a few thousand rows."""
+    sql = query.proj(*attrs).make_sql()
+    rows = query.connection.query(sql, as_dict=True).fetchall()
+    return {a: [r[a] for r in rows] for a in attrs}
+
+
+def insert_probe_rows(table, key: dict, master: dict | None = None, columns: dict | None = None, part=None, encoded=()):
+    """A per-probe make's insert: the master row (``key`` and ``master``) and one part row per unit
+    (``columns``: equal-length arrays or lists, NaN as NULL), each as one SQL statement (see
+    :func:`pipeline.ingest.bulk.insert_frame`: no per-row checks in Python; the database checks keys
+    and types)."""
+    import pandas as pd
+
+    from .ingest.bulk import insert_frame
+
+    insert_frame(table, pd.DataFrame([{**key, **(master or {})}]))
+    if columns is not None:
+        n = len(next(iter(columns.values()))) if columns else 0
+        frame = pd.DataFrame({**{k: [v] * n for k, v in key.items()}, **columns})
+        insert_frame(part if part is not None else table.Unit, frame, encoded=encoded)
 
 
 class _PerProbe:
     """What the per-probe computed tables share: a small fingerprint as make_fetch, and the master
-    row plus one part row per unit as make_insert (the part named by ``unit_part``)."""
+    row plus one part row per unit as make_insert (the part named by ``unit_part``; make_compute
+    returns the part's columns)."""
 
     unit_part = "Unit"
+
+    @property
+    def key_source(self):  # DataJoint's default, without rebuilding Clustering's heading per populate
+        return Clustering.proj()
 
     def make_fetch(self, key):
         return (_fingerprint(key),)
 
-    def make_insert(self, key, rows):
-        self.insert1(key)
-        getattr(self, self.unit_part).insert([dict(key, **r) for r in rows])
+    def make_insert(self, key, columns):
+        insert_probe_rows(self, key, columns=columns, part=getattr(self, self.unit_part))
 
 
 @schema
@@ -353,14 +419,9 @@ class UnitStat(_PerProbe, dj.Computed):
     def make_compute(self, key, fingerprint):
         from .analysis.spikes import unit_stats
 
-        p = probe_spikes(key)
-        rate, isi = unit_stats(p, trial_durations(key))
-        return (
-            [
-                dict(unit=int(u), avg_firing_rate=float(r), isi_violation=_none(v))
-                for u, r, v in zip(p.units, rate, isi)
-            ],
-        )
+        p = probe_spikes(key, fingerprint)
+        rate, isi = unit_stats(p, _probe_durations(key, p))
+        return (dict(unit=p.units, avg_firing_rate=rate, isi_violation=isi),)
 
 
 @schema
@@ -390,14 +451,12 @@ class UnitCellType(_PerProbe, dj.Computed):
 
         units, waves = (Clustering.Unit & key).to_arrays("unit", "waveform", order_by="unit")
         fs = float((Clustering & key).fetch1("sampling_rate"))
+        waves = [None if w is None else np.asarray(w, dtype=np.float64).ravel() for w in waves]
         ttp = np.full(len(units), np.nan)
-        have = [k for k, w in enumerate(waves) if w is not None]
-        lengths = {len(np.asarray(waves[k]).ravel()) for k in have}
-        for n in lengths:  # one vectorised call per waveform length (one per sorter in practice)
-            idx = [k for k in have if len(np.asarray(waves[k]).ravel()) == n]
-            ttp[idx] = trough_to_peak_ms(np.stack([np.asarray(waves[k], dtype=np.float64).ravel() for k in idx]), fs)
-        types = cell_types(ttp)
-        return ([dict(unit=int(u), cell_type=str(c), trough_to_peak=_none(t)) for u, c, t in zip(units, types, ttp)],)
+        for n in {len(w) for w in waves if w is not None}:  # one vectorised call per waveform length
+            idx = [k for k, w in enumerate(waves) if w is not None and len(w) == n]
+            ttp[idx] = trough_to_peak_ms(np.stack([waves[k] for k in idx]), fs)
+        return (dict(unit=np.asarray(units, dtype=np.int64), cell_type=cell_types(ttp), trough_to_peak=ttp),)
 
 
 @schema
@@ -423,9 +482,8 @@ class MAPClusterMetric(_PerProbe, dj.Computed):
     def make_compute(self, key, fingerprint):
         from .analysis.spikes import drift_metric
 
-        p = probe_spikes(key)
-        drift = drift_metric(p, trial_durations(key))
-        return ([dict(unit=int(u), drift_metric=_none(d)) for u, d in zip(p.units, drift)],)
+        p = probe_spikes(key, fingerprint)
+        return (dict(unit=p.units, drift_metric=drift_metric(p, _probe_durations(key, p))),)
 
 
 @schema
@@ -464,23 +522,23 @@ class UnitPassingCriteria(_PerProbe, dj.Computed):
         region = next((r for r in regions if r in CRITERIA), regions[0] if regions else None)
         units, amp = (Clustering.Unit & key).to_arrays("unit", "unit_amp", order_by="unit")
 
-        def col(table, attr):  # the attribute per unit, NaN where the unit has no row
-            values = dict(zip(*(table & key).to_arrays("unit", attr)))
-            return np.array([np.nan if values.get(u) is None else values[u] for u in units], dtype=np.float64)
+        def cols(table, *attrs):  # the attributes per unit, NaN where the unit has no row or NULL
+            got = fetch_columns(table & _ckey(key), "unit", *attrs)
+            pos = {u: k for k, u in enumerate(got["unit"])}
+            rows = [pos.get(u) for u in units]
+            return [
+                np.array([np.nan if r is None or got[a][r] is None else got[a][r] for r in rows], dtype=np.float64)
+                for a in attrs
+            ]
 
-        ok = passing_criteria(
-            region,
-            np.array([np.nan if a is None else a for a in amp], dtype=np.float64),
-            col(UnitStat.Unit, "avg_firing_rate"),
-            col(Clustering.ClusterMetric, "presence_ratio"),
-            col(UnitStat.Unit, "isi_violation"),
-            col(Clustering.ClusterMetric, "amplitude_cutoff"),
-        )
-        return region, [dict(unit=int(u), criteria_passed=bool(v)) for u, v in zip(units, ok)]
+        rate, isi = cols(UnitStat.Unit, "avg_firing_rate", "isi_violation")
+        presence, cutoff = cols(Clustering.ClusterMetric, "presence_ratio", "amplitude_cutoff")
+        amp = np.array([np.nan if a is None else a for a in amp], dtype=np.float64)
+        ok = passing_criteria(region, amp, rate, presence, isi, cutoff)
+        return region, dict(unit=np.asarray(units, dtype=np.int64), criteria_passed=np.asarray(ok, dtype=bool))
 
-    def make_insert(self, key, region, rows):
-        self.insert1(dict(key, region=region))
-        self.Unit.insert([dict(key, **r) for r in rows])
+    def make_insert(self, key, region, columns):
+        insert_probe_rows(self, key, master=dict(region=region), columns=columns)
 
 
 def _none(x):

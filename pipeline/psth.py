@@ -12,6 +12,9 @@ From Python::
 
 from __future__ import annotations
 
+import hashlib
+import logging
+
 import datajoint as dj
 import numpy as np
 import pandas as pd
@@ -19,7 +22,9 @@ import pandas as pd
 from . import db, ephys, experiment, lab  # noqa: F401  (referenced in the table definitions)
 from .analysis import conditions as cond
 from .analysis import psth as apsth
-from .ingest.bulk import insert_frame
+from .ingest.bulk import encode_rows
+
+log = logging.getLogger(__name__)
 
 schema = dj.Schema()
 
@@ -60,8 +65,9 @@ _session_cache: dict = {}
 
 
 def clear_caches() -> None:
+    """Forget what a populate run read from the database (sessions' trials, conditions, units)."""
     _session_cache.clear()
-    _binned_cache.clear()
+    ephys.clear_run_cache()
 
 
 def session_trials(session_key: dict) -> pd.DataFrame:
@@ -70,7 +76,8 @@ def session_trials(session_key: dict) -> pd.DataFrame:
     ckey = ("trials", experiment.BehaviorTrial.database, session_key["subject_id"], session_key["session"])
     if ckey in _session_cache:
         return _session_cache[ckey]
-    bt = (experiment.BehaviorTrial & session_key).to_pandas().reset_index().set_index("trial")
+    attrs = experiment.BehaviorTrial.heading.names
+    bt = pd.DataFrame(ephys.fetch_columns(experiment.BehaviorTrial & session_key, *attrs)).set_index("trial")
     stim = (experiment.PhotostimEvent & session_key).to_pandas().reset_index()
     bt["stim"] = False
     bt["stim_area"] = None
@@ -95,10 +102,14 @@ def session_trials(session_key: dict) -> pd.DataFrame:
 def condition_trials(condition: str, key: dict) -> np.ndarray:
     """Trial numbers of a condition in a clustering's session: the condition's trials that the
     probe recorded (Clustering.Trial), and good trials only when the insertion's quality lists them."""
-    func, arg = cond.CONDITIONS[condition]
-    trials = session_trials({k: key[k] for k in ("subject_id", "session")})
-    chosen = trials.index[cond.select(trials, func, arg)].to_numpy()
-    return np.intersect1d(chosen, _usable_trials(key))
+    ckey = ("condition", ephys.Clustering.database, *(key[k] for k in ("subject_id", "session", "insertion_number")))
+    ckey += (condition,)
+    if ckey not in _session_cache:  # (cached for a populate run)
+        func, arg = cond.CONDITIONS[condition]
+        trials = session_trials({k: key[k] for k in ("subject_id", "session")})
+        chosen = trials.index[cond.select(trials, func, arg)].to_numpy()
+        _session_cache[ckey] = np.intersect1d(chosen, _usable_trials(key))
+    return _session_cache[ckey]
 
 
 def _usable_trials(key: dict) -> np.ndarray:
@@ -120,16 +131,66 @@ def _sorted_units(key: dict) -> np.ndarray:
     return np.sort((ephys.Clustering.Unit & key & "unit_quality != 'all'").to_arrays("unit"))
 
 
-_binned_cache: dict = {}
+def _kept(key: dict, p) -> np.ndarray:
+    """Mask over the loaded probe's units: those the psth tables cover (fetched once per run)."""
+    ckey = ephys._ckey(key)
+    token = ("units", ephys.Clustering.database, *ckey.values())
+    if token not in _session_cache:
+        _session_cache[token] = _sorted_units(ckey)
+    return np.isin(p.units, _session_cache[token])
 
 
-def _binned(key: dict) -> apsth.BinnedProbe:
-    p = ephys.probe_spikes(key)
-    token = id(p)
-    if _binned_cache.get("token") != token:
-        _binned_cache.clear()
-        _binned_cache.update(token=token, binned=apsth.bin_probe(p))
-    return _binned_cache["binned"]
+def _digest(*arrays) -> str:
+    h = hashlib.md5()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _trials_digest(trials) -> str:
+    """A condition's trials as a short string (make_fetch returns it: DataJoint hashes it twice)."""
+    return hashlib.md5(np.asarray(trials, dtype=np.int64).tobytes()).hexdigest()
+
+
+def _condition_psths(key: dict, p, trials: dict | None = None) -> dict:
+    """Every condition's PSTHs of the loaded probe ``p``, in one pass over its spikes (kept with
+    the probe): condition -> (digest of its trials, trial count, (U, 150) float32 Hz). ``trials``:
+    each condition's trials, fetched already (:func:`prefetch`)."""
+    if trials is None:
+        trials = {name: condition_trials(name, key) for name in cond.CONDITIONS}
+    digests = {name: _trials_digest(t) for name, t in trials.items()}
+
+    def compute():
+        rates, n = apsth.condition_psths(p, list(trials.values()))
+        return {name: (digests[name], int(k), r) for name, k, r in zip(trials, n, rates)}
+
+    # kept under the digest of its inputs: other trials (e.g. good trials listed since) compute anew
+    return p.memo("condition_psths " + hashlib.md5(repr(sorted(digests.items())).encode()).hexdigest(), compute)
+
+
+def prefetch(key: dict):
+    """Start computing a delay-response probe's PSTHs and period rates in a background thread (what
+    its UnitPsth and PeriodSelectivity makes will ask for), so that the numpy work overlaps the
+    database work of the tables populated before them. Only what these need from the database is
+    fetched here, in the calling thread; the thread only computes. Their makes wait for the result
+    (or compute it themselves if the thread failed). Returns the thread."""
+    import threading
+
+    p = ephys.probe_spikes(key, ephys._fingerprint(key))
+    trials = {name: condition_trials(name, key) for name in cond.CONDITIONS}
+    windows = _period_windows(key, p) if insertion_side(key) is not None else None
+
+    def work():
+        try:
+            _condition_psths(key, p, trials)
+            if windows is not None:
+                _period_rates(key, p, windows)
+        except Exception:  # the make computes it again, and reports what went wrong
+            log.debug("prefetch of %s failed", key, exc_info=True)
+
+    thread = threading.Thread(target=work, name="psth-prefetch", daemon=True)
+    thread.start()
+    return thread
 
 
 @schema
@@ -159,20 +220,22 @@ class UnitPsth(dj.Computed):
         return delay_response_clusterings().proj() * TrialCondition.proj()
 
     def make_fetch(self, key):
-        return (ephys._fingerprint(key), tuple(int(t) for t in condition_trials(key["trial_condition_name"], key)))
+        return (ephys._fingerprint(key), _trials_digest(condition_trials(key["trial_condition_name"], key)))
 
-    def make_compute(self, key, fingerprint, trials):
-        p = ephys.probe_spikes(key)
-        binned = _binned(key)
-        mask = np.isin(binned.trial, np.asarray(trials, dtype=np.int64))
-        rates, n = binned.psth(mask)
-        keep = np.isin(p.units, _sorted_units(key))
-        rows = [dict(unit=int(u), unit_psth=r.astype(np.float32)) for u, r, k in zip(p.units, rates, keep) if k]
-        return n, rows
+    def make_compute(self, key, fingerprint, trials_digest):
+        p = ephys.probe_spikes(key, fingerprint)
+        digest, n, rates = _condition_psths(key, p)[key["trial_condition_name"]]
+        if digest != trials_digest:  # the condition's trials are not those the probe's PSTHs used
+            trials = condition_trials(key["trial_condition_name"], key)
+            all_rates, all_n = apsth.condition_psths(p, [trials])
+            n, rates = int(all_n[0]), all_rates[0]
+        keep = _kept(key, p)
+        return n, p.units[keep], encode_rows(self.Unit, "unit_psth", rates[keep].astype(np.float32))
 
-    def make_insert(self, key, n, rows):
-        self.insert1(dict(key, trial_count=n))
-        insert_frame(self.Unit, pd.DataFrame([dict(key, **r) for r in rows]))
+    def make_insert(self, key, n, units, psths):
+        ephys.insert_probe_rows(
+            self, key, master=dict(trial_count=n), columns=dict(unit=units, unit_psth=psths), encoded=("unit_psth",)
+        )
 
 
 def insertion_side(key: dict) -> str | None:
@@ -200,7 +263,11 @@ def selectivity_trials(session_key: dict) -> pd.DataFrame:
         & (trials["free_water"] == 0)
         & ~trials["stim"].astype(bool)
     )
-    ev = (experiment.TrialEvent & session_key).to_pandas().reset_index()
+    ev = pd.DataFrame(
+        ephys.fetch_columns(
+            experiment.TrialEvent & session_key, "trial", "trial_event_type", "trial_event_time", "duration"
+        )
+    )
     last = ev.sort_values("trial_event_time").groupby(["trial", "trial_event_type"]).last().reset_index()
     times = last.pivot(index="trial", columns="trial_event_type", values="trial_event_time")
     durs = last.pivot(index="trial", columns="trial_event_type", values="duration")
@@ -212,13 +279,9 @@ def selectivity_trials(session_key: dict) -> pd.DataFrame:
     return out
 
 
-def _period_rates(key: dict) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per period, the (trial x unit) rates of the probe on the trials selectivity uses (NaN rows
-    for the others), and each trial's instruction; every period in one pass, cached per probe."""
-    p = ephys.probe_spikes(key)
-    token = ("rates", id(p))
-    if _binned_cache.get("rates_token") == token:
-        return _binned_cache["rates"]
+def _period_windows(key: dict, p) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """Per period, the (start, end) of each of the loaded probe's trials relative to its go cue
+    (NaN for trials selectivity does not use), and each trial's instruction."""
     t = selectivity_trials({k: key[k] for k in ("subject_id", "session")})
     pos = np.searchsorted(p.trial, t.index.to_numpy())
     found = (pos < len(p.trial)) & (p.trial[np.minimum(pos, len(p.trial) - 1)] == t.index.to_numpy())
@@ -235,9 +298,22 @@ def _period_rates(key: dict) -> tuple[dict[str, np.ndarray], np.ndarray]:
         windows[period["period"]] = (start, end)
     instr = np.full(len(p.trial), None, dtype=object)
     instr[pos[found]] = t["trial_instruction"].to_numpy()[found]
-    result = (apsth.period_rates(p, windows), instr)
-    _binned_cache.update(rates_token=token, rates=result)
-    return result
+    return windows, instr
+
+
+def _period_rates(key: dict, p, windows: tuple | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per period, the (trial x unit) rates of the loaded probe ``p`` on the trials selectivity uses
+    (NaN rows for the others), and each trial's instruction; every period at once, kept with the
+    probe. ``windows``: :func:`_period_windows`, fetched already (:func:`prefetch`)."""
+    if windows is None:
+        windows = _period_windows(key, p)
+    bounds, instr = windows
+    digest = _digest(*(a for w in bounds.values() for a in w), np.asarray(instr, dtype=str)) + repr(list(bounds))
+
+    def compute():
+        return apsth.period_rates(p, bounds), instr
+
+    return p.memo("period_rates " + digest, compute)  # under its inputs, as the PSTHs
 
 
 @schema
@@ -282,29 +358,24 @@ class PeriodSelectivity(dj.Computed):
         return (ephys._fingerprint(key), side, key["period"])
 
     def make_compute(self, key, fingerprint, side, period):
-        p = ephys.probe_spikes(key)
-        rates, instr = _period_rates(key)
+        p = ephys.probe_spikes(key, fingerprint)
+        rates, instr = _period_rates(key, p)
         usable = np.isfinite(rates[period]).any(axis=1)
         ipsi = usable & (instr == side)
         contra = usable & (instr == ("left" if side == "right" else "right"))
         sel = apsth.selectivity(rates[period], ipsi, contra)
-        keep = np.isin(p.units, _sorted_units(key))
-        rows = [
-            dict(
-                unit=int(u),
-                period_selectivity=str(sel.label[k]),
-                ipsi_firing_rate=ephys._none(sel.ipsi_rate[k]),
-                contra_firing_rate=ephys._none(sel.contra_rate[k]),
-                p_value=float(sel.p_value[k]),
-            )
-            for k, u in enumerate(p.units)
-            if keep[k]
-        ]
-        return int(ipsi.sum()), int(contra.sum()), rows
+        keep = _kept(key, p)
+        columns = dict(
+            unit=p.units[keep],
+            period_selectivity=sel.label[keep],
+            ipsi_firing_rate=sel.ipsi_rate[keep],  # NaN: NULL
+            contra_firing_rate=sel.contra_rate[keep],
+            p_value=sel.p_value[keep],
+        )
+        return int(ipsi.sum()), int(contra.sum()), columns
 
-    def make_insert(self, key, n_ipsi, n_contra, rows):
-        self.insert1(dict(key, ipsi_trials=n_ipsi, contra_trials=n_contra))
-        self.Unit.insert([dict(key, **r) for r in rows])
+    def make_insert(self, key, n_ipsi, n_contra, columns):
+        ephys.insert_probe_rows(self, key, master=dict(ipsi_trials=n_ipsi, contra_trials=n_contra), columns=columns)
 
 
 @schema
@@ -333,17 +404,29 @@ class UnitSelectivity(dj.Computed):
         return ephys.Clustering.proj() & done.proj()
 
     def make(self, key):
-        rows = (PeriodSelectivity.Unit & key).to_pandas().reset_index()
-        out = []
-        for unit, g in rows.groupby("unit"):
-            label = apsth.unit_selectivity(
-                g["period_selectivity"].to_numpy()[:, None],
-                g["ipsi_firing_rate"].to_numpy(dtype=np.float64)[:, None],
-                g["contra_firing_rate"].to_numpy(dtype=np.float64)[:, None],
-            )[0]
-            out.append(dict(key, unit=int(unit), unit_selectivity=str(label)))
-        self.insert1(key)
-        self.Unit.insert(out)
+        got = ephys.fetch_columns(
+            PeriodSelectivity.Unit & key,
+            "unit",
+            "period",
+            "period_selectivity",
+            "ipsi_firing_rate",
+            "contra_firing_rate",
+        )
+        unit, period, label, ipsi, contra = got.values()
+        units, u_idx = np.unique(np.asarray(unit, dtype=np.int64), return_inverse=True)
+        periods, p_idx = np.unique(np.asarray(period, dtype=object).astype(str), return_inverse=True)
+        shape = (len(periods), len(units))  # period x unit; a missing row counts as non-selective
+        labels = np.full(shape, "non-selective", dtype=object)
+        rate_i, rate_c = np.full(shape, np.nan), np.full(shape, np.nan)
+        labels[p_idx, u_idx] = label
+        rate_i[p_idx, u_idx] = _floats(ipsi)
+        rate_c[p_idx, u_idx] = _floats(contra)
+        overall = apsth.unit_selectivity(labels, rate_i, rate_c)
+        ephys.insert_probe_rows(self, key, columns=dict(unit=units, unit_selectivity=overall))
+
+
+def _floats(values) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
 # --- for figures, exports and the navigator ----------------------------------------------------

@@ -175,6 +175,8 @@ def test_p_values_and_psth_against_independent_computation(planted):
 
 
 def test_rerun_computes_nothing_and_cli_reports(planted, database):
+    # the makes' fingerprint (one raw query) names the sorting time as DataJoint's fetch does
+    assert ephys._fingerprint(KEY)[-1] == str((ephys.Clustering & KEY).fetch1("clustering_time"))
     assert populate_psth().ok
     again = populate_psth()
     assert again.ok and not again.loaded and again.skipped[0][1] == "already computed"
@@ -209,3 +211,84 @@ def test_pure_functions_without_database():
     t = np.arange(82) / fs * 1000
     narrow = -np.exp(-0.5 * ((t - 1) / 0.05) ** 2) + 0.3 * np.exp(-0.5 * ((t - 1.3) / 0.1) ** 2)
     assert trough_to_peak_ms(narrow[None, :], fs)[0] == pytest.approx(0.3, abs=0.02)
+
+
+def test_probe_computations_against_direct_counts():
+    """The per-probe computations (trial boundaries by binary search, PSTHs of trial groups, period
+    rates from window edges) against spike-by-spike counts, on a probe with an unsorted unit, an
+    empty unit, a trial without go cue and windows that reach into neighbouring trials."""
+    from scipy.stats import poisson
+
+    from pipeline.analysis.spikes import drift_metric
+
+    rng = np.random.default_rng(3)
+    n_t, n_u = 60, 12
+    starts = np.cumsum(rng.uniform(6.5, 12, n_t))
+    starts -= starts[0]
+    go = starts + rng.uniform(2, 4, n_t)
+    go[5] = np.nan
+    times = [np.sort(rng.uniform(-20, starts[-1] + 10, rng.integers(0, 3000))) for _ in range(n_u)]
+    times[3] = times[3][::-1].copy()  # not in time order
+    times[4] = np.zeros(0)
+    times[7] = np.array([starts[2], starts[2] + 0.001, starts[2] + 0.0015])
+    p = ProbeSpikes.from_units(np.arange(1, n_u + 1), [t.copy() for t in times], np.arange(1, n_t + 1), starts, go)
+    ts = [np.sort(t) for t in times]
+    tidx = [np.searchsorted(starts, t, side="right") - 1 for t in ts]  # the ingest's rule
+    assert np.array_equal(p.trial_index(), np.concatenate(tidx))
+
+    durations = np.append(np.diff(starts), 8.0)
+    rate, isi = unit_stats(p, durations)
+    for u in range(n_u):
+        assert rate[u] == np.count_nonzero(tidx[u] >= 0) / durations.sum()
+        if rate[u] > 0:
+            v = np.count_nonzero(np.diff(ts[u]) < ISI_THRESHOLD)
+            assert isi[u] == pytest.approx((v / (2 * len(ts[u]) * ISI_THRESHOLD)) / rate[u])
+    blocks = n_t // 6
+    counts = np.array([[np.count_nonzero(tidx[u] // 6 == b) for b in range(blocks)] for u in range(n_u)], float)
+    block_dur = durations[: blocks * 6].reshape(blocks, 6).sum(axis=1)
+    mean = counts.sum(axis=1) / block_dur.sum()
+    cdf = poisson.cdf(counts, mean[:, None] * block_dur[None, :])
+    expected = ((cdf < 0.05) | (cdf > 0.95)).mean(axis=1)
+    expected[~(mean > 0)] = np.nan
+    np.testing.assert_allclose(drift_metric(p, durations), expected)
+
+    cube = apsth.bin_probe(p).counts
+    for u in range(n_u):
+        for k in range(n_t):
+            h = np.histogram(ts[u][tidx[u] == k] - go[k], bins=apsth.bin_edges())[0] if k != 5 else np.zeros(150)
+            assert np.array_equal(cube[k, u], h), (u, k)
+    sets = [np.array([1, 2, 3, 9]), np.arange(1, n_t + 1), np.array([], dtype=int), np.array([6, 7, 99])]
+    rates, n = apsth.condition_psths(p, sets)
+    for c, s in enumerate(sets):
+        expected, m = apsth.BinnedProbe(cube, p.trial).psth(np.isin(p.trial, s))
+        assert n[c] == m
+        np.testing.assert_allclose(rates[c], expected, rtol=1e-6, equal_nan=True)
+
+    start = rng.uniform(-3, -1, n_t)
+    end = start + rng.uniform(0.5, 2, n_t)
+    start[8] = np.nan
+    windows = {"a": (start, end), "b": (end - 0.5, end + 6.0)}  # "b" reaches into the next trial
+    out = apsth.period_rates(p, windows)
+    for name, (s_, e_) in windows.items():
+        for u in range(n_u):
+            rel = ts[u] - np.append(go, np.nan)[tidx[u]]
+            for k in range(n_t):
+                inside = np.count_nonzero((tidx[u] == k) & (rel >= s_[k]) & (rel < e_[k]))
+                expect = inside / (e_[k] - s_[k]) if e_[k] - s_[k] > 0 else np.nan
+                assert out[name][k, u] == pytest.approx(expect, nan_ok=True), (name, u, k)
+
+
+def test_encoded_blob_rows_are_the_codecs():
+    """bulk.encode_rows gives, row for row, the bytes DataJoint's <blob> codec would store."""
+    from types import SimpleNamespace
+
+    from datajoint.builtin_codecs.blob import BlobCodec
+
+    from pipeline.ingest.bulk import encode_rows
+
+    codec = BlobCodec()
+    table = SimpleNamespace(heading={"x": SimpleNamespace(codec=codec)})
+    for rows in (np.random.default_rng(1).random((5, 150)).astype(np.float32), np.arange(12.0).reshape(3, 4)):
+        assert encode_rows(table, "x", rows) == [codec.encode(r) for r in rows]
+    big = np.random.default_rng(2).random((3, 400))  # compressed by the codec: encoded one by one
+    assert encode_rows(table, "x", big) == [codec.encode(r) for r in big]

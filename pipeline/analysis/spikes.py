@@ -2,12 +2,14 @@
 
 A probe is held as :class:`ProbeSpikes`: every unit's spikes concatenated (unit by unit, each in
 time order) with ``offsets`` marking where each unit starts, plus its trials on the probe clock.
-Every statistic is computed for all units at once with ``np.bincount`` / ``np.add.reduceat``:
-no Python loop over spikes or trials.
+Every statistic is computed for all units at once from two derived arrays kept with the probe: the
+index of each unit's first spike of each trial (one binary search of the trial starts per unit)
+and the ISI violations (one pass over consecutive spikes); no Python loop over spikes or trials.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,8 +25,12 @@ DRIFT_BLOCK = 6
 DRIFT_TAILS = (0.05, 0.95)
 
 
+_MEMO_LOCK = threading.Lock()
+
 #: Spikes handled at once by the chunked computations (bounds their temporary memory).
 CHUNK_SPIKES = 2_000_000
+#: Spikes per step of the pass over consecutive spikes (its temporaries stay in the CPU cache).
+_SCAN_SPIKES = 262_144
 
 
 @dataclass
@@ -45,19 +51,85 @@ class ProbeSpikes:
     def n_spikes(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def memo(self, name, compute):
+        """``compute()``, computed once per probe and kept with it (what several tables derive from
+        the same spikes: trial boundaries, binned counts, period rates). Thread-safe: a caller asking
+        for a value another thread is computing waits for it (see ``pipeline.psth.prefetch``)."""
+        cache = self.__dict__.setdefault("_memo", {})
+        if name in cache:
+            return cache[name]
+        with _MEMO_LOCK:
+            lock = self.__dict__.setdefault("_memo_locks", {}).setdefault(name, threading.Lock())
+        with lock:
+            if name not in cache:
+                cache[name] = compute()
+        return cache[name]
+
+    def isi_violations(self) -> np.ndarray:
+        """(U,) number of inter-spike intervals shorter than ``ISI_THRESHOLD`` per unit."""
+        return self._scan()[0]
+
+    def trial_bounds(self) -> np.ndarray:
+        """(U, T + 2) indices into ``times``: unit u's spikes before the first trial are
+        ``[b[u, 0], b[u, 1])``, those of trial k ``[b[u, k + 1], b[u, k + 2])``."""
+        return self._scan()[1]
+
+    def _scan(self) -> tuple[np.ndarray, np.ndarray]:
+        """One pass over the spikes, a few units at a time while they are in the CPU cache: the ISI
+        violations (consecutive spikes) and the trial boundaries (a binary search of the trial
+        starts in each unit's times). A unit whose times are not ascending is sorted in place first."""
+
+        def compute():
+            n_u, n_t = len(self.units), len(self.trial)
+            viol = np.zeros(n_u, dtype=np.int64)
+            bounds = np.empty((n_u, n_t + 2), dtype=np.int64)
+            bounds[:, 0] = self.offsets[:-1]
+            bounds[:, -1] = self.offsets[1:]
+            for u0, u1, sl in self.chunks(_SCAN_SPIKES):
+                t = self.times[sl]
+                local = self.offsets[u0 : u1 + 1] - self.offsets[u0]
+                crossing = local[1:-1] - 1  # diff index between one unit's last spike and the next's first
+                d = np.subtract(t[1:], t[:-1])
+                short = np.flatnonzero(d < ISI_THRESHOLD)  # violations, and any spike out of order
+                short = short[~np.isin(short, crossing)]
+                back = short[d[short] < 0]
+                if len(back):  # rare: sort the units concerned, then take the differences again
+                    for j in np.unique(np.searchsorted(local, back, side="right") - 1):
+                        t[local[j] : local[j + 1]].sort()
+                    d = np.subtract(t[1:], t[:-1])
+                    short = np.flatnonzero(d < ISI_THRESHOLD)
+                    short = short[~np.isin(short, crossing)]
+                viol[u0:u1] = np.bincount(np.searchsorted(local, short, side="right") - 1, minlength=u1 - u0)
+                for j in range(u1 - u0):
+                    o0 = int(self.offsets[u0 + j])
+                    seg = t[local[j] : local[j + 1]]
+                    bounds[u0 + j, 1:-1] = o0 + np.searchsorted(seg, self.trial_start, side="left")
+            return viol, bounds
+
+        return self.memo("scan", compute)
+
+    def trial_counts(self) -> np.ndarray:
+        """(U, T) spikes of each unit in each trial."""
+        return np.diff(self.trial_bounds(), axis=1)[:, 1:]
+
     def trial_index(self, times: np.ndarray | None = None) -> np.ndarray:
         """Index into ``trial`` of each spike (of ``times``, default all): -1 before the first trial.
-        For all spikes it is computed once and kept (int16 for up to 32767 trials)."""
+        For all spikes it is computed once from :meth:`trial_bounds` and kept (int16 for up to 32767
+        trials)."""
         if times is not None:
             return (np.searchsorted(self.trial_start, times, side="right") - 1).astype(np.int32)
-        cached = self.__dict__.get("_tidx")
-        if cached is None:
-            dtype = np.int16 if len(self.trial) < np.iinfo(np.int16).max else np.int32
-            cached = np.empty(len(self.times), dtype=dtype)
-            for _, _, sl in self.chunks():
-                cached[sl] = np.searchsorted(self.trial_start, self.times[sl], side="right") - 1
-            self.__dict__["_tidx"] = cached
-        return cached
+
+        def compute():
+            n_t = len(self.trial)
+            dtype = np.int16 if n_t < np.iinfo(np.int16).max else np.int32
+            out = np.empty(len(self.times), dtype=dtype)
+            lens = np.diff(self.trial_bounds(), axis=1)  # (U, T + 1): before the first trial, then each trial
+            values = np.arange(-1, n_t, dtype=dtype)
+            for u0, u1, sl in self.chunks():
+                out[sl] = np.repeat(np.tile(values, u1 - u0), lens[u0:u1].ravel())
+            return out
+
+        return self.memo("tidx", compute)
 
     def chunks(self, max_spikes: int = CHUNK_SPIKES):
         """(u0, u1, spike slice) of consecutive units holding about ``max_spikes`` spikes (at least
@@ -97,14 +169,9 @@ def unit_stats(p: ProbeSpikes, trial_duration: np.ndarray) -> tuple[np.ndarray, 
     isi_violation = (#ISI < 2 ms / (2 N 2 ms)) / rate, the fraction of spikes expected to be
     contaminating (Hill et al. 2011 without the refractory-period censoring term)."""
     n_u = len(p.units)
-    n_in = np.zeros(n_u)
-    viol = np.zeros(n_u)
-    for u0, u1, sl in p.chunks():
-        t = p.times[sl]
-        uloc = p.local_units(u0, u1)
-        n_in[u0:u1] = np.bincount(uloc[p.trial_index()[sl] >= 0], minlength=u1 - u0)
-        same = uloc[1:] == uloc[:-1]
-        viol[u0:u1] = np.bincount(uloc[1:][same & (np.diff(t) < ISI_THRESHOLD)], minlength=u1 - u0)
+    bounds = p.trial_bounds()
+    n_in = (bounds[:, -1] - bounds[:, 1]).astype(np.float64)  # at or after the first trial's start
+    viol = p.isi_violations().astype(np.float64)
     total = float(np.nansum(trial_duration))
     rate = n_in / total if total > 0 else np.full(n_u, np.nan)
     n = p.n_spikes.astype(np.float64)
@@ -124,10 +191,10 @@ def trough_to_peak_ms(waveforms: np.ndarray, sample_rate: float) -> np.ndarray:
         return np.full(len(w), np.nan)
     x = np.arange(w.shape[1])
     fine = np.linspace(0, w.shape[1] - 1, (w.shape[1] - 1) * UPSAMPLE + 1)
-    up = CubicSpline(x, w, axis=1)(fine)
+    up = np.ascontiguousarray(CubicSpline(x, w, axis=1)(fine))  # (scipy's is strided: slow reductions)
     trough = np.argmin(up, axis=1)
-    after = np.where(np.arange(up.shape[1])[None, :] >= trough[:, None], up, -np.inf)
-    peak = np.argmax(after, axis=1)
+    up[np.arange(up.shape[1])[None, :] < trough[:, None]] = -np.inf  # the peak follows the trough
+    peak = np.argmax(up, axis=1)
     ms = (fine[peak] - fine[trough]) / sample_rate * 1000.0
     flat = np.ptp(w, axis=1) == 0
     ms[flat] = np.nan
@@ -151,13 +218,8 @@ def drift_metric(p: ProbeSpikes, trial_duration: np.ndarray) -> np.ndarray:
     n_blocks = len(p.trial) // DRIFT_BLOCK
     if n_blocks < 1:
         return np.full(n_units, np.nan)
-    counts = np.zeros((n_units, n_blocks))
-    for u0, u1, sl in p.chunks():
-        block = p.trial_index()[sl].astype(np.int64) // DRIFT_BLOCK  # -1 // 6 = -1: before the first trial
-        keep = (block >= 0) & (block < n_blocks)
-        uloc = p.local_units(u0, u1)
-        c = np.bincount(uloc[keep].astype(np.int64) * n_blocks + block[keep], minlength=(u1 - u0) * n_blocks)
-        counts[u0:u1] = c.reshape(u1 - u0, n_blocks)
+    per_trial = p.trial_counts()[:, : n_blocks * DRIFT_BLOCK]
+    counts = per_trial.reshape(n_units, n_blocks, DRIFT_BLOCK).sum(axis=2).astype(np.float64)
     dur = np.asarray(trial_duration, dtype=np.float64)[: n_blocks * DRIFT_BLOCK].reshape(n_blocks, DRIFT_BLOCK)
     block_dur = np.nansum(dur, axis=1)
     rate = counts.sum(axis=1) / block_dur.sum()

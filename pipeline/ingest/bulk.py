@@ -45,8 +45,9 @@ def with_key(df: pd.DataFrame, key: dict) -> pd.DataFrame:
     return pd.concat([keys, df.reset_index(drop=True)], axis=1)
 
 
-def insert_frame(table, df: pd.DataFrame) -> int:
-    """Insert ``df`` (columns named as ``table``'s attributes) into ``table``; returns rows inserted."""
+def insert_frame(table, df: pd.DataFrame, encoded: tuple = ()) -> int:
+    """Insert ``df`` (columns named as ``table``'s attributes) into ``table``; returns rows inserted.
+    Columns named in ``encoded`` hold ``<blob>`` values already encoded (see :func:`encode_rows`)."""
     if df.empty:
         return 0
     heading = table.heading
@@ -64,6 +65,8 @@ def insert_frame(table, df: pd.DataFrame) -> int:
     if in_table_blobs:  # encoded here exactly as DataJoint's insert would (its <blob> codec)
         df = df.copy()
         for c in in_table_blobs:
+            if c in encoded:
+                continue
             codec = heading[c].codec
             df[c] = [None if v is None else codec.encode(v) for v in df[c]]
     conn = table.connection
@@ -78,3 +81,21 @@ def insert_frame(table, df: pd.DataFrame) -> int:
         sql = f"INSERT INTO {table.full_table_name} ({quoted}) VALUES " + ", ".join([row_sql] * len(chunk))
         conn.query(sql, args=[v for r in chunk for v in r])
     return len(rows)
+
+
+def encode_rows(table, attribute: str, rows: np.ndarray) -> list:
+    """Each row of the 2-D array ``rows`` as ``table``'s in-table ``<blob>`` ``attribute`` stores it
+    (for :func:`insert_frame`'s ``encoded``). DataJoint's codec encodes the first and the last row;
+    rows of one dtype and shape share the header and, below the codec's 1000-byte compression
+    threshold, differ only in their data bytes, so the others are that header plus their bytes.
+    Anything else (compressed, or not laid out so) is encoded row by row by the codec."""
+    codec = table.heading[attribute].codec
+    rows = np.ascontiguousarray(rows)
+    if rows.ndim != 2 or not len(rows):
+        return [codec.encode(r) for r in rows]
+    first, last = codec.encode(rows[0]), codec.encode(rows[-1])
+    size = rows[0].nbytes
+    header = first[: len(first) - size]
+    if len(first) > 1000 or first != header + rows[0].tobytes() or last != header + rows[-1].tobytes():
+        return [codec.encode(r) for r in rows]
+    return [header + r.tobytes() for r in rows]

@@ -15,7 +15,7 @@ which is (one worker's time - the time of the same worker on the loaded backlog,
 starts, finds and skips) / probes. Goals (issue "An always-on pipeline"): 2 workers >= 1.7 x one
 worker on this 2-core machine; overhead <= 5 % of an item's work.
 
-    python benchmarks/bench_workers.py [--probes 8] [--spikes 2000000] [--units 150] [--workers 1 2 4]
+    python benchmarks/bench_workers.py [--probes 16] [--spikes 2000000] [--units 150] [--workers 1 2 4]
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def generate(work: Path, n_probes: int, n_spikes: int, n_units: int) -> tuple[Pa
         pdir = root / H2O / when.strftime("%Y%m%d") / "1"
         write_meta(pdir / f"{H2O}_g0_tcat.imec0.ap.meta", probe="np1", seed=i)
         write_bitcode_mat(pdir / f"{H2O}_g0_bitcode.mat", list(codes.trial_note), recorded=range(2, 38), seed=i)
-        write_kilosort(pdir / "kilosort2", n_units=n_units, n_spikes=n_spikes, seed=i)
+        write_kilosort(pdir / "kilosort2", n_units=n_units, n_spikes=n_spikes, seed=i, duration_s=1800.0)
         print(f"  generated probe {i + 1}/{n_probes}", end="\r", flush=True)
     print()
     return rig, root
@@ -133,7 +133,7 @@ def drop_store_folders(store: Path, prefix: str) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--probes", type=int, default=8)
+    ap.add_argument("--probes", type=int, default=16)
     ap.add_argument("--spikes", type=int, default=2_000_000, help="spikes per probe")
     ap.add_argument("--units", type=int, default=150)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])

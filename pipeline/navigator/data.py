@@ -16,6 +16,7 @@ import datetime as dt
 import decimal
 import json
 import math
+from collections import Counter
 from itertools import chain, repeat
 from json.encoder import encode_basestring as _json_str  # json.dumps' own, for ensure_ascii=False
 
@@ -249,23 +250,25 @@ def _photostim_summary(key: dict, labels: dict[int, str], events: list[tuple]) -
     for t, ps, p in events:
         first.setdefault(int(t), int(ps))
         power.setdefault(int(ps), []).append(float(p))
-    groups: dict[str, list[tuple]] = {"control": []}
+    # one pass over the trials: counts per (condition, instruction, outcome)
+    sizes: dict[str, int] = {"control": 0}  # control first, then in order of appearance
+    counts: Counter = Counter()
     for t, instruction, outcome in found:
         ps = first.get(int(t))
-        groups.setdefault("control" if ps is None else labels.get(ps, f"photostim {ps}"), []).append(
-            (instruction, outcome)
-        )
+        name = "control" if ps is None else labels.get(ps, f"photostim {ps}")
+        sizes[name] = sizes.get(name, 0) + 1
+        counts[name, instruction, outcome] += 1
+    by_outcome: Counter = Counter()
+    for (name, _, outcome), n in counts.items():
+        by_outcome[name, outcome] += n
     out = []
-    for name, trials in groups.items():
-        row = dict(condition=name, trials=len(trials))
+    for name, n_trials in sizes.items():
+        row = dict(condition=name, trials=n_trials)
         for side in ("left", "right"):
-            hits = sum(1 for i, o in trials if i == side and o == "hit")
-            misses = sum(1 for i, o in trials if i == side and o == "miss")
+            hits, misses = counts[name, side, "hit"], counts[name, side, "miss"]
             row[f"{side}_trials"] = hits + misses
             row[f"{side}_correct"] = _fraction(hits, misses)
-        hits = sum(1 for _, o in trials if o == "hit")
-        misses = sum(1 for _, o in trials if o == "miss")
-        row["correct"] = _fraction(hits, misses)
+        row["correct"] = _fraction(by_outcome[name, "hit"], by_outcome[name, "miss"])
         ps = next((p for p, lab in labels.items() if lab == name), None)
         row["mean_power_mw"] = float(np.mean(power[ps])) if ps in power else None
         out.append(row)

@@ -44,6 +44,7 @@ class DataSet(dj.Manual):
         file_path : varchar(255)        # relative to the archive's root
         ---
         source_file : varchar(255)      # relative to the set's source folder
+        source_mtime : datetime(6)      # the source file's modification time when it was copied
         file_size : int64
         file_sha1 : char(40)
         """

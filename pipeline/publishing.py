@@ -20,9 +20,9 @@ archive and compared (size and SHA-1); only when all files of the set check out 
 publish leaves no rows; the re-run copies only the files that are not already in the archive with
 the right size and SHA-1 (a file is copied to ``<name>.partial`` and renamed on a folder archive;
 an S3 object appears only when complete). A published set is skipped on a re-run, unless its
-source files changed since (size, or content when the file is newer than the publication), which
-is reported, never silently overwritten. ``mapshell publish --verify`` reads every published file
-back from the archive and reports the missing and the corrupt.
+source files changed since (its size, or its content when its modification time differs from the
+recorded one), which is reported, never silently overwritten. ``mapshell publish --verify`` reads
+every published file back from the archive and reports the missing and the corrupt.
 """
 
 from __future__ import annotations
@@ -76,6 +76,12 @@ def archive_errors() -> tuple[type[BaseException], ...]:
     except ImportError:
         return errors
     return (*errors, BotoCoreError)
+
+
+def _mtime(path: Path) -> dt.datetime:
+    """A file's modification time, to the microsecond (as a datetime(6) column keeps it)."""
+    ns = path.stat().st_mtime_ns
+    return dt.datetime.fromtimestamp(ns // 10**9).replace(microsecond=(ns // 1000) % 10**6)
 
 
 def _is_local(fs) -> bool:
@@ -227,9 +233,8 @@ class PublishStep(runner.Step):
         published = publication.DataSet & item.key
         if not published:
             return None
-        when = published.fetch1("published_at")
         recorded = {
-            r["source_file"]: (int(r["file_size"]), r["file_sha1"])
+            r["source_file"]: (int(r["file_size"]), r["file_sha1"], r["source_mtime"])
             for r in (publication.DataSet.PhysicalFile & item.key).to_dicts()
         }
         folder, changed = item.data["folder"], []
@@ -238,11 +243,11 @@ class PublishStep(runner.Step):
             if rel not in recorded:
                 changed.append(f"{rel} (new)")
                 continue
-            size, sha1 = recorded[rel]
+            size, sha1, mtime = recorded[rel]
             st = path.stat()
             if st.st_size != size:
                 changed.append(f"{rel} (size {size} -> {st.st_size})")
-            elif dt.datetime.fromtimestamp(st.st_mtime) > when and local_sha1(path) != sha1:
+            elif _mtime(path) != mtime and local_sha1(path) != sha1:  # touched: hash it again
                 changed.append(f"{rel} (content)")
         if changed:
             return "fail", (
@@ -276,7 +281,15 @@ class PublishStep(runner.Step):
                 if isinstance(e, FileNotFoundError) and not src.exists():
                     raise InputError(f"{src}: disappeared while publishing") from None
                 raise ConnectionProblem(f"archive {self.url}: {type(e).__name__}: {e}") from None
-            files.append(dict(file_path=f"{base}/{rel}", source_file=rel, file_size=size, file_sha1=sha1))
+            files.append(
+                dict(
+                    file_path=f"{base}/{rel}",
+                    source_file=rel,
+                    source_mtime=_mtime(src),
+                    file_size=size,
+                    file_sha1=sha1,
+                )
+            )
         return dict(files=files, copied=copied, present=present)
 
     def write(self, item: runner.Item, record: dict, inputs) -> runner.Done:

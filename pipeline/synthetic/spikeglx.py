@@ -421,6 +421,25 @@ def _cell(items) -> np.ndarray:
     return arr
 
 
+def _ephys_trials(rng, b: list[str], nbits: int, recorded, n_before: int, n_after: int):
+    """The trials an ephys recording saw of a behaviour session with codes ``b``: (0-based behaviour
+    trials ``recorded``, consecutive, default all; the ephys trials' codes, ``n_before``/``n_after``
+    extra trials first/last with random codes unknown to the behaviour; each ephys trial's behaviour
+    trial, 1-based, 0 for the extra ones)."""
+    idx = np.arange(len(b)) if recorded is None else np.asarray(recorded, dtype=np.int64)
+    if idx.size and np.any(np.diff(idx) != 1):
+        raise ValueError("recorded behaviour trials must be consecutive")
+    known = set(b)
+    extra: list[str] = []
+    while len(extra) < n_before + n_after:
+        c = np.binary_repr(int(rng.integers(0, 2**nbits)), nbits)
+        if c not in known and c not in extra:
+            extra.append(c)
+    codes = extra[:n_before] + [b[i] for i in idx] + extra[n_before:]
+    behav_of_ephys = np.r_[np.zeros(n_before, dtype=np.int64), idx + 1, np.zeros(n_after, dtype=np.int64)]
+    return idx, codes, behav_of_ephys
+
+
 #: digMarkerPerTrial's columns in the foraging rigs' files (choice left and right are both 'choice')
 FORAGING_HEADINGS = ("bitcodestart", "go", "choice", "choice", "reward", "trialend", "bpodstart", "zaberready")
 
@@ -461,18 +480,8 @@ def write_bitcode_mat(
     rng = np.random.default_rng(seed)
     b = [str(c) for c in behavior_codes]
     nbits = len(b[0])
-    idx = np.arange(len(b)) if recorded is None else np.asarray(recorded, dtype=np.int64)
-    if idx.size and np.any(np.diff(idx) != 1):
-        raise ValueError("recorded behaviour trials must be consecutive")
-    known = set(b)
-    extra: list[str] = []
-    while len(extra) < n_before + n_after:
-        c = np.binary_repr(int(rng.integers(0, 2**nbits)), nbits)
-        if c not in known and c not in extra:
-            extra.append(c)
-    codes = extra[:n_before] + [b[i] for i in idx] + extra[n_before:]
+    idx, codes, behav_of_ephys = _ephys_trials(rng, b, nbits, recorded, n_before, n_after)
     n = len(codes)
-    behav_of_ephys = np.r_[np.zeros(n_before, dtype=np.int64), idx + 1, np.zeros(n_after, dtype=np.int64)]
     fw_b = np.zeros(len(b), dtype=bool) if free_water is None else np.asarray(free_water, dtype=bool)
     fw = np.r_[np.zeros(n_before, bool), fw_b[idx], np.zeros(n_after, bool)]
     written = list(codes)
@@ -622,20 +631,10 @@ def write_xa_files(
         raise ValueError(f"behaviour codes must be {XA_BITS}-character 0/1 strings for the XA route")
     if not 0 <= jitter_s < XA_BIT_INTERVAL_S / 4:
         raise ValueError("jitter_s must be below a quarter of the bit interval")
-    idx = np.arange(len(b)) if recorded is None else np.asarray(recorded, dtype=np.int64)
-    if idx.size and np.any(np.diff(idx) != 1):
-        raise ValueError("recorded behaviour trials must be consecutive")
-    known = set(b)
-    extra: list[str] = []
-    while len(extra) < n_before + n_after:
-        c = np.binary_repr(int(rng.integers(0, 2**XA_BITS)), XA_BITS)
-        if c not in known and c not in extra:
-            extra.append(c)
-    codes = extra[:n_before] + [b[i] for i in idx] + extra[n_before:]
+    idx, codes, behav_of_ephys = _ephys_trials(rng, b, XA_BITS, recorded, n_before, n_after)
     for i, c in (corrupt or {}).items():
         codes[i] = c
     n = len(codes)
-    behav_of_ephys = np.r_[np.zeros(n_before, dtype=np.int64), idx + 1, np.zeros(n_after, dtype=np.int64)]
     if trial_start_s is None:
         start = float(rng.uniform(1.0, 20.0)) + np.r_[0.0, np.cumsum(rng.uniform(4.0, 8.0, size=n - 1))] + offset_s
     else:

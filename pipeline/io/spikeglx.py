@@ -38,6 +38,12 @@ imro table's per-channel AP (or LF) gain, else its header's (NP1110), else ``imC
 (ADC range, 2**(bits-1)).
 NIDQ: (niAiRangeMax - niAiRangeMin) / (2 * niMaxInt, default 32768) / gain, gain of the saved
 analog channel kind (MN: niMNGain, MA: niMAGain, XA: 1), None if mixed or none.
+
+TTL-triggered recordings: SpikeGLX's ``trgTTLMarginS`` (s) is the pre-trigger margin, each triggered
+file starting that long before its trigger pulse. It becomes ``SpikeGLXMeta.ttl_margin_s``, None when
+the key is absent (a recording that was not TTL-triggered); a value that is not a finite, non-negative
+number is an error. ``ttl_margin_samples`` = round(trgTTLMarginS x the stream's sampling rate), 0
+without it; the ephys ingest moves the trial starts back by that many samples (spec 3.4).
 """
 
 from __future__ import annotations
@@ -123,6 +129,14 @@ class SpikeGLXMeta:
     first_sample: int | None  #: firstSample (absent while SpikeGLX is still writing)
     #: per saved neural channel: SpikeGLX's 'used' flag (False = reference site); all True without a site map
     is_used: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
+    #: trgTTLMarginS, s: a TTL-triggered file starts this long before its trigger; None when absent
+    ttl_margin_s: float | None = None
+
+    @property
+    def ttl_margin_samples(self) -> int:
+        """The TTL pre-trigger margin in samples of this stream: round(trgTTLMarginS x sampling rate)
+        (half to even, as numpy's round of the original pipeline), 0 without the key."""
+        return 0 if self.ttl_margin_s is None else int(round(self.ttl_margin_s * self.sampling_rate))
 
     @property
     def neural_channels(self) -> np.ndarray:
@@ -604,6 +618,20 @@ def _stream(path: Path, m: dict[str, str]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def _ttl_margin(path: Path, m: dict[str, str]) -> float | None:
+    """``trgTTLMarginS`` as a float (s), None when absent or blank."""
+    text = m.get("trgTTLMarginS", "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not np.isfinite(value) or value < 0:
+        raise SpikeGLXError(f"{path}: trgTTLMarginS={text!r} is not a margin in seconds (a number >= 0)")
+    return value
+
+
 def read_meta(path: str | Path) -> SpikeGLXMeta:
     """Read one SpikeGLX ``.meta`` file (imec AP/LF or NIDQ); see the module doc for the rules."""
     path = Path(path)
@@ -637,6 +665,7 @@ def _read_meta(path: Path) -> SpikeGLXMeta:
         first_sample = int(m["firstSample"]) if m.get("firstSample") else None
     except ValueError as e:
         raise SpikeGLXError(f"{path}: unreadable value ({e})") from None
+    ttl_margin = _ttl_margin(path, m)
 
     common = dict(
         path=path,
@@ -647,6 +676,7 @@ def _read_meta(path: Path) -> SpikeGLXMeta:
         saved_channels=saved,
         file_create_time=created,
         first_sample=first_sample,
+        ttl_margin_s=ttl_margin,
     )
     if stream == "nidq":
         _check_chan_map(path, m, saved, stream)

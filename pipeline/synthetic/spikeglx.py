@@ -14,6 +14,14 @@ layout, independently of the reader.
 (sTrig, goCue, bitCodeS, bitcode, trialNum, optional foraging extras) or the old one (bitCodeS and
 bitcode only), as MATLAB v5 (scipy) or v7.3 (hdf5storage), with the alignment a reader must find.
 
+TTL-triggered recordings (``ttl_margin_s``, default off): ``write_meta`` writes ``trigMode=TTL`` and
+``trgTTLMarginS``; ``write_bitcode_mat`` and ``write_xa_files`` then record each trial as SpikeGLX
+does, its data starting the margin before its trigger pulse, so the sync's trial start (the pulse:
+``sTrig``, the ``XA_0_0`` edge, and the bit pulses after it) is ``round(margin x rate)`` samples of the
+probe later than the trial's true start (``trial_start`` of the ground truth; ``sync_start`` is what
+the file says). Events keep their own times: goCue is written where it is, and the rigs' go times
+(behaviour files) count from the pulse.
+
 ``write_xa_files`` writes the CatGT edge files of the NIDQ sync route (spec 3.4 (b)): trial starts
 (``*.XA_0_0[.adj].txt``) and bit pulses (``*.XA_1_2[.adj].txt``, a pulse 0.05 s + k x 0.007 s after
 the start for every '1' at character k of the trial's 10-character code, each moved by a random
@@ -180,6 +188,8 @@ class GeneratedMeta:
     file_create_time: dt.datetime
     first_sample: int
     readout_sites: np.ndarray  #: per readout channel 0..383: 0-based (shank, site on shank)
+    ttl_margin_s: float | None = None  #: trgTTLMarginS written (None: not TTL-triggered)
+    ttl_margin_samples: int = 0  #: the margin in samples of the stream, round(margin x rate)
 
 
 def subset_text(channels) -> str:
@@ -247,6 +257,7 @@ def write_meta(
     seed: int = 0,
     overrides: dict[str, str | None] | None = None,
     duration_s: float = 3600.0,
+    ttl_margin_s: float | None = None,
 ) -> GeneratedMeta:
     """Write one imec stream's ``.meta`` file.
 
@@ -260,6 +271,9 @@ def write_meta(
     tables without their '~' (as some tools do). ``original_create_time`` writes a CatGT-style
     ``fileCreateTime_original``. ``overrides`` sets keys (value None deletes the key). ``duration_s``:
     the recording length that ``fileSizeBytes``/``fileTimeSecs`` describe (int16 samples).
+    ``ttl_margin_s``: a TTL-triggered recording with this pre-trigger margin (``trigMode=TTL``,
+    ``trgTTLMarginS`` and the other ``trgTTL*`` keys SpikeGLX writes); default: not triggered
+    (``trigMode=Immediate``, no ``trgTTL*`` key). The file is otherwise the same (same random draws).
     """
     path = Path(path)
     p = PROBES[probe]
@@ -343,6 +357,22 @@ def write_meta(
         keys["imIsSvyRun"] = "false"
     if original_create_time is not None:
         keys["fileCreateTime_original"] = original_create_time.strftime("%Y-%m-%dT%H:%M:%S")
+    if ttl_margin_s is not None:  # as SpikeGLX writes a TTL-triggered run (the real sample3B2_exported)
+        keys.update(
+            trigMode="TTL",
+            trgTTLMarginS=f"{float(ttl_margin_s):g}",
+            trgTTLAIChan="1",
+            trgTTLBit="0",
+            trgTTLInarow="5",
+            trgTTLIsAnalog="true",
+            trgTTLIsNInf="true",
+            trgTTLMode="2",
+            trgTTLNH="10",
+            trgTTLRefractS="0.5",
+            trgTTLStream="nidq",
+            trgTTLTH="0.5",
+            trgTTLThresh="1.1",
+        )
     overrides = dict(overrides or {})
     table_names = ("imroTbl", "snsChanMap", "snsShankMap", "snsGeomMap")
     keys.update({k: v for k, v in overrides.items() if k not in table_names})
@@ -385,6 +415,8 @@ def write_meta(
         file_create_time=original_create_time or created,
         first_sample=first_sample if stream == "ap" else first_sample // 12,
         readout_sites=sites,
+        ttl_margin_s=None if ttl_margin_s is None else float(ttl_margin_s),
+        ttl_margin_samples=0 if ttl_margin_s is None else int(round(float(ttl_margin_s) * rate)),
     )
 
 
@@ -397,7 +429,7 @@ class GeneratedBitcode:
     path: Path
     version: str
     bitcodes: list[str]  #: per ephys trial, as written
-    trial_start: np.ndarray | None  #: samples
+    trial_start: np.ndarray | None  #: samples, the trials' true starts (= sTrig unless TTL-triggered)
     go_cue: np.ndarray | None  #: samples, NaN at free-water trials (full length)
     trial_numbers: np.ndarray | None  #: trialNum as written (0 = no behaviour trial)
     free_water: np.ndarray  #: per ephys trial
@@ -405,6 +437,8 @@ class GeneratedBitcode:
     ephys_index: np.ndarray  #: 0-based ephys trial of each of those
     dropped_ephys: list[int] = field(default_factory=list)
     extras: dict = field(default_factory=dict)
+    sync_start: np.ndarray | None = None  #: samples, sTrig as written (trial_start + ttl_margin_samples)
+    ttl_margin_samples: int = 0  #: the TTL pre-trigger margin, samples of the probe (0: not triggered)
 
 
 def random_bitcodes(n: int, nbits: int = 16, seed: int = 0) -> list[str]:
@@ -463,6 +497,7 @@ def write_bitcode_mat(
     trial_start_s=None,
     go_s=None,
     first_sample: int | None = None,
+    ttl_margin_s: float | None = None,
 ) -> GeneratedBitcode:
     """Write a bitcode file for the ephys recording of (part of) a behaviour session.
 
@@ -475,6 +510,9 @@ def write_bitcode_mat(
     bitcode only (like the real dl25 file). ``version``: '5' (scipy) or '7.3' (hdf5storage).
     ``trial_start_s``/``go_s``: the recorded trials' starts and go cues (s, e.g. the behaviour's own,
     so that generated spikes can respond to the task) at ``first_sample`` + s x fs, instead of random.
+    ``ttl_margin_s``: a TTL-triggered recording (pass the meta's ``trgTTLMarginS``, with ``fs`` the
+    meta's ``imSampRate``): sTrig is written ``round(ttl_margin_s x fs)`` samples after each trial's
+    true start (``trial_start``), goCue where it is; the foraging extras count from the pulse.
     """
     path = Path(path)
     rng = np.random.default_rng(seed)
@@ -496,6 +534,8 @@ def write_bitcode_mat(
         start = first + np.round(np.asarray(trial_start_s, dtype=np.float64) * fs)
         go = first + np.round(np.asarray(go_s, dtype=np.float64) * fs)
     go[fw] = np.nan
+    margin = 0 if ttl_margin_s is None else int(round(float(ttl_margin_s) * fs))
+    sync_start = start + margin  # where SpikeGLX puts the trigger pulse: the margin into the trial
     data: dict[str, object] = {}
     if version == "7.3":
         data["bitCodeS"] = np.array(written, dtype=f"U{nbits}").reshape(-1, 1)  # an n x nbits char matrix
@@ -504,7 +544,7 @@ def write_bitcode_mat(
     data["bitcode"] = np.array([[int(ch) for ch in c] for c in written], dtype=np.uint8)
     extras: dict[str, object] = {}
     if fmt == "new":
-        data["sTrig"] = start.reshape(-1, 1)
+        data["sTrig"] = sync_start.reshape(-1, 1)
         data["goCue"] = (go if go_cue_layout == "nan" else go[~fw]).reshape(-1, 1)
         if trial_num:
             data["trialNum"] = behav_of_ephys.astype(np.float64).reshape(-1, 1)
@@ -513,7 +553,7 @@ def write_bitcode_mat(
             # NaN; both NaN: no choice), reward only after some choices; one cell per trial (and per
             # camera for the frames, named by chan.cameraNameInDJ)
             headings = list(FORAGING_HEADINGS)
-            t0 = start / fs
+            t0 = sync_start / fs  # the trial-start pulse (bitcodestart)
             m = np.full((n, len(headings)), np.nan)
             m[:, 0] = t0
             m[:, 1] = go / fs  # NaN for free-water trials (no go cue)
@@ -566,6 +606,8 @@ def write_bitcode_mat(
         ephys_index=keep,
         dropped_ephys=np.flatnonzero(behav_of_ephys == 0).tolist(),
         extras=extras,
+        sync_start=sync_start if fmt == "new" else None,
+        ttl_margin_samples=margin,
     )
 
 
@@ -582,13 +624,15 @@ class GeneratedXA:
     starts_path: Path
     pulses_path: Path | None  #: None: no pulse file written
     adjusted: bool  #: the '.adj' names
-    trial_start: np.ndarray  #: s, per ephys trial, as written (6 decimals)
+    trial_start: np.ndarray  #: s, per ephys trial, the true start (= the edge written unless TTL-triggered)
     pulses: np.ndarray  #: s, as written
     bitcodes: list[str]  #: per ephys trial, the code its pulses carry
     behavior_trials: np.ndarray  #: 1-based behaviour trial of each ephys trial kept
     ephys_index: np.ndarray  #: 0-based ephys trial of each of those
     dropped_ephys: list[int] = field(default_factory=list)
     max_jitter: float = 0.0  #: largest |pulse - its nominal time| written, s
+    sync_start: np.ndarray | None = None  #: s, the trial-start edges as written (6 decimals)
+    ttl_margin_s: float = 0.0  #: the TTL pre-trigger margin as recorded, s (round(margin x rate) / rate)
 
 
 def mtl_bitcodes(trials) -> list[str]:
@@ -612,6 +656,8 @@ def write_xa_files(
     corrupt: dict[int, str] | None = None,
     upper: bool = True,
     seed: int = 0,
+    ttl_margin_s: float | None = None,
+    rate: float = 30000.0,
 ) -> GeneratedXA:
     """Write ``<folder>/<stem>.XA_0_0[.adj].txt`` and ``.XA_1_2[.adj].txt`` for (part of) a session.
 
@@ -622,7 +668,11 @@ def write_xa_files(
     by ``offset_s``. ``pulses``: 'file', 'none' (no pulse file) or 'empty' (a zero-byte one). Each pulse is
     moved by a uniform jitter in +-``jitter_s`` (< a quarter of the bit interval, so that rounding each
     gap still decodes it). ``corrupt``: ephys trial -> code written instead of the true one.
-    ``upper=False`` writes CatGT's own lower-case ``xa_`` names.
+    ``upper=False`` writes CatGT's own lower-case ``xa_`` names. ``ttl_margin_s``: a TTL-triggered
+    recording (pass the probe meta's ``trgTTLMarginS`` and ``imSampRate`` as ``rate``): each trial's
+    start edge, and its bit pulses after it, are written ``round(ttl_margin_s x rate) / rate`` s (the
+    margin in whole samples of the probe) after its true start, ``trial_start``, which stays the
+    ground truth (6 decimals); ``sync_start`` is what the file says.
     """
     folder = Path(folder)
     rng = np.random.default_rng(seed)
@@ -642,8 +692,10 @@ def write_xa_files(
         if n_before or n_after or len(start) != n:
             raise ValueError("trial_start_s needs one start per recorded trial (and no extra ephys trials)")
     start = np.round(start, 6)
+    margin_s = 0.0 if ttl_margin_s is None else round(float(ttl_margin_s) * rate) / rate
+    edge = start if ttl_margin_s is None else np.round(start + margin_s, 6)  # the trigger pulse, margin_s in
     nominal, written = [], []
-    for s0, c in zip(start, codes):
+    for s0, c in zip(edge, codes):
         for k, ch in enumerate(c):
             if ch == "1":
                 t = s0 + XA_FIRST_BIT_S + k * XA_BIT_INTERVAL_S
@@ -654,7 +706,7 @@ def write_xa_files(
     adj = ".adj" if adjusted else ""
     folder.mkdir(parents=True, exist_ok=True)
     starts_path = folder / f"{stem}.{kind}_0_0{adj}.txt"
-    starts_path.write_text("".join(f"{v:.6f}\n" for v in start))
+    starts_path.write_text("".join(f"{v:.6f}\n" for v in edge))
     pulses_path: Path | None = folder / f"{stem}.{kind}_1_2{adj}.txt"
     if pulses == "file":
         pulses_path.write_text("".join(f"{v:.6f}\n" for v in pulse_times))
@@ -676,4 +728,6 @@ def write_xa_files(
         ephys_index=keep,
         dropped_ephys=np.flatnonzero(behav_of_ephys == 0).tolist(),
         max_jitter=float(np.max(np.abs(pulse_times - np.asarray(nominal)), initial=0.0)),
+        sync_start=edge,
+        ttl_margin_s=margin_s,
     )

@@ -25,6 +25,17 @@ Trial sync, two routes (spec 3.4; the loaded line says which one a probe took, a
   session (rig "RRig-MTL") aligns: trial i of the NIDQ is behaviour trial i when the counts are
   equal (said in the notes); unequal counts, or another rig, are an error.
 
+TTL-triggered recordings (spec 3.4, as the original): when the probe's ``.ap.meta`` has SpikeGLX's
+``trgTTLMarginS``, each trial's data starts that margin before its trigger pulse, where the sync
+places the trial start; on both routes the trial starts, in samples of the probe, become
+``start - round(trgTTLMarginS x imSampRate)`` (the meta's rate; the XA seconds are converted to
+probe samples first, with that rate), so the spikes of a trial's pre-trigger margin belong to it and
+spike times count from the first trial's margin. Go times are events and do not move: route (a)'s
+goCue as recorded, route (b)'s go = the trial-start pulse + the behaviour's go time
+(multi-target-licking: the pulse). The loaded line then ends in
+``starts - trgTTLMarginS 0.5 s (15000 samples)``. Without the key (a recording that was not
+TTL-triggered) the starts are the sync's.
+
 Foraging rigs' bitcode files also carry ``digMarkerPerTrial`` (+ ``headings``), ``zaberPerTrial``,
 ``lick{L,R,M}PerTrial`` and ``cameraPerTrial`` (spec 3.4): for the aligned trials they become
 ``ephys.TrialEvent`` (go, choice, reward, trialend, ... and zaber steps), ``ephys.ActionEvent``
@@ -526,8 +537,20 @@ def _xa_trials(
     )
     n_mtl = sum(inputs.tasks.get(int(t)) == "multi-target-licking" for t in trials)
     if n_mtl:
-        notes.append(f"probe {probe}: {n_mtl} multi-target-licking trials have no go cue: go time = trial start")
+        notes.append(
+            f"probe {probe}: {n_mtl} multi-target-licking trials have no go cue: go time = the trial-start pulse"
+        )
     return trials, start_s * rate, (start_s + go_rel) * rate, notes
+
+
+def ttl_margin_starts(starts: np.ndarray, meta) -> tuple[np.ndarray, str]:
+    """Trial starts (samples of the probe) moved back by the TTL pre-trigger margin of a TTL-triggered
+    recording: ``starts - round(trgTTLMarginS x imSampRate)`` when the probe's meta has
+    ``trgTTLMarginS`` (spec 3.4), with the text the loaded line adds; unchanged and '' without it."""
+    if meta.ttl_margin_s is None:
+        return starts, ""
+    margin = meta.ttl_margin_samples
+    return starts - margin, f", starts - trgTTLMarginS {meta.ttl_margin_s:g} s ({margin} samples)"
 
 
 def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) -> ProbeRecord:
@@ -559,6 +582,8 @@ def build_probe(h2o: str, session: int, pf: ProbeFolder, inputs: ProbeInputs) ->
         notes.extend(sync_notes)
         sync_files = {"trial starts": sync.starts} | ({"bit pulses": sync.pulses} if sync.pulses else {})
         sync_text = f"sync CatGT {'adjusted ' if sync.adjusted else ''}NIDQ edges {sync.starts.name}"
+    starts, margin_text = ttl_margin_starts(starts, meta)
+    sync_text += margin_text
     fs = float(sorting.sample_rate)
     if meta.sampling_rate and abs(meta.sampling_rate - fs) > 1.0:
         notes.append(

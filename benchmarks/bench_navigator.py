@@ -21,7 +21,6 @@ and served again from memory.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import time
@@ -31,16 +30,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 
 
 def _get(url: str) -> bytes:
@@ -58,7 +47,9 @@ def _median_time(fn, repeat: int) -> float:
 
 
 def _paint_times(base: str, paths: dict[str, str], repeat: int) -> dict[str, float] | None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    from pipeline.navigator.browser import CHROMIUM_ARGS, chromium_path
+
+    chromium = chromium_path()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

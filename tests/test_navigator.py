@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -31,21 +30,13 @@ from pipeline import ccf, ephys, experiment, histology, lab, navigator, psth, re
 from pipeline.compute import populate_psth
 from pipeline.ingest.behavior import ingest_behavior
 from pipeline.navigator import guard
+from pipeline.navigator.browser import CHROMIUM_ARGS, chromium_path
 from pipeline.reporting import generate
 from pipeline.synthetic.bpod_delay_response import write_session_file
 from pipeline.synthetic.ccf import write_annotation_nrrd, write_ontology_csv
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
+CHROMIUM = chromium_path()
 BASE = "/subject/dm71/session/1"
 PROBE = f"{BASE}/probe/1"
 SKEY = dict(subject_id=71, session=1)

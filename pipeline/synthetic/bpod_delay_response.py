@@ -243,10 +243,16 @@ def write_session_file(
     **kw,
 ) -> GeneratedSession:
     """Write ``<folder>/<h2o>_<task>_<yyyymmdd>_<hhmmss>.mat`` and return its ground truth."""
+    return _write_rig_file(make_session_data, folder, h2o, when, task, version, **kw)
+
+
+def _write_rig_file(make, folder, h2o: str, when: dt.datetime, task: str, version: str, **kw) -> GeneratedSession:
+    """The rig's file name for ``h2o``, ``task`` and ``when`` in ``folder``, holding what ``make``
+    (:func:`make_session_data` or :func:`make_mtl_session_data`) generates; its ground truth."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{h2o}_{task}_{when:%Y%m%d_%H%M%S}.mat"
-    session, truth = make_session_data(when=when, h2o=h2o, path=path, **kw)
+    session, truth = make(when=when, h2o=h2o, path=path, **kw)
     _save(path, session, version)
     return truth
 
@@ -550,9 +556,4 @@ def write_mtl_session_file(
 ) -> GeneratedSession:
     """Write ``<folder>/<h2o>_<task>_<yyyymmdd>_<hhmmss>.mat`` (a multi-target-licking rig file)
     and return its ground truth."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{h2o}_{task}_{when:%Y%m%d_%H%M%S}.mat"
-    session, truth = make_mtl_session_data(when=when, h2o=h2o, path=path, **kw)
-    _save(path, session, version)
-    return truth
+    return _write_rig_file(make_mtl_session_data, folder, h2o, when, task, version, **kw)

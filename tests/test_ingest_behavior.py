@@ -180,3 +180,133 @@ def test_cli_uses_setting_and_exit_status(database, tmp_path):
     r = run_mapshell(["ingest-behavior"], env)
     assert r.returncode == 1 and "dm3_tw2_20230101_100000.mat" in r.stdout
     assert len(experiment.Session()) == 1
+
+
+def test_stored_rows_are_the_files_values_exactly(database, tmp_path):
+    """Every row of a session as the reader made it, floats bit for bit (binary COPY on PostgreSQL,
+    repr literals on MySQL), photostim and notes included."""
+    from pipeline.io.bpod_delay_response import read_delay_response
+
+    _animal(8, "dm8")
+    truth = write_session_file(tmp_path / "rig", h2o="dm8", n_trials=60, seed=5, abort_every=7)
+    assert ingest([["RRig", str(tmp_path / "rig"), 0]]).ok
+    d = read_delay_response(truth.path)
+    key = dict(subject_id=8, session=1)
+
+    def stored(table, order, columns):
+        df = (table & key).to_pandas().reset_index().sort_values(order)
+        return [tuple(r) for r in df[columns].itertuples(index=False)]
+
+    def expected(df, columns):
+        return [tuple(r) for r in df[columns].itertuples(index=False)]
+
+    trials = experiment.SessionTrial * experiment.BehaviorTrial
+    columns = ["trial", "start_time", "stop_time", "trial_instruction", "early_lick", "outcome", "auto_water"]
+    renumbered = d.trials.assign(trial=np.arange(1, len(d.trials) + 1))
+    assert stored(trials, "trial", columns) == expected(renumbered, columns)
+    number = dict(zip(d.trials.trial, renumbered.trial))
+    events = d.events.assign(trial=d.events.trial.map(number))
+    columns = ["trial", "trial_event_type", "trial_event_time", "duration"]
+    assert stored(experiment.TrialEvent, "trial_event_id", columns) == expected(events, columns)
+    actions = d.actions.assign(trial=d.actions.trial.map(number))
+    columns = ["trial", "action_event_type", "action_event_time"]
+    assert stored(experiment.ActionEvent, "action_event_id", columns) == expected(actions, columns)
+    notes = d.notes.assign(trial=d.notes.trial.map(number)).sort_values(["trial", "trial_note_type"])
+    columns = ["trial", "trial_note_type", "trial_note"]
+    assert stored(experiment.TrialNote, ["trial", "trial_note_type"], columns) == expected(notes, columns)
+    stims = d.photostim_events.assign(trial=d.photostim_events.trial.map(number))
+    assert len(stims) > 0
+    got = stored(experiment.PhotostimEvent, "photostim_event_id", ["trial", "photo_stim", "photostim_event_time"])
+    assert got == expected(stims, ["trial", "photostim_protocol", "photostim_event_time"])
+
+
+AWKWARD = [
+    "",
+    " ",
+    "a'b",
+    'q"x',
+    "back\\slash\\",
+    "\\N",
+    "NULL",
+    "tab\tnew\nline\rcr",
+    "%s %(x)s %%",
+    "ünï ☃ 😀",
+    "x" * 255,
+]
+
+
+def test_bulk_insert_stores_what_datajoint_stores(database):
+    """insert_frame against DataJoint's own insert of the same rows: awkward strings (quotes,
+    backslashes, control characters, \\N, unicode), NULLs, float and integer extremes, booleans and
+    in-table blobs come back the same on every backend."""
+    import datajoint as dj
+
+    from pipeline import db
+
+    schema = dj.Schema(database.prefix + "bulk_test", connection=db.connect())
+    try:
+
+        @schema
+        class Awkward(dj.Manual):
+            definition = """
+            k : int32
+            ---
+            s = null : varchar(255)
+            x = null : float64
+            i : int16
+            n : int64
+            b : bool
+            blob = null : <blob>
+            """
+
+        floats = [0.0, -0.0, 0.1, 1 / 3, 1e-5, 1e-300, 5e-324, 1.7976931348623157e308, -2.5, 1e16, 123456789.123456789]
+        m = len(AWKWARD) + 1
+        rows = [
+            dict(s=s, x=x, i=i, n=n, b=b, blob=blob)
+            for s, x, i, n, b, blob in zip(
+                [*AWKWARD, None],
+                [*floats, None],
+                [-32768, 32767, *range(m - 2)],
+                [2**62, -(2**63), *range(m - 2)],
+                [True, False] * m,
+                [np.arange(3.0), None, "text", {"a": [1, 2]}, *(np.array([j]) for j in range(m - 4))],
+            )
+        ]
+        df = pd.DataFrame([dict(r, k=j) for j, r in enumerate(rows)])
+        if database.conn.adapter.backend == "postgresql":  # all of it goes by binary COPY
+            heading = Awkward.heading
+            blobs = df.assign(blob=[None if v is None else heading["blob"].codec.encode(v) for v in df.blob])
+            assert all(bulk._binary_column(blobs[c], heading[c].sql_type) is not None for c in df.columns)
+        with db.connect().transaction:
+            assert bulk.insert_frame(Awkward, df) == m
+        Awkward.insert([dict(r, k=100 + j) for j, r in enumerate(rows)])
+        got = Awkward.to_pandas().reset_index().sort_values("k")
+        ours, theirs = got[got.k < 100].drop(columns="k"), got[got.k >= 100].drop(columns="k")
+        for column in ours.columns:
+            for a, b in zip(ours[column], theirs[column]):
+                assert np.array_equal(a, b) if isinstance(a, np.ndarray) else repr(a) == repr(b), (column, a, b)
+        assert list(ours.s[:-1]) == AWKWARD and pd.isna(ours.s.iloc[-1])
+    finally:
+        schema.drop(prompt=False)
+
+
+def test_mysql_literals_are_written_as_pymysql_writes_them():
+    """The MySQL path's numbers and strings, literal by literal, as PyMySQL's escaping (no database)."""
+    import pymysql.converters as conv
+
+    rng = np.random.default_rng(1)
+    x = np.concatenate(
+        [
+            rng.normal(0, 1, 300) * 10.0 ** rng.integers(-30, 30, 300),
+            [0.0, -0.0, 1e-4, 9.999999999999999e-05, 1e16, 9999999999999998.0, 5e-324, 1.7976931348623157e308, -1e-5],
+        ]
+    )
+    assert bulk._mysql_column(pd.Series(x), None) == [conv.escape_float(float(v)) for v in x]
+    assert bulk._mysql_column(pd.Series([1.5, np.nan]), None) == ["1.5e0", "NULL"]
+    ints = pd.Series([3, -(2**63), 2**62, 3])
+    assert bulk._mysql_column(ints, None) == [conv.escape_int(int(v)) for v in ints]
+    assert bulk._mysql_column(pd.Series([7] * 4), None) == ["7"] * 4
+    escape = lambda v: conv.escape_item(v, "utf8mb4")  # noqa: E731
+    texts = pd.Series([*AWKWARD, None, "a'b"])
+    assert bulk._mysql_column(texts, escape) == [escape(v) for v in AWKWARD] + ["NULL", escape("a'b")]
+    assert bulk._mysql_column(pd.Series([True, False]), None) == ["1", "0"]

@@ -294,3 +294,159 @@ def test_no_info_uses_the_file_name(tmp_path):
     bad = tmp_path / "dm3_tw2_20211345_093015.mat"
     bad.write_bytes(path.read_bytes())
     assert "20211345_093015 is not a valid yyyymmdd_hhmmss" in one_line(BehaviorFileError, bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# the vectorised reader gives what the per-trial rules gave, trial by trial
+
+
+def _per_trial_reference(path):
+    """The delay-response rules applied one trial at a time, as the reader did before it worked on
+    all trials at once: (trials, notes, events, actions, photostim, skipped, warnings)."""
+    from pipeline.io import bpod_delay_response as bdr
+
+    names, S = bdr._load(path)
+    n = int(bdr._scalar(S["nTrials"]))
+    settings = bdr._struct_array(S["TrialSettings"], n, "TrialSettings", path)
+    guis = [s["GUI"] for s in settings]
+    trials_raw = bdr._per_trial(S["RawEvents"]["Trial"], n, "RawEvents.Trial", path)
+    ttypes = np.asarray(bdr._per_trial(S["TrialTypes"], n, "TrialTypes", path), dtype=float)
+    starts = np.asarray(bdr._per_trial(S["TrialStartTimestamp"], n, "TrialStartTimestamp", path), dtype=float)
+    stim = np.asarray(bdr._per_trial(S["StimTrials"], n, "", path), dtype=float) if "StimTrials" in S else np.zeros(n)
+    free = np.asarray(bdr._per_trial(S["FreeTrials"], n, "", path), dtype=float) if "FreeTrials" in S else np.zeros(n)
+    state_names = S["RawData"]["OriginalStateNamesByNumber"] if "RawData" in S else None
+    if state_names is not None:
+        state_names = [set(np.atleast_1d(s).tolist()) for s in bdr._per_trial(state_names, n, "", path)]
+    late = names["h2o"].upper().startswith("SC") and "Recording(Rig3)_" in path.name
+    trials, notes, events, actions, stims, skipped, warnings = [], [], [], [], [], [], []
+    for i in range(n):
+        trial, g, tr = i + 1, guis[i], trials_raw[i]
+        states, evts = tr.get("States", {}), tr.get("Events", {})
+        known = state_names[i] if state_names is not None else set(states)
+        missing = [s for s in bdr.REQUIRED_STATES if s not in known]
+        protocol = bdr._scalar(g.get("ProtocolType"))
+        visits = lambda state: bdr._visits(states, state)  # noqa: E731
+        if missing:
+            skipped.append((trial, f"states {', '.join(missing)} not in this trial's state machine"))
+            continue
+        if not protocol >= 3:
+            skipped.append((trial, f"ProtocolType {protocol:g} < 3 (training stage without the full task)"))
+            continue
+        if not len(visits("PreSamplePeriod")) or not len(visits("TrialEnd")):
+            skipped.append((trial, "PreSamplePeriod or TrialEnd not visited (aborted trial)"))
+            continue
+        start = float(starts[i] - starts[0])
+        reversal = bdr._scalar(g.get("Reversal"), 1)
+        left = ttypes[i] == (0 if reversal == 2 else 1) or reversal not in (1, 2)
+        outcome = "hit" if len(visits("Reward")) else "miss" if len(visits("TimeOut")) else "ignore"
+        early = protocol >= 5 and (len(visits("EarlyLickSample")) or len(visits("EarlyLickDelay")))
+        fr = np.asarray(settings[i].get("GaveFreeReward", []), dtype=float).ravel()
+        auto = bdr._scalar(g.get("Autowater")) == 1 or bool(np.any(fr[:2] != 0))
+        trials.append(
+            (trial, start, start + float(visits("TrialEnd")[0, 0]), "audio delay", 1, "left" if left else "right")
+            + ("early" if early else "no early", outcome, bool(auto), bool(free[i] != 0))
+        )
+        notes.append((trial, "protocol #", f"{protocol:g}"))
+        if "Autolearn" in g:
+            notes.append((trial, "autolearn", f"{bdr._scalar(g['Autolearn']):g}"))
+        if "randomID" in g:
+            rid = g["randomID"]
+            notes.append((trial, "bitcode", rid if isinstance(rid, str) else f"{bdr._scalar(rid):.0f}"))
+        for state, etype in bdr.EVENT_STATES.items():
+            events.extend((trial, etype, float(a), float(b - a)) for a, b in visits(state))
+        for ev, atype in bdr.LICK_EVENTS.items():
+            times = np.atleast_1d(np.asarray(evts.get(ev, []), dtype=float))
+            actions.extend((trial, atype, float(t)) for t in times[~np.isnan(times)])
+        ok = protocol > 4 if late else protocol == 5
+        delay = bdr._scalar(g.get("DelayPeriod"))
+        if stim[i] > 0 and ok and bdr._scalar(g.get("Autolearn")) == 4 and np.isclose(delay, 1.2):
+            if int(stim[i]) not in bdr.PHOTOSTIM_PROTOCOLS:
+                warnings.append(
+                    f"trial {trial}: StimTrials {stim[i]:g} is not a known photostim protocol "
+                    f"{bdr.PHOTOSTIM_PROTOCOLS}; its photostimulation is not recorded"
+                )
+                continue
+            onset = visits("ResponseCue")[0, 0] - 0.5 if late else visits("DelayPeriod")[-1, 0]
+            stims.append((trial, int(stim[i]), float(onset), bdr.PHOTOSTIM_POWER))
+    return trials, notes, events, actions, stims, skipped, warnings
+
+
+def _oddities(tmp_path) -> list:
+    """Rig files that exercise the rules: aborted and training trials, v7.3, reversal, late-delay
+    photostimulation, repeated state visits, NaN licks, missing fields, unknown stim protocols."""
+    files, k = [], 0
+
+    def gen(**kw):
+        nonlocal k
+        k += 1
+        kw.setdefault("when", dt.datetime(2021, 3, 1, 10, 0, k))
+        return write_session_file(tmp_path / str(k), **kw).path
+
+    for version in ("5", "7.3"):
+        files += [gen(version=version, n_trials=40, seed=11, abort_every=9), gen(version=version, n_trials=2, seed=5)]
+        files += [gen(version=version, n_trials=30, seed=3, reversal=2)]
+    files.append(gen(n_trials=1, seed=5))
+    for protocol_type, autolearn in ((3, 4), (4, 1), (5, 4), (6, 4), (7, 1)):
+        files.append(
+            gen(n_trials=25, seed=protocol_type, protocol_type=protocol_type, autolearn=autolearn, stim_prob=0.8)
+        )
+    files += [gen(n_trials=20, seed=8, reversal=3), gen(n_trials=20, seed=9, delay=0.9, stim_prob=0.9)]
+    for h2o, protocol_type in (("SC12", 6), ("SC13", 5)):
+        src = gen(h2o=h2o, n_trials=30, seed=4, protocol_type=protocol_type, stim_prob=0.9, abort_every=4)
+        files.append(shutil.copy(src, tmp_path / f"{h2o}_Recording(Rig3)_20210301_100000.mat"))
+    oddities = (
+        "no RawData",
+        "repeats",
+        "no presample",
+        "stim 7",
+        "no autolearn",
+        "numeric id",
+        "no reversal",
+        "scalar",
+    )
+    for j, odd in enumerate(oddities):
+        session, _ = make_session_data(n_trials=30, seed=20 + j, stim_prob=0.7, abort_every=5)
+        raw, settings = session["RawEvents"]["Trial"][0], session["TrialSettings"][0]
+        if odd == "no RawData":
+            del session["RawData"]
+        elif odd == "repeats":  # states visited twice, a NaN among the licks
+            for t in raw[::3]:
+                for state in ("DelayPeriod", "ResponseCue", "TrialEnd"):
+                    v = np.atleast_2d(t["States"][state])
+                    if not np.isnan(v[0, 0]):
+                        t["States"][state] = np.vstack([v, v + 0.05])
+                t["Events"]["Port2In"] = np.array([[1.0, np.nan, 2.0]])
+        elif odd == "no presample":  # ran to TrialEnd without PreSamplePeriod
+            for t in raw[::4]:
+                t["States"]["PreSamplePeriod"] = np.array([[np.nan, np.nan]])
+        elif odd == "stim 7":
+            session["StimTrials"] = np.where(session["StimTrials"] > 0, 7, 0)
+        for i, s in enumerate(settings):
+            gui = s["GUI"]
+            if odd == "no autolearn" and i % 2:
+                s["GUI"] = {f: v for f, v in gui.items() if f not in ("Autolearn", "randomID")}
+            elif odd == "numeric id":
+                gui["randomID"] = float(1234 + i)
+            elif odd == "no reversal":
+                s["GUI"] = {f: v for f, v in gui.items() if f != "Reversal"}
+            elif odd == "scalar":
+                s["GaveFreeReward"] = float(i % 3 == 0) if i % 2 else np.array([[np.nan, 0, 0]])
+        files.append(_write(tmp_path, session, f"dm{j}_tw2_20210301_1000{j:02d}.mat"))
+    return files
+
+
+def test_vectorised_reader_equals_per_trial_rules(tmp_path, real_data):
+    files = [real_data / REAL, *_oddities(tmp_path)]
+    for path in files:
+        d = read_delay_response(path)
+        trials, notes, events, actions, stims, skipped, warnings = _per_trial_reference(path)
+        for got, want in (
+            (d.trials, trials),
+            (d.notes, notes),
+            (d.events, events),
+            (d.actions, actions),
+            (d.photostim_events, stims),
+        ):
+            assert [tuple(r) for r in got.itertuples(index=False)] == want, path.name
+        assert d.skipped_trials == skipped and d.warnings == warnings, path.name
+    assert sum(len(_per_trial_reference(p)[5]) for p in files) > 50  # skipped trials of every kind were seen

@@ -133,3 +133,52 @@ def test_left_to_scipy(tmp_path):
     cut.write_bytes(rig.read_bytes()[: rig.stat().st_size // 2])
     with pytest.raises(matfile.MatFileError, match="cut.mat"):
         read_mat(cut)
+
+
+def test_fields_read_at_once(tmp_path):
+    """The fast paths inside structs and cells: scalars and vectors of every stored type (small
+    elements too), text, structs of equal double vectors (a trial's States) and of unequal ones."""
+    types = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64")
+    mixed = {f"s_{t}": np.array([[7]], dtype=t) for t in types}
+    mixed |= {f"v_{t}": np.array([[1, 2, 3]], dtype=t) for t in types}
+    mixed |= {"text": "abc", "one": "x", "empty": "", "col": np.array([[1.0], [2.0]]), "e": np.zeros((1, 0))}
+    trial = {"States": {"A": np.array([[0.0, 1.0]]), "B": np.array([[np.nan, np.nan]])}, "Events": {"Tup": 1.5}}
+    data = dict(
+        mixed=mixed,
+        states={"A": np.array([[0.5, 1.0]]), "B": np.array([[np.nan, np.nan]]), "C": np.array([[2.0, 3.0]])},
+        scalars={"a": 1.0, "b": 2.5, "c": np.nan},
+        singles={"a": np.array([[1.0]], dtype=np.float32), "b": np.array([[2.0]], dtype=np.float32)},
+        uneven={"A": np.array([[0.5, 1.0]]), "B": np.array([[1.0, 2.0], [3.0, 4.0]])},
+        trials=np.array([[trial, {**trial, "States": {"A": np.array([[1.0, 2.0], [3.0, 4.0]])}}]], dtype=object),
+        settings=np.array([[{"GUI": {"P": 5.0, "id": "0101"}}, {"GUI": {"P": 3.0, "id": "1100"}}]], dtype=object),
+    )
+    for compress in (False, True):
+        path = tmp_path / f"fields{int(compress)}.mat"
+        sio.savemat(str(path), data, do_compression=compress)
+        _check(path)
+    states = read_mat5(path)["states"]
+    assert all(v.flags.writeable for v in states.values())
+
+
+def test_struct_in_a_cell_after_other_values_is_left_to_scipy(tmp_path):
+    """scipy's simplify_cells keeps a struct that is not a cell's first element as a mat_struct:
+    read_mat5 declines, read_mat gives scipy's."""
+    path = tmp_path / "later.mat"
+    sio.savemat(str(path), dict(c=np.array([[1.0, {"a": 1.0}]], dtype=object)))
+    with pytest.raises(matfile._Unsupported):
+        read_mat5(path)
+    assert type(read_mat(path)["c"][1]).__name__ == "mat_struct"
+
+
+def test_reading_pauses_the_garbage_collector_and_restores_it(tmp_path):
+    import gc
+
+    path = write_session_file(tmp_path, n_trials=3).path
+    read_mat5(path)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        read_mat5(path)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, SkipItem
-from .matfile import MatFileError, read_mat
+from .matfile import MatFileError, no_gc, read_mat
 
 FILENAME = re.compile(r"^(?P<h2o>[a-zA-Z]{2}[^_]*)_(?P<task>.*)_(?P<date>\d{8})_(?P<time>\d{6})\.mat$")
 REQUIRED_STATES = ("PreSamplePeriod", "SamplePeriod", "DelayPeriod", "ResponseCue", "StopLicking", "TrialEnd")
@@ -181,6 +181,8 @@ def _struct_array(value: Any, n: int, what: str, path: Path) -> list[dict]:
 
 _NO_VISITS = np.empty((0, 2))
 _NO_VISITS.flags.writeable = False
+_NO_NUMBERS = np.empty(0)
+_NO_NUMBERS.flags.writeable = False
 
 
 def _visits(states: dict, name: str) -> np.ndarray:
@@ -286,21 +288,23 @@ def _protocol_claim(S: dict) -> tuple[bool, str]:
 def read_delay_response(path: str | Path) -> BehaviorData:
     """Read one delay-response rig file. Raises BehaviorFileError (or UnsupportedProtocol)."""
     path = Path(path)
-    names, S = _load(path)
-    if is_mtl(S):
-        raise UnsupportedProtocol(
-            f"{path}: a multi-target-licking file, not delay-response (read it with read_rig_file or read_mtl)"
-        )
-    return _read_delay_response(path, names, S)
+    with no_gc():  # the file's values are gone before the collector would look at them
+        names, S = _load(path)
+        if is_mtl(S):
+            raise UnsupportedProtocol(
+                f"{path}: a multi-target-licking file, not delay-response (read it with read_rig_file or read_mtl)"
+            )
+        return _read_delay_response(path, names, S)
 
 
 def read_rig_file(path: str | Path) -> BehaviorData:
     """Read one rig file of either task: multi-target-licking (see :func:`is_mtl`) or delay-response."""
     path = Path(path)
-    names, S = _load(path)
-    if is_mtl(S):
-        return _read_mtl(path, names, S)
-    return _read_delay_response(path, names, S)
+    with no_gc():  # the file's values are gone before the collector would look at them
+        names, S = _load(path)
+        if is_mtl(S):
+            return _read_mtl(path, names, S)
+        return _read_delay_response(path, names, S)
 
 
 def _load(path: Path) -> tuple[dict[str, str], dict]:
@@ -339,6 +343,59 @@ def _trial_starts(S: dict, n: int, path: Path) -> np.ndarray:
     return starts
 
 
+def _numbers(values: list, default: float = np.nan) -> np.ndarray:
+    """Per-trial numbers as :func:`_scalar` reads each (a number, the first of an array; ``default``
+    for None or an empty array): in one go when they are all plain numbers."""
+    try:
+        a = np.array(values, dtype=np.float64)
+        if a.shape == (len(values),) and (np.isnan(default) or all(v is not None for v in values)):
+            return a
+    except (TypeError, ValueError):
+        pass
+    return np.array([_scalar(v, default) for v in values], dtype=np.float64).reshape(len(values))
+
+
+def _rows(values: list, width: int, what: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Per-trial number arrays (None: none) -> (trial index of each row, the rows as (m, width)
+    floats), in trial order, without rows whose first number is NaN. A state's visits are rows of
+    [start stop] (width 2; Bpod writes [NaN NaN] for a state not visited), event times rows of 1."""
+    n = len(values)
+    try:  # most often every trial has one row: all at once
+        rows = np.array(values, dtype=np.float64)
+        if rows.shape != ((n, width) if width > 1 else (n,)):
+            raise ValueError
+        rows, trial = rows.reshape(n, width), np.arange(n)
+    except (TypeError, ValueError):
+        parts = [np.asarray(v, dtype=np.float64).ravel() if v is not None else _NO_NUMBERS for v in values]
+        sizes = np.fromiter(map(len, parts), dtype=np.intp, count=n)
+        odd = np.flatnonzero(sizes % width)
+        if odd.size:
+            raise BehaviorFileError(
+                f"{path}: {what} of trial {odd[0] + 1} has {sizes[odd[0]]} numbers, not rows of {width}"
+            ) from None
+        rows, trial = np.concatenate([_NO_NUMBERS, *parts]).reshape(-1, width), np.repeat(np.arange(n), sizes // width)
+    keep = ~np.isnan(rows[:, 0])
+    return trial[keep], rows[keep]
+
+
+def _formatted(values: np.ndarray, spec: str) -> np.ndarray:
+    """``format(value, spec)`` of each value (each distinct value formatted once)."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return np.array([format(v, spec) for v in distinct.tolist()], dtype=object)[inverse]
+
+
+def _by_trial(columns: list[str], *parts: tuple) -> pd.DataFrame:
+    """A table from parts, each a tuple of column values (arrays, or one value for all its rows),
+    the first the trial numbers: the rows sorted by trial, in the parts' order within a trial."""
+    sizes = [len(p[0]) for p in parts]
+    cols = [
+        np.concatenate([np.asarray(p[j]) if np.ndim(p[j]) else np.full(k, p[j]) for p, k in zip(parts, sizes)])
+        for j in range(len(columns))
+    ]
+    order = np.argsort(cols[0], kind="stable")
+    return pd.DataFrame({c: v[order] for c, v in zip(columns, cols)})
+
+
 def _read_delay_response(path: Path, names: dict[str, str], S: dict) -> BehaviorData:
     claims, looks = _protocol_claim(S)
     if not claims:
@@ -368,117 +425,167 @@ def _read_delay_response(path: Path, names: dict[str, str], S: dict) -> Behavior
     ttypes = np.asarray(_per_trial(S["TrialTypes"], n, "TrialTypes", path), dtype=np.float64)
     starts = _trial_starts(S, n, path)
     session_start, start_source = _session_start(S, names, path)
-    stim = (
-        np.asarray(_per_trial(S["StimTrials"], n, "StimTrials", path), dtype=np.float64)
-        if "StimTrials" in S
-        else np.zeros(n)
+    stim, free = (
+        np.asarray(_per_trial(S[f], n, f, path), dtype=np.float64) if f in S else np.zeros(n)
+        for f in ("StimTrials", "FreeTrials")
     )
-    free = (
-        np.asarray(_per_trial(S["FreeTrials"], n, "FreeTrials", path), dtype=np.float64)
-        if "FreeTrials" in S
-        else np.zeros(n)
-    )
-    state_names = S.get("RawData", {}).get("OriginalStateNamesByNumber") if isinstance(S.get("RawData"), dict) else None
-    if state_names is not None:
-        state_names = _per_trial(state_names, n, "RawData.OriginalStateNamesByNumber", path)
-        state_names = [set(np.atleast_1d(s).tolist()) if not isinstance(s, str) else {s} for s in state_names]
-    free_reward = [s.get("GaveFreeReward") for s in settings]
     late_delay = names["h2o"].upper().startswith("SC") and "Recording(Rig3)_" in path.name
 
-    t0 = starts[0]
-    trial_rows, notes, events, actions, pstim, skipped, warnings = [], [], [], [], [], [], []
-    for i in range(n):
-        trial = i + 1
-        g = guis[i]
-        tr = trials_raw[i]
-        states = tr.get("States", {}) if isinstance(tr, dict) else {}
-        evts = tr.get("Events", {}) if isinstance(tr, dict) else {}
-        known = state_names[i] if state_names is not None else set(states)
-        missing = [s for s in REQUIRED_STATES if s not in known]
-        protocol_type = _scalar(g.get("ProtocolType"))
-        if missing:
-            skipped.append((trial, f"states {', '.join(missing)} not in this trial's state machine"))
-            continue
-        if not protocol_type >= 3:
-            skipped.append((trial, f"ProtocolType {protocol_type:g} < 3 (training stage without the full task)"))
-            continue
-        trial_end = _visits(states, "TrialEnd")
-        if not len(_visits(states, "PreSamplePeriod")) or not len(trial_end):
-            skipped.append((trial, "PreSamplePeriod or TrialEnd not visited (aborted trial)"))
-            continue
-        start = float(starts[i] - t0)
-        reversal = _scalar(g.get("Reversal"), 1)
-        left_type = 0 if reversal == 2 else 1
-        instruction = "left" if ttypes[i] == left_type else "right"
-        if reversal not in (1, 2):
-            instruction = "left"
-        outcome = "hit" if len(_visits(states, "Reward")) else "miss" if len(_visits(states, "TimeOut")) else "ignore"
-        early = protocol_type >= 5 and (
-            len(_visits(states, "EarlyLickSample")) or len(_visits(states, "EarlyLickDelay"))
-        )
-        fr = np.asarray(free_reward[i] if free_reward[i] is not None else [], dtype=np.float64).ravel()
-        auto_water = _scalar(g.get("Autowater")) == 1 or bool(np.any(fr[:2] != 0))
-        trial_rows.append(
-            (
-                trial,
-                start,
-                start + float(trial_end[0, 0]),
-                "audio delay",
-                1,
-                instruction,
-                "early" if early else "no early",
-                outcome,
-                bool(auto_water),
-                bool(free[i] != 0),
-            )
-        )
-        notes.append((trial, "protocol #", f"{protocol_type:g}"))
-        if "Autolearn" in g:
-            notes.append((trial, "autolearn", f"{_scalar(g['Autolearn']):g}"))
-        if "randomID" in g:
-            rid = g["randomID"]
-            notes.append((trial, "bitcode", rid if isinstance(rid, str) else f"{_scalar(rid):.0f}"))
-        for state, etype in EVENT_STATES.items():
-            v = _visits(states, state)
-            events.extend((trial, etype, float(a), float(b - a)) for a, b in v)
-        for ev, atype in LICK_EVENTS.items():
-            times = np.atleast_1d(np.asarray(evts.get(ev, []), dtype=np.float64))
-            actions.extend((trial, atype, float(t)) for t in times[~np.isnan(times)])
-        delay = _scalar(g.get("DelayPeriod"))
-        protocol_ok = protocol_type > 4 if late_delay else protocol_type == 5
-        if stim[i] > 0 and protocol_ok and _scalar(g.get("Autolearn")) == 4 and np.isclose(delay, 1.2):
-            if int(stim[i]) not in PHOTOSTIM_PROTOCOLS:
-                warnings.append(
-                    f"trial {trial}: StimTrials {stim[i]:g} is not a known photostim protocol "
-                    f"{PHOTOSTIM_PROTOCOLS}; its photostimulation is not recorded"
-                )
-            else:
-                if late_delay:
-                    onset = float(_visits(states, "ResponseCue")[0, 0]) - 0.5
-                else:
-                    onset = float(_visits(states, "DelayPeriod")[-1, 0])
-                pstim.append((trial, int(stim[i]), onset, PHOTOSTIM_POWER))
+    # every trial at once: each state's visits and each lick event as rows tagged with the trial
+    states = [tr.get("States") if isinstance(tr, dict) else None for tr in trials_raw]
+    states = [s if isinstance(s, dict) else {} for s in states]
+    events = [tr.get("Events") if isinstance(tr, dict) else None for tr in trials_raw]
+    events = [e if isinstance(e, dict) else {} for e in events]
+    used = {*EVENT_STATES, "Reward", "TimeOut", "EarlyLickSample", "EarlyLickDelay"}
+    visits = {v: _rows([s.get(v) for s in states], 2, f"RawEvents.Trial.States.{v}", path) for v in used}
+    licks = {e: _rows([x.get(e) for x in events], 1, f"RawEvents.Trial.Events.{e}", path) for e in LICK_EVENTS}
 
-    trials = pd.DataFrame(trial_rows, columns=list(TRIAL_COLUMNS))
-    if trials.empty:
+    def visited(state: str) -> np.ndarray:
+        return np.bincount(visits[state][0], minlength=n) > 0
+
+    def gui(name: str, default: float = np.nan) -> np.ndarray:
+        return _numbers([g.get(name, default) for g in guis], default)
+
+    # which trials are complete, and why the others are not
+    state_names = S.get("RawData", {}).get("OriginalStateNamesByNumber") if isinstance(S.get("RawData"), dict) else None
+    if state_names is None:
+        missing = [[s for s in REQUIRED_STATES if s not in st] for st in states]
+    else:  # the v5 reader shares equal name lists: each distinct one is checked once
+        state_names = _per_trial(state_names, n, "RawData.OriginalStateNamesByNumber", path)
+        distinct = {id(x): x for x in state_names}
+        known = {i: {x} if isinstance(x, str) else set(np.atleast_1d(x).tolist()) for i, x in distinct.items()}
+        absent = {i: [s for s in REQUIRED_STATES if s not in k] for i, k in known.items()}
+        missing = [absent[id(x)] for x in state_names]
+    protocol_type = gui("ProtocolType")
+    complete = visited("PreSamplePeriod") & visited("TrialEnd")
+    keep = ~np.array([bool(m) for m in missing]) & (protocol_type >= 3) & complete
+    skipped = []
+    for i in np.flatnonzero(~keep).tolist():
+        if missing[i]:
+            skipped.append((i + 1, f"states {', '.join(missing[i])} not in this trial's state machine"))
+        elif not protocol_type[i] >= 3:
+            skipped.append((i + 1, f"ProtocolType {protocol_type[i]:g} < 3 (training stage without the full task)"))
+        else:
+            skipped.append((i + 1, "PreSamplePeriod or TrialEnd not visited (aborted trial)"))
+    k = np.flatnonzero(keep)
+    if not k.size:
         raise BehaviorFileError(
             f"{path}: none of the {n} trials is a complete delay-response trial "
             f"(first reason: {skipped[0][1] if skipped else 'unknown'})"
         )
+    trial = k + 1
+
+    def first_visit(state: str, last: bool = False) -> np.ndarray:
+        """The start of each kept trial's first (last) visit to ``state`` (NaN if none)."""
+        t, rows = visits[state]
+        out = np.full(len(k), np.nan)
+        if len(t):
+            at = np.clip(np.searchsorted(t, k, side="right") - 1 if last else np.searchsorted(t, k), 0, len(t) - 1)
+            hit = t[at] == k
+            out[hit] = rows[at[hit], 0]
+        return out
+
+    # the trials
+    start = (starts - starts[0])[k]
+    reversal = gui("Reversal", 1)[k]
+    left = (ttypes[k] == np.where(reversal == 2, 0, 1)) | ~np.isin(reversal, (1, 2))
+    early = (protocol_type[k] >= 5) & (visited("EarlyLickSample") | visited("EarlyLickDelay"))[k]
+    free_reward = [s.get("GaveFreeReward") if isinstance(s, dict) else None for s in settings]
+    auto_water = (gui("Autowater") == 1)[k] | _first_two_nonzero([free_reward[i] for i in k.tolist()])
+    trials = pd.DataFrame(
+        {
+            "trial": trial,
+            "start_time": start,
+            "stop_time": start + first_visit("TrialEnd"),
+            "task": "audio delay",
+            "task_protocol": 1,
+            "trial_instruction": np.where(left, "left", "right"),
+            "early_lick": np.where(early, "early", "no early"),
+            "outcome": np.select([visited("Reward")[k], visited("TimeOut")[k]], ["hit", "miss"], "ignore"),
+            "auto_water": auto_water,
+            "free_water": free[k] != 0,
+        }
+    )
+    # notes: protocol #, autolearn (if set), bitcode (the randomID, if set)
+    autolearn = gui("Autolearn")
+    has_autolearn = np.array(["Autolearn" in guis[i] for i in k.tolist()], dtype=bool)
+    rids = [guis[i].get("randomID") for i in k.tolist()]
+    has_rid = np.array(["randomID" in guis[i] for i in k.tolist()], dtype=bool)
+    bitcodes = [r if isinstance(r, str) else f"{_scalar(r):.0f}" for r, h in zip(rids, has_rid) if h]
+    notes = _by_trial(
+        ["trial", "trial_note_type", "trial_note"],
+        (trial, "protocol #", _formatted(protocol_type[k], "g")),
+        (trial[has_autolearn], "autolearn", _formatted(autolearn[k][has_autolearn], "g")),
+        (trial[has_rid], "bitcode", np.array(bitcodes, dtype=object)),
+    )
+    # events: one per visit of each event state; licks: one per lick event
+    ev_parts = []
+    for state, etype in EVENT_STATES.items():
+        t, rows = visits[state]
+        sel = keep[t]
+        ev_parts.append((t[sel] + 1, etype, rows[sel, 0], rows[sel, 1] - rows[sel, 0]))
+    events = _by_trial(["trial", "trial_event_type", "trial_event_time", "duration"], *ev_parts)
+    ac_parts = []
+    for ev, atype in LICK_EVENTS.items():
+        t, rows = licks[ev]
+        sel = keep[t]
+        ac_parts.append((t[sel] + 1, atype, rows[sel, 0]))
+    actions = _by_trial(["trial", "action_event_type", "action_event_time"], *ac_parts)
+    # photostimulation
+    pt = protocol_type[k]
+    protocol_ok = pt > 4 if late_delay else pt == 5
+    stimulated = (stim[k] > 0) & protocol_ok & (autolearn[k] == 4) & np.isclose(gui("DelayPeriod")[k], 1.2)
+    protocol = np.where(stimulated, stim[k], 0).astype(np.int64)
+    known_protocol = np.isin(protocol, PHOTOSTIM_PROTOCOLS)
+    warnings = [
+        f"trial {t}: StimTrials {s:g} is not a known photostim protocol "
+        f"{PHOTOSTIM_PROTOCOLS}; its photostimulation is not recorded"
+        for t, s in zip(trial[stimulated & ~known_protocol].tolist(), stim[k][stimulated & ~known_protocol].tolist())
+    ]
+    onset = first_visit("ResponseCue") - 0.5 if late_delay else first_visit("DelayPeriod", last=True)
+    sel = stimulated & known_protocol
+    if np.isnan(onset[sel]).any():
+        t = trial[sel][np.isnan(onset[sel])][0]
+        raise BehaviorFileError(
+            f"{path}: trial {t} is photostimulated but never reached "
+            f"{'ResponseCue' if late_delay else 'DelayPeriod'} (the stimulation's onset)"
+        )
+    photostim = pd.DataFrame(
+        {
+            "trial": trial[sel],
+            "photostim_protocol": protocol[sel],
+            "photostim_event_time": onset[sel],
+            "power": np.full(sel.sum(), PHOTOSTIM_POWER),
+        }
+    )
     return BehaviorData(
         path=path,
         h2o=names["h2o"],
         session_datetime=session_start,
         trials=trials,
-        notes=pd.DataFrame(notes, columns=["trial", "trial_note_type", "trial_note"]),
-        events=pd.DataFrame(events, columns=["trial", "trial_event_type", "trial_event_time", "duration"]),
-        actions=pd.DataFrame(actions, columns=["trial", "action_event_type", "action_event_time"]),
-        photostim_events=pd.DataFrame(pstim, columns=["trial", "photostim_protocol", "photostim_event_time", "power"]),
+        notes=notes,
+        events=events,
+        actions=actions,
+        photostim_events=photostim,
         skipped_trials=skipped,
         n_trials_in_file=n,
         warnings=warnings,
         start_source=start_source,
     )
+
+
+def _first_two_nonzero(values: list) -> np.ndarray:
+    """Per trial: is any of the first two numbers of its GaveFreeReward not 0 (False if it has none)."""
+    try:  # arrays of one length: all at once
+        a = np.array(values, dtype=np.float64)
+        if a.ndim == 2 and len(a) == len(values) and all(v is not None for v in values):
+            return (a[:, :2] != 0).any(axis=1)
+    except (TypeError, ValueError):
+        pass
+    return np.array(
+        [bool(np.any(np.asarray(v if v is not None else [], dtype=np.float64).ravel()[:2] != 0)) for v in values],
+        dtype=bool,
+    ).reshape(len(values))
 
 
 # --- multi-target licking --------------------------------------------------------------------

@@ -116,6 +116,19 @@ TRIAL_TABLES = ("trials", "notes", "events", "actions", "photostim_events")
 BLOCK_TABLES = ("blocks", "block_ports", "block_trials")
 
 
+def _renumbered(df: pd.DataFrame, column: str, old: np.ndarray, first: int) -> pd.DataFrame:
+    """``df`` without the rows whose ``column`` is not one of ``old``, the others numbered
+    ``first``, ``first`` + 1, ... in the order of ``old`` (``df`` itself if that changes nothing)."""
+    values = df[column].to_numpy()
+    if first == 1 and np.array_equal(old, np.arange(1, len(old) + 1)):
+        if not len(values) or (values.min() >= 1 and values.max() <= len(old)):
+            return df
+    at = pd.Index(old).get_indexer(values)
+    df = df[at >= 0].reset_index(drop=True)
+    df[column] = at[at >= 0] + first
+    return df
+
+
 def combine(datas: list[BehaviorData]) -> dict[str, pd.DataFrame]:
     """Several files of a day -> one session's tables (trials renumbered, times from the first start).
     Raises InputError when a file's trials start before the previous file's last trial ended."""
@@ -131,13 +144,15 @@ def combine(datas: list[BehaviorData]) -> dict[str, pd.DataFrame]:
     first_trials, next_trial, next_block, last_stop, last_name = [], 1, 1, -np.inf, None
     for d in datas:
         offset = (d.session_datetime - t0).total_seconds()
-        renumber = dict(zip(d.trials["trial"], range(next_trial, next_trial + len(d.trials))))
         first_trials.append(next_trial)
-        next_trial += len(d.trials)
-        trials = d.trials.copy()
-        trials["trial"] = trials["trial"].map(renumber)
-        trials["start_time"] += offset
-        trials["stop_time"] += offset
+        in_file = d.trials["trial"].to_numpy()
+        for k in (*TRIAL_TABLES, "block_trials"):
+            parts[k].append(_renumbered(getattr(d, k), "trial", in_file, next_trial))
+        next_trial += len(in_file)
+        trials = parts["trials"][-1]
+        if offset:  # a later file (its tables renumbered: copies)
+            trials["start_time"] += offset
+            trials["stop_time"] += offset
         if len(trials):
             if trials["start_time"].iloc[0] < last_stop:
                 raise InputError(
@@ -146,22 +161,15 @@ def combine(datas: list[BehaviorData]) -> dict[str, pd.DataFrame]:
                     f"and are not merged; remove the wrong one"
                 )
             last_stop, last_name = float(trials["stop_time"].max()), d.path.name
-        parts["trials"].append(trials)
-        for k in ("notes", "events", "actions", "photostim_events", "block_trials"):
-            df = getattr(d, k)
-            df = df[df["trial"].isin(renumber)].copy()
-            df["trial"] = df["trial"].map(renumber)
-            parts[k].append(df)
         # multi-target licking: blocks are numbered through the day's files too
-        blocks = dict(zip(d.blocks["block"], range(next_block, next_block + len(d.blocks))))
-        next_block += len(d.blocks)
+        blocks = d.blocks["block"].to_numpy()
         for k in BLOCK_TABLES:
-            df = (parts[k].pop() if k == "block_trials" else getattr(d, k)).copy()
-            df["block"] = df["block"].map(blocks)
-            if k == "blocks":
+            df = _renumbered(parts[k].pop() if k == "block_trials" else getattr(d, k), "block", blocks, next_block)
+            if k == "blocks" and offset:
                 df["block_start_time"] += offset
             parts[k].append(df)
-    out = {k: pd.concat(v, ignore_index=True) for k, v in parts.items()}
+        next_block += len(blocks)
+    out = {k: v[0] if len(v) == 1 else pd.concat(v, ignore_index=True) for k, v in parts.items()}
     out["first_trials"] = first_trials
     return out
 
@@ -227,18 +235,22 @@ def build_session(day_files: list[RigFile]) -> SessionRecord:
     )
 
 
-def write_session(rec: SessionRecord, subject_id: int, user: str) -> dict:
-    """Insert one session in one transaction; returns its key."""
+def write_session(rec: SessionRecord, subject_id: int, user: str, known: dict | None = None) -> dict:
+    """Insert one session in one transaction; returns its key. ``known``: what a run has looked up
+    already (rigs present, photostim protocols), for its next sessions."""
     from ... import experiment
     from .tables import BehaviorIngest
 
-    common.ensure_rig(rec.rig, "added by ingest-behavior (behavior_data_paths)")
+    known = {} if known is None else known
+    if rec.rig not in known.setdefault("rigs", set()):
+        common.ensure_rig(rec.rig, "added by ingest-behavior (behavior_data_paths)")
+        known["rigs"].add(rec.rig)
     tables = rec.tables
     with common.transaction():
         skey = common.insert_session(subject_id, rec.session_datetime, user, rec.rig)
 
         def frame(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
-            return with_key(df[cols], skey)
+            return with_key(df if list(df.columns) == cols else df[cols], skey)
 
         trials = tables["trials"]
         insert_frame(experiment.SessionTrial, frame(trials, ["trial", "start_time", "stop_time"]))
@@ -258,7 +270,9 @@ def write_session(rec: SessionRecord, subject_id: int, user: str) -> dict:
                 ],
             ),
         )
-        insert_frame(experiment.TrialNote, frame(tables["notes"], ["trial", "trial_note_type", "trial_note"]))
+        # in primary-key order, as the other tables' rows are: each goes to the end of the index
+        notes = tables["notes"].sort_values(["trial", "trial_note_type"], kind="stable")
+        insert_frame(experiment.TrialNote, frame(notes, ["trial", "trial_note_type", "trial_note"]))
         ev = frame(tables["events"], ["trial", "trial_event_type", "trial_event_time", "duration"])
         ev.insert(3, "trial_event_id", np.arange(1, len(ev) + 1))
         insert_frame(experiment.TrialEvent, ev)
@@ -267,23 +281,18 @@ def write_session(rec: SessionRecord, subject_id: int, user: str) -> dict:
         insert_frame(experiment.ActionEvent, ac)
         ps = tables["photostim_events"]
         if len(ps):
-            for protocol in sorted(set(ps["photostim_protocol"])):
-                proto = (experiment.PhotostimProtocol & {"photostim_protocol": protocol}).fetch1()
-                experiment.Photostim.insert1(
-                    dict(
-                        skey,
-                        photo_stim=protocol,
-                        photostim_device=proto["photostim_device"],
-                        duration=proto["duration"],
-                    )
-                )
-                locs = (experiment.PhotostimProtocol.Location & {"photostim_protocol": protocol}).to_dicts()
-                experiment.Photostim.PhotostimLocation.insert(
-                    [
-                        dict(skey, photo_stim=protocol, **{k: v for k, v in loc.items() if k != "photostim_protocol"})
-                        for loc in locs
-                    ]
-                )
+            used = sorted(set(ps["photostim_protocol"].tolist()))
+            protocols = _photostim_protocols(known)
+            unknown = [p for p in used if p not in protocols]
+            if unknown:
+                raise InputError(f"photostim protocol(s) {unknown} not in experiment.PhotostimProtocol")
+            stims = [
+                dict(skey, photo_stim=p, **{k: protocols[p][0][k] for k in ("photostim_device", "duration")})
+                for p in used
+            ]
+            insert_frame(experiment.Photostim, pd.DataFrame(stims))
+            locations = [dict(skey, photo_stim=p, **loc) for p in used for loc in protocols[p][1]]
+            insert_frame(experiment.Photostim.PhotostimLocation, pd.DataFrame(locations))
             insert_frame(experiment.PhotostimTrial, frame(ps.drop_duplicates("trial"), ["trial"]))
             pe = frame(
                 ps.rename(columns={"photostim_protocol": "photo_stim"}),
@@ -301,9 +310,25 @@ def write_session(rec: SessionRecord, subject_id: int, user: str) -> dict:
                 experiment.MultiTargetLickingSessionBlock.BlockTrial,
                 frame(tables["block_trials"], list(BLOCK_TRIAL_COLUMNS)),
             )
-        BehaviorIngest.insert1(skey)
-        BehaviorIngest.BehaviorFile.insert([dict(skey, **f) for f in rec.files])
+        insert_frame(BehaviorIngest, pd.DataFrame([skey]))
+        insert_frame(BehaviorIngest.BehaviorFile, pd.DataFrame([dict(skey, **f) for f in rec.files]))
     return skey
+
+
+def _photostim_protocols(known: dict) -> dict[int, tuple[dict, list[dict]]]:
+    """protocol -> (its experiment.PhotostimProtocol row, its locations without the protocol), read
+    once per run (into ``known``)."""
+    from ... import experiment
+
+    if "photostim" not in known:
+        locations: dict[int, list[dict]] = {}
+        for loc in experiment.PhotostimProtocol.Location.to_dicts():
+            locations.setdefault(loc.pop("photostim_protocol"), []).append(loc)
+        known["photostim"] = {
+            r["photostim_protocol"]: (r, locations.get(r["photostim_protocol"], []))
+            for r in experiment.PhotostimProtocol.to_dicts()
+        }
+    return known["photostim"]
 
 
 class DelayResponseStep(runner.Step):
@@ -315,6 +340,8 @@ class DelayResponseStep(runner.Step):
         self._animals: dict | None = None
         self._items: list[runner.Item] = []
         self._next: tuple[str, object] | None = None  # (label, future) of the item read ahead
+        self._owners: dict[str | None, str] = {}  # animal owner -> session owner, this run
+        self._known: dict = {}  # what write_session looked up, this run
 
     def animals(self) -> dict:
         if self._animals is None:
@@ -344,7 +371,9 @@ class DelayResponseStep(runner.Step):
 
     def inputs(self, item: runner.Item):
         subject_id, owner = self.animals()[item.key["h2o"]]
-        return subject_id, common.session_owner(owner)
+        if owner not in self._owners:
+            self._owners[owner] = common.session_owner(owner)
+        return subject_id, self._owners[owner]
 
     def build(self, item: runner.Item, inputs) -> SessionRecord:
         """The item's record; the next item to load is read meanwhile in a thread, while this one is
@@ -379,7 +408,7 @@ class DelayResponseStep(runner.Step):
 
     def write(self, item: runner.Item, record: SessionRecord, inputs) -> runner.Done:
         subject_id, user = inputs
-        skey = write_session(record, subject_id, user)
+        skey = write_session(record, subject_id, user, self._known)
         n_blocks = len(record.tables["blocks"])
         task = f" in {n_blocks} blocks (multi-target licking)" if record.task == MTL_TASK else ""
         return runner.Done(

@@ -103,16 +103,22 @@ def backend(request):
     db.drop_prefix(prefix, conn)
 
 
-def _clear_tables() -> None:
-    """Delete the rows of every table that has no fixed contents, and of everything below them.
+#: per connection: (the dependency graph's tables, the tables to clear children first)
+_CLEAR_PLAN: dict[int, tuple[frozenset, list[str]]] = {}
 
-    Plain DELETEs, children first: DataJoint's cascading ``delete`` took 7-11 s per test."""
+
+def _clear_plan(conn) -> list[str]:
+    """The tables that have no fixed contents, and everything below them, children first. Computed
+    again only when the dependency graph changed (a table was declared or dropped)."""
     import inspect
 
     import networkx as nx
 
-    conn = db.connect()
     conn.dependencies.load()
+    nodes = frozenset(conn.dependencies.nodes)
+    cached = _CLEAR_PLAN.get(id(conn))
+    if cached is not None and cached[0] == nodes:
+        return cached[1]
     targets: set[str] = set()
     for m in reversed(db.SCHEMA_MODULE_ORDER):
         mod = db.import_module(m)
@@ -125,9 +131,28 @@ def _clear_tables() -> None:
                 and not getattr(cls, "contents", None)
             ):
                 targets.update(conn.dependencies.descendants(cls.full_table_name))
-    for name in reversed(list(nx.topological_sort(conn.dependencies))):
-        if name in targets and not name.isdigit():
-            conn.query(f"DELETE FROM {name}")
+    order = [n for n in reversed(list(nx.topological_sort(conn.dependencies))) if n in targets and not n.isdigit()]
+    _CLEAR_PLAN[id(conn)] = (nodes, order)
+    return order
+
+
+def _clear_tables() -> None:
+    """Delete the rows of every table that has no fixed contents, and of everything below them.
+
+    Plain DELETEs, children first: DataJoint's cascading ``delete`` took 7-11 s per test. One query
+    finds the tables that have rows (EXISTS on each), and only those get a DELETE: most tables of a
+    test are empty, and a DELETE per table was most of the 50 ms this took before every test."""
+    conn = db.connect()
+    order = _clear_plan(conn)
+    if order:
+        probe = " UNION ALL ".join(
+            f"SELECT {i} AS i FROM (SELECT 1 AS one) AS d WHERE EXISTS (SELECT 1 FROM {name})"
+            for i, name in enumerate(order)
+        )
+        filled = {int(row[0]) for row in conn.query(probe).fetchall()}
+        for i, name in enumerate(order):
+            if i in filled:
+                conn.query(f"DELETE FROM {name}")
     from pipeline.ingest import work
 
     jobs = work.Ingested().jobs  # the ingest claims (not in the dependency graph)
@@ -175,13 +200,20 @@ DB_MODULES = {"test_embedded", "test_shell", "test_demo", "test_erd", "test_guid
 EMBEDDED_ONLY = {"test_damaged_inputs"}
 
 
+def _embedded_only(item) -> bool:
+    """A test of an embedded-only module, or one marked ``@pytest.mark.embedded_only("why")``: what it
+    checks is not database-dialect specific (an S3 object store, killing a file copy), and the same
+    step or action is tested on every backend by another test of its module."""
+    return item.module.__name__ in EMBEDDED_ONLY or item.get_closest_marker("embedded_only") is not None
+
+
 def pytest_collection_modifyitems(config, items):
     """Mark every test that needs a database ``db``, so ``pytest -m "not db"`` runs the rest alone;
-    run the embedded-only modules on the embedded database only."""
+    run the embedded-only modules and tests on the embedded database only."""
     keep, dropped = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if item.module.__name__ in EMBEDDED_ONLY and params.get("backend", "embedded") != "embedded":
+        if _embedded_only(item) and params.get("backend", "embedded") != "embedded":
             dropped.append(item)
         else:
             keep.append(item)
@@ -191,3 +223,21 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if {"backend", "database"} & set(getattr(item, "fixturenames", ())) or item.module.__name__ in DB_MODULES:
             item.add_marker(pytest.mark.db)
+
+
+def _fold_real_data_skip(report) -> None:
+    """Without the real sample data, every test that reads it skips for that one reason: give
+    their skip reports one place and reason, so ``-ra`` lists them as one line with their count
+    (with the data present, a test skipping for a particular missing file still says which)."""
+    if REAL_DATA.is_dir() or not report.skipped or not isinstance(report.longrepr, tuple):
+        return
+    if "real" in str(report.longrepr[2]).lower():
+        report.longrepr = (__file__, None, f"real sample data not found at {REAL_DATA}: the tests that read it skip")
+
+
+def pytest_runtest_logreport(report):
+    _fold_real_data_skip(report)
+
+
+def pytest_collectreport(report):
+    _fold_real_data_skip(report)

@@ -66,6 +66,11 @@ def test_ccfload_cli(database, ccf_paths, tmp_path):
     r = run_mapshell(["ccfload"], database.env(MAP_CONFIG=str(conf)))
     assert r.returncode == 0, r.stderr
     assert "regions: 1327 added" in r.stdout and "33 x 20 x 29 voxels of 20 um" in r.stdout
+
+
+@pytest.mark.embedded_only("a missing setting is refused before anything is read or written; test_ccfload_cli loads")
+def test_ccfload_cli_without_setting(database, tmp_path):
+    conf = tmp_path / "c.json"
     conf.write_text(json.dumps({"custom": {}}))
     r = run_mapshell(["ccfload"], database.env(MAP_CONFIG=str(conf)))
     assert r.returncode == 2 and "ccf_data_paths" in r.stderr

@@ -18,6 +18,7 @@ import itertools
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,6 +172,10 @@ def item_rows(step: str, slot: damage.Slot, dmg: damage.Damage | None = None) ->
     return {name: len(t) for name, t in tables.items()}
 
 
+#: steps whose runs (one case each) are independent and claim nothing (no ingest work items): their
+#: mapshell runs go two at a time
+CONCURRENT_STEPS = {"ccfload", "load-animal", "load-insertion-location"}
+
 #: the table that says an item of the step was loaded
 MAIN = {
     "ingest-behavior": "experiment.Session",
@@ -273,8 +278,9 @@ class Corpus:
             goods = [damage.make_slot(step, run_dir, next(self.k), real=real) for _ in range(GOOD_PER_RUN)]
         return dict(step=step, run_dir=run_dir, pairs=pairs, goods=goods)
 
-    def execute(self, run: dict) -> None:
-        """Run mapshell once over a built run and record each of its cases' outcome."""
+    def run(self, run: dict) -> tuple[list[str], object, float]:
+        """Run mapshell once over a built run: (its arguments, the finished process, seconds). Touches
+        no database connection of this process (so runs can go in threads)."""
         import json
 
         step, run_dir, pairs, goods = run["step"], run["run_dir"], run["pairs"], run["goods"]
@@ -284,7 +290,13 @@ class Corpus:
             conf.write_text(json.dumps({"custom": custom}, indent=2))
         t0 = time.perf_counter()
         r = run_mapshell([*args, "--verbose"], self.backend.env(MAP_CONFIG=str(conf)), cwd=run_dir)
-        seconds = time.perf_counter() - t0
+        return args, r, time.perf_counter() - t0
+
+    def execute(self, run: dict, done: tuple[list[str], object, float] | None = None) -> None:
+        """Run mapshell once over a built run (unless ``done`` is its run) and record each of its
+        cases' outcome."""
+        step, run_dir, pairs, goods = run["step"], run["run_dir"], run["pairs"], run["goods"]
+        args, r, seconds = done or self.run(run)
         good = {s.h2o: item_rows(step, s)[MAIN[step]] for s in goods} if goods else None
         for c, slot, dmg in pairs:
             if step == "ccfload":  # the ontology and the annotation are the two items of a run
@@ -320,8 +332,14 @@ class Corpus:
             runs = [self.build(grouped)] if grouped else []
             runs += [self.build([c]) for c in step_cases if not c.grouped]
             self.prepare([s for r in runs for s in [*(p[1] for p in r["pairs"]), *r["goods"]]])
-            for r in runs:
-                self.execute(r)
+            finished = [None] * len(runs)  # run one after the other, each recorded when it finishes
+            if case.step in CONCURRENT_STEPS:
+                # independent runs (each its own files, animals or annotation version) two at a time,
+                # each recorded once all have finished
+                with ThreadPoolExecutor(max_workers=2) as pool:
+                    finished = list(pool.map(self.run, runs))
+            for r, done in zip(runs, finished, strict=True):
+                self.execute(r, done)
         return self.outcomes[case.name]
 
 

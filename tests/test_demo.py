@@ -9,12 +9,30 @@ from conftest import run_mapshell
 from pipeline import db
 
 
+def _leftover_demo_schema(prefix: str, backend) -> None:
+    """The demo's lab schema under ``prefix`` with an animal the demo does not have: what ``--fresh``
+    must drop (rebinds this process's lab module to it for the insert, then back)."""
+    from pipeline import lab
+
+    try:
+        db.activate_all(prefix, backend.conn, modules=("lab",))
+        lab.Subject.insert1(dict(subject_id=999001, sex="M"))
+        lab.WaterRestriction.insert1(
+            dict(subject_id=999001, water_restriction_number="stray", wr_start_date="2024-01-01", wr_start_weight=20)
+        )
+    finally:
+        db.activate_all(backend.prefix, backend.conn, modules=("lab",))
+
+
 def test_demo_runs_twice_and_reports(backend):
+    """``demo --fresh`` over a demo schema holding an animal of an earlier run (one full demo run, not
+    a full run to drop: the drop of a fully loaded demo is checked at the end), then ``demo`` again."""
     prefix = f"md{uuid.uuid4().hex[:6]}_"
     try:
         env = backend.env()
         env.pop("MAP_SCHEMA_PREFIX")
-        r = run_mapshell(["demo", "--prefix", prefix], env)
+        _leftover_demo_schema(prefix, backend)
+        r = run_mapshell(["demo", "--prefix", prefix, "--fresh"], env)
         assert r.returncode == 0, r.stderr
         assert "animals in animals.xlsx: 5 found, 5 loaded, 0 skipped, 0 failed" in r.stdout
         assert "behavior sessions: 7 found, 7 loaded, 0 skipped, 0 failed" in r.stdout
@@ -34,7 +52,7 @@ def test_demo_runs_twice_and_reports(backend):
         # the rows really are in the demo's schemas, the short 11-trial session among them
         lab_v = dj.VirtualModule("demo_lab", f"{prefix}lab", connection=backend.conn)
         exp_v = dj.VirtualModule("demo_exp", f"{prefix}experiment", connection=backend.conn)
-        assert len(lab_v.Subject()) == 5
+        assert len(lab_v.Subject()) == 5 and not lab_v.Subject & {"subject_id": 999001}  # the stray one dropped
         assert len(exp_v.Session()) == counts["experiment.Session"] == 10
         assert len(exp_v.SessionBlock()) == counts["experiment.SessionBlock"] > 0
         ephys_v = dj.VirtualModule("demo_ephys", f"{prefix}ephys", connection=backend.conn)
@@ -54,8 +72,6 @@ def test_demo_runs_twice_and_reports(backend):
         assert "7 found, 0 loaded, 7 skipped, 0 failed" in r.stdout
         assert "3 found, 0 loaded, 3 skipped, 0 failed" in r.stdout
         assert "probe insertions: 1 found, 0 loaded, 1 skipped, 0 failed" in r.stdout
-        r = run_mapshell(["demo", "--prefix", prefix, "--fresh"], env)
-        assert r.returncode == 0 and "5 found, 5 loaded" in r.stdout and "7 found, 7 loaded" in r.stdout
     finally:
         db.drop_prefix(prefix, backend.conn)
     assert not [s for s in dj.list_schemas(connection=backend.conn) if s.startswith(prefix)]

@@ -99,6 +99,9 @@ def test_second_process_reuses_running_server(tmp_path):
     finally:
         holder.terminate()
         holder.wait(30)
+        left = _postmaster_pid(data)  # a terminated holder cannot stop its server: stop it here
+        if left is not None:
+            psutil.Process(left).terminate()
 
 
 def test_killed_process_is_recovered_from(tmp_path):

@@ -8,6 +8,7 @@
 
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import matplotlib.image as mpimg
 import networkx as nx
@@ -17,7 +18,6 @@ from conftest import run_mapshell
 from datajoint.utils import to_camel_case
 
 from pipeline import db, erd
-from pipeline.erd import write_erd
 
 SVG = "{http://www.w3.org/2000/svg}"
 LEGEND = (
@@ -80,16 +80,28 @@ def _svg_ids(path):
     return {el.get("id") for el in root.iter() if el.get("id")}, ET.tostring(root, encoding="unicode")
 
 
-def test_write_erd_draws_every_table_and_foreign_key(database, tmp_path):
-    files = write_erd(tmp_path / "erd")
-    tables, fks = _expected(database)
+@pytest.fixture(scope="module")
+def drawn(backend, tmp_path_factory):
+    """``mapshell erd <folder>`` (which calls :func:`write_erd`) once per backend: its output folder
+    and run serve the drawing, PNG and command-line tests (the drawing takes ~5 s)."""
+    folder = tmp_path_factory.mktemp("erd") / "out"
+    r = run_mapshell(["erd", str(folder)], backend.env())
+    return folder, r
+
+
+def test_write_erd_draws_every_table_and_foreign_key(backend, drawn):
+    folder, r = drawn
+    assert r.returncode == 0, r.stderr
+    files = [Path(line) for line in r.stdout.splitlines() if line.strip()]  # write_erd's files, one a line
+    assert all(f.parent == folder and f.is_file() for f in files)
+    tables, fks = _expected(backend)
     assert len(tables) > 90 and len(fks) > 100
     modules = [m for m, s in db.schemas().items() if s.database is not None]
-    assert {f.name for f in files} == {
+    assert len(files) == len({f.name for f in files}) and {f.name for f in files} == {
         f"{stem}.{ext}" for stem in ["pipeline", *modules] for ext in ("svg", "png", "dot")
     }
 
-    text, nodes, edges = _dot(tmp_path / "erd" / "pipeline.dot")
+    text, nodes, edges = _dot(folder / "pipeline.dot")
     assert text.startswith("digraph") and text.rstrip().endswith("}")
     assert nodes == tables
     assert set(edges) == fks
@@ -101,7 +113,7 @@ def test_write_erd_draws_every_table_and_foreign_key(database, tmp_path):
     (graph,) = pydot.graph_from_dot_data(text)
     assert len(graph.get_subgraphs()) == len(modules)
 
-    ids, svg = _svg_ids(tmp_path / "erd" / "pipeline.svg")
+    ids, svg = _svg_ids(folder / "pipeline.svg")
     assert tables <= ids  # every table's label, by its full name
     assert {f"edge:{a}->{b}" for a, b in fks} <= ids  # every foreign key's line
     assert {f"schema:{m}" for m in modules} <= ids  # every schema's column heading
@@ -112,19 +124,21 @@ def test_write_erd_draws_every_table_and_foreign_key(database, tmp_path):
         assert f">{name}<" in svg  # table names are text, not paths
 
     # per schema: its own tables, plus the tables of other schemas it references (faded)
-    _, lab_nodes, _ = _dot(tmp_path / "erd" / "lab.dot")
+    _, lab_nodes, _ = _dot(folder / "lab.dot")
     assert lab_nodes == {t for t in tables if t.startswith("lab.")}
-    text, exp_nodes, exp_edges = _dot(tmp_path / "erd" / "experiment.dot")
+    text, exp_nodes, exp_edges = _dot(folder / "experiment.dot")
     own = {t for t in tables if t.startswith("experiment.")}
     assert own <= exp_nodes and {"lab.Subject", "lab.Person", "lab.Rig"} <= exp_nodes
     assert {(a, b) for a, b in fks if b in own} == set(exp_edges)
-    ids, _ = _svg_ids(tmp_path / "erd" / "experiment.svg")
+    ids, _ = _svg_ids(folder / "experiment.svg")
     assert "legend:table of another schema" in ids and "lab.Subject" in ids
 
 
-def test_erd_pngs_are_readable_images(database, tmp_path):
-    write_erd(tmp_path / "erd", formats=("png",))
-    for png in sorted((tmp_path / "erd").glob("*.png")):
+def test_erd_pngs_are_readable_images(drawn):
+    folder, _ = drawn
+    pngs = sorted(folder.glob("*.png"))
+    assert len(pngs) == 1 + len([s for s in db.schemas().values() if s.database is not None])
+    for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         img = mpimg.imread(png)
         h, w = img.shape[:2]
@@ -132,25 +146,18 @@ def test_erd_pngs_are_readable_images(database, tmp_path):
         grey = img[..., :3].mean(axis=2)
         assert grey.std() > 0.03, png.name  # not blank
         assert (grey < 0.3).mean() > 0.002, png.name  # dark text and lines on it
-    whole = mpimg.imread(tmp_path / "erd" / "pipeline.png")
+    whole = mpimg.imread(folder / "pipeline.png")
     assert whole.shape[1] > whole.shape[0]  # landscape, schemas side by side
 
 
-def _inside(x, y, box, eps=0.01):
-    bx, by, bw, bh = box
-    return abs(x - bx) < bw / 2 - eps and abs(y - by) < bh / 2 - eps
-
-
-def _samples(points):
+def _samples(points) -> np.ndarray:
+    """(n, 2) points along the line's path: 25 on each of its Bezier segments (their ends included)."""
     from matplotlib.path import Path as MPath
 
     path = erd._arrow_path(points)
-    out = []
-    for bez, code in path.iter_bezier():
-        if code == MPath.MOVETO:
-            continue
-        out += [tuple(bez.point_at_t(t)) for t in np.linspace(0, 1, 25)]
-    return out
+    t = np.linspace(0, 1, 25)
+    out = [bez(t) for bez, code in path.iter_bezier() if code != MPath.MOVETO]
+    return np.concatenate(out) if out else np.empty((0, 2))
 
 
 def _check_geometry(d: erd.Diagram) -> erd.Geometry:
@@ -169,16 +176,18 @@ def _check_geometry(d: erd.Diagram) -> erd.Geometry:
         assert x0 <= x - w / 2 and x + w / 2 <= x0 + cw and top < y - h / 2 and y + h / 2 < top + ch, n
         assert 0 < x - w / 2 and x + w / 2 < geo.width and y + h / 2 < geo.height
     assert set(geo.lines) == set(d.graph.edges)
+    bx, by, bw, bh = (np.array([boxes[n][i] for n in names], dtype=float) for i in range(4))
     for (u, v), pts in geo.lines.items():
         # from the parent's bottom edge down into the child's top edge (where the arrowhead is)
         (ux, uy, uw, uh), (vx, vy, vw, vh) = boxes[u], boxes[v]
         assert abs(pts[0][1] - (uy + uh / 2)) < 1e-6 and abs(pts[0][0] - ux) <= uw / 2
         assert abs(pts[-1][2] - (vy - vh / 2)) < 1e-6 and abs(pts[-1][0] - vx) <= vw / 2
         assert uy < vy
-        for x, y in _samples(pts):  # and through no other table's box
-            for n, box in boxes.items():
-                if n not in (u, v):
-                    assert not _inside(x, y, box), f"{u} -> {v} runs through {n}"
+        # and through no other table's box (by more than 0.01): every sample point against every box
+        xy = _samples(pts)
+        inside = (np.abs(xy[:, None, 0] - bx) < bw / 2 - 0.01) & (np.abs(xy[:, None, 1] - by) < bh / 2 - 0.01)
+        hit = inside.any(axis=0) & np.array([n not in (u, v) for n in names])
+        assert not hit.any(), f"{u} -> {v} runs through {names[int(np.argmax(hit))]}"
     return geo
 
 
@@ -253,9 +262,9 @@ def test_render_synthetic_and_empty_diagrams(tmp_path):
     assert edges[("a.Thing", "b.Imp")] == "solid" and edges[("a.Thing", "a.Thing.Part")] == "dotted"
 
 
-def test_erd_cli(database, tmp_path):
-    r = run_mapshell(["erd", str(tmp_path / "out")], database.env())
+def test_erd_cli(drawn):
+    folder, r = drawn
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "out" / "pipeline.png").stat().st_size > 10_000
+    assert (folder / "pipeline.png").stat().st_size > 10_000
     printed = set(r.stdout.split())
-    assert {str(tmp_path / "out" / f"pipeline.{ext}") for ext in ("png", "svg", "dot")} <= printed
+    assert {str(folder / f"pipeline.{ext}") for ext in ("png", "svg", "dot")} <= printed

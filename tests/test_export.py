@@ -4,23 +4,46 @@ MATLAB layout read back with scipy, and clear errors with no partial files."""
 import numpy as np
 import pytest
 import scipy.io as sio
-from conftest import run_mapshell
-from test_psth import KEY, planted  # noqa: F401  (the fixture)
+from conftest import _clear_tables, run_mapshell
+from test_psth import KEY, WHEN, _record
 
 from pipeline import ephys, experiment, lab
 from pipeline.compute import populate_psth
 from pipeline.errors import UsageError
 from pipeline.export import export_recording
 from pipeline.export import nwb as nwb_export
+from pipeline.ingest.behavior import ingest_behavior
+from pipeline.ingest.ephys.step import ProbeFolder, write_probe
+from pipeline.io.spikeglx import read_meta
+from pipeline.synthetic.bpod_delay_response import write_session_file
+from pipeline.synthetic.responses import make_planted_probe
+from pipeline.synthetic.spikeglx import write_meta
 
 pynwb = pytest.importorskip("pynwb")
 SKEY = dict(subject_id=71, session=1)
 
 
-@pytest.fixture
-def computed(planted):  # noqa: F811
+@pytest.fixture(scope="module")
+def computed(backend, tmp_path_factory):
+    """test_psth's planted probe (the same session, probe and location), computed: once per backend
+    for the module, as exporting reads the database and writes nothing to it."""
+    _clear_tables()
+    tmp_path = tmp_path_factory.mktemp("planted")
+    lab.Subject.insert1(dict(subject_id=71, sex="M"))
+    lab.WaterRestriction.insert1(
+        dict(subject_id=71, water_restriction_number="dm71", wr_start_date="2023-01-01", wr_start_weight=22)
+    )
+    behaviour = write_session_file(tmp_path / "rig", h2o="dm71", when=WHEN, n_trials=240, seed=11)
+    assert ingest_behavior([["RRig", str(tmp_path / "rig"), 0]]).ok
+    probe = make_planted_probe(behaviour, hemisphere="left", seed=5)
+    meta = read_meta(write_meta(tmp_path / "m.imec0.ap.meta", probe="np1", seed=1).path)
+    write_probe(KEY, ProbeFolder(tmp_path, tmp_path, tmp_path, 1), _record(probe, meta))
+    ephys.ProbeInsertion.InsertionLocation.insert1(
+        dict(KEY, skull_reference="Bregma", ap_location=2500, ml_location=-1500, depth=1000)
+    )
     assert populate_psth().ok
-    return planted
+    yield behaviour, probe
+    _clear_tables()
 
 
 def test_nwb_passes_the_inspector_and_reads_back_exactly(computed, tmp_path):
@@ -100,7 +123,7 @@ def test_mat_layout_reads_back(computed, tmp_path):
     assert [int(np.asarray(x).ravel()[0]) for x in info[:, 0]] == [u["unit"] for u in units]
 
 
-def test_errors_and_no_partial_files(computed, tmp_path, database, monkeypatch):
+def test_errors_and_no_partial_files(computed, tmp_path, backend, monkeypatch):
     with pytest.raises(UsageError, match="nothing to export"):
         export_recording({"subject_id": 999}, "nwb", tmp_path)
     with pytest.raises(UsageError, match="restriction"):
@@ -119,10 +142,10 @@ def test_errors_and_no_partial_files(computed, tmp_path, database, monkeypatch):
     s = export_recording(SKEY, "nwb", out)
     assert not s.ok and "disk full" in s.failed[0][1]
     assert not any(p.is_file() for p in out.rglob("*"))  # no partial file left
-    r = run_mapshell(["export-recording", '{"subject_id": 999}', "--out", str(tmp_path)], database.env())
+    r = run_mapshell(["export-recording", '{"subject_id": 999}', "--out", str(tmp_path)], backend.env())
     assert r.returncode == 2 and "nothing to export" in r.stderr and "Traceback" not in r.stderr
     r = run_mapshell(
-        ["export-recording", '{"subject_id": 71}', "--dandi", "--out", str(tmp_path / "dandi")], database.env()
+        ["export-recording", '{"subject_id": 71}', "--dandi", "--out", str(tmp_path / "dandi")], backend.env()
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert list((tmp_path / "dandi" / "sub-71").glob("sub-71_ses-20230601_100000-s1_ecephys+behavior.nwb"))

@@ -51,6 +51,12 @@ def test_guide_shell_lines_work_as_printed(database, tmp_path):
         assert f"- {m}" in r.stdout
     assert "0 0 CCFAnnotation" in r.stdout
     assert json.loads(conf.read_text())["custom"]["behavior_data_paths"] == [["Rig1", "/data/rig1", 0]]
+
+
+@pytest.mark.embedded_only("a setting's validation (no query); test_guide_shell_lines_work_as_printed sets one")
+def test_guide_shell_setting_is_validated(database, tmp_path):
+    conf = tmp_path / "dj_local_conf.json"
+    conf.write_text(json.dumps({"custom": {}}))
     # validated as every other way of setting it
     r = run_mapshell(
         ["shell", "-c", "dj.config['custom']['behavior_data_paths'] = [['Rig1']]"],

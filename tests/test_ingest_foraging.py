@@ -139,6 +139,11 @@ def test_changed_log_is_reported_and_cli(database, project, tmp_path):
     r = run_mapshell(["ingest-foraging"], env)
     assert r.returncode == 1 and "changed since loading" in r.stdout
     assert len(experiment.Session()) == 2
+
+
+@pytest.mark.embedded_only("a missing setting: nothing is read or written; test_changed_log_is_reported_and_cli loads")
+def test_cli_without_setting(database, tmp_path):
+    conf = tmp_path / "dj_local_conf.json"
     conf.write_text(json.dumps({"custom": {}}))
-    r = run_mapshell(["ingest-foraging"], env)
+    r = run_mapshell(["ingest-foraging"], database.env(MAP_CONFIG=str(conf)))
     assert r.returncode == 1 and "behavior_bpod: setting is missing" in r.stdout

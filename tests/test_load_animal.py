@@ -114,6 +114,10 @@ def test_cli_exit_codes(database, tmp_path):
     r = run_mapshell(["load-animal", str(write_animals(tmp_path / "b.csv", bad))], database.env())
     assert r.returncode == 1 and "b.csv row 3" in r.stdout
     assert len(lab.Subject()) == 3
+
+
+@pytest.mark.embedded_only("a missing file is refused before anything is written; test_cli_exit_codes loads")
+def test_cli_missing_file(database, tmp_path):
     r = run_mapshell(["load-animal", str(tmp_path / "missing.xlsx")], database.env())
     assert r.returncode == 2 and "file not found" in r.stderr and "Traceback" not in r.stderr
 

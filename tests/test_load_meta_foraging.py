@@ -178,8 +178,13 @@ def test_mapshell_load_meta_foraging(database, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "foraging metadata rows: 10 found, 9 loaded, 1 skipped, 0 failed" in r.stdout
     assert len(lab.Subject()) == 2
+    with pytest.raises(ConfigError):
+        load_meta_foraging({"meta_dir": str(g.meta_dir)})
+
+
+@pytest.mark.embedded_only("a missing setting: nothing is read or written; test_mapshell_load_meta_foraging loads")
+def test_mapshell_load_meta_foraging_without_setting(database, tmp_path):
+    conf = tmp_path / "dj_local_conf.json"
     conf.write_text("{}")
     r = run_mapshell(["load-meta-foraging"], database.env(MAP_CONFIG=str(conf)))
     assert r.returncode == 2 and "behavior_bpod setting is missing" in r.stderr
-    with pytest.raises(ConfigError):
-        load_meta_foraging({"meta_dir": str(g.meta_dir)})

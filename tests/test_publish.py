@@ -104,6 +104,9 @@ def test_publish_to_a_folder_reruns_changes_and_verify(loaded, tmp_path):
     assert "cam/dm5_bottom.mp4 (size or SHA-1 differs)" in reasons and "ap.meta (missing)" in reasons
 
 
+@pytest.mark.embedded_only(
+    "killing a publish mid-copy and resuming it tests the file copy; the rows it writes are the folder test's"
+)
 def test_interrupted_publish_resumes_copying_only_what_is_missing(loaded, database, tmp_path):
     archive = tmp_path / "archive"
     env = database.env(MAP_PAUSE_BEFORE_WRITE="60")
@@ -166,6 +169,9 @@ def _s3(endpoint):
     return s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint}, use_listings_cache=False)
 
 
+@pytest.mark.embedded_only(
+    "the S3 archive (a local S3 server); publishing's rows are tested on every backend by the folder test"
+)
 def test_publish_to_s3(loaded, s3_server):
     from pipeline import config
 
@@ -189,6 +195,7 @@ def test_publish_to_s3(loaded, s3_server):
         del config.custom["archive_options"]
 
 
+@pytest.mark.embedded_only("an unreachable S3 endpoint: nothing of the database is involved beyond the folder test's")
 def test_unreachable_or_unauthorised_archive_is_one_clear_failure(loaded):
     from pipeline import config
 
@@ -208,6 +215,9 @@ def test_unreachable_or_unauthorised_archive_is_one_clear_failure(loaded):
     assert all(r.startswith("archive s3://nowhere/lab: ") for _, r in s.failed), s.failed
 
 
+@pytest.mark.embedded_only(
+    "the map store on S3 (object storage); ingest-ephys with the file store runs on every backend"
+)
 def test_map_store_on_s3(session, s3_server, tmp_path):  # noqa: F811
     """The ``map`` store (spike arrays) on an S3-compatible server: a probe loads and reads back."""
     import datajoint as dj

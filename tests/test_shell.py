@@ -67,6 +67,10 @@ def test_shell_non_interactive(database):
     # a script on stdin (not a tty) runs too; its errors give exit status 1
     r = run_mapshell(["shell"], database.env(), input="n = len(lab.Person())\nprint('count', n)\n")
     assert r.returncode == 0 and "count 1" in r.stdout
+
+
+@pytest.mark.embedded_only("a script's own error (Python, not a query); test_shell_non_interactive queries")
+def test_shell_script_error_is_exit_status_1(database):
     r = run_mapshell(["shell", "-c", "raise ValueError('boom')"], database.env())
     assert r.returncode == 1 and "ValueError: boom" in r.stderr
 

@@ -195,8 +195,10 @@ def cleanup(orphan_timeout: float = ORPHAN_TIMEOUT, folder=None) -> Summary:
         counts = table.jobs.refresh(orphan_timeout=orphan_timeout)
         if counts.get("orphaned"):
             summary.load(f"{table.__name__}: {counts['orphaned']} reservations of dead workers back in the queue")
-    schemas = [s for s in db.schemas().values() if s.database is not None]
     for store in (db.STORE, db.REPORT_STORE):
+        schemas = _store_schemas(store)
+        if not schemas:
+            continue
         stats = dj.gc.GarbageCollector(*schemas, store=store).collect(dry_run=False)
         removed = _removed(stats)
         summary.load(f"store {store}: {removed} orphaned objects removed", group=f"store {store}", objects=removed)
@@ -205,6 +207,33 @@ def cleanup(orphan_timeout: float = ORPHAN_TIMEOUT, folder=None) -> Summary:
     summary.found = len(summary.loaded)
     summary.log_report()
     return summary
+
+
+def _store_schemas(store: str) -> list:
+    """The activated schemas with a table (or part table) that keeps objects in ``store``, from the
+    pipeline's table classes. Only these are given to DataJoint's garbage collector: it reloads the
+    dependency graph for every table of every schema it is given (about 12 s a store for all the
+    pipeline's schemas, even empty), and a store's objects are filed under their schema's name, so
+    the other schemas have none there to collect."""
+    import datajoint as dj
+
+    from . import db
+
+    out = []
+    for module, schema in db.schemas().items():
+        if schema.database is None:
+            continue
+        classes = [c for c in vars(db.import_module(module)).values() if isinstance(c, type)]
+        tables = [c for c in classes if issubclass(c, dj.Table) and getattr(c, "database", None) == schema.database]
+        tables += [
+            p
+            for t in tables
+            for n, p in vars(t).items()
+            if n[:1].isupper() and isinstance(p, type) and issubclass(p, dj.Part)
+        ]
+        if any(a.store == store for t in tables for a in t.heading.attributes.values()):
+            out.append(schema)
+    return out
 
 
 def _removed(stats) -> int:

@@ -5,19 +5,13 @@ import numpy as np
 import pytest
 import scipy.io as sio
 from conftest import _clear_tables, run_mapshell
-from test_psth import KEY, WHEN, _record
+from test_psth import KEY, load_planted
 
 from pipeline import ephys, experiment, lab
 from pipeline.compute import populate_psth
 from pipeline.errors import UsageError
 from pipeline.export import export_recording
 from pipeline.export import nwb as nwb_export
-from pipeline.ingest.behavior import ingest_behavior
-from pipeline.ingest.ephys.step import ProbeFolder, write_probe
-from pipeline.io.spikeglx import read_meta
-from pipeline.synthetic.bpod_delay_response import write_session_file
-from pipeline.synthetic.responses import make_planted_probe
-from pipeline.synthetic.spikeglx import write_meta
 
 pynwb = pytest.importorskip("pynwb")
 SKEY = dict(subject_id=71, session=1)
@@ -28,19 +22,7 @@ def computed(backend, tmp_path_factory):
     """test_psth's planted probe (the same session, probe and location), computed: once per backend
     for the module, as exporting reads the database and writes nothing to it."""
     _clear_tables()
-    tmp_path = tmp_path_factory.mktemp("planted")
-    lab.Subject.insert1(dict(subject_id=71, sex="M"))
-    lab.WaterRestriction.insert1(
-        dict(subject_id=71, water_restriction_number="dm71", wr_start_date="2023-01-01", wr_start_weight=22)
-    )
-    behaviour = write_session_file(tmp_path / "rig", h2o="dm71", when=WHEN, n_trials=240, seed=11)
-    assert ingest_behavior([["RRig", str(tmp_path / "rig"), 0]]).ok
-    probe = make_planted_probe(behaviour, hemisphere="left", seed=5)
-    meta = read_meta(write_meta(tmp_path / "m.imec0.ap.meta", probe="np1", seed=1).path)
-    write_probe(KEY, ProbeFolder(tmp_path, tmp_path, tmp_path, 1), _record(probe, meta))
-    ephys.ProbeInsertion.InsertionLocation.insert1(
-        dict(KEY, skull_reference="Bregma", ap_location=2500, ml_location=-1500, depth=1000)
-    )
+    behaviour, probe = load_planted(tmp_path_factory.mktemp("planted"))
     assert populate_psth().ok
     yield behaviour, probe
     _clear_tables()

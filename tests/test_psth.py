@@ -68,8 +68,9 @@ def _record(planted, meta) -> ProbeRecord:
     )
 
 
-@pytest.fixture
-def planted(database, tmp_path):
+def load_planted(tmp_path):
+    """Load the planted session and probe (its insertion location in the left hemisphere) into
+    the database; returns (behaviour ground truth, planted probe)."""
     lab.Subject.insert1(dict(subject_id=71, sex="M"))
     lab.WaterRestriction.insert1(
         dict(subject_id=71, water_restriction_number="dm71", wr_start_date="2023-01-01", wr_start_weight=22)
@@ -83,6 +84,11 @@ def planted(database, tmp_path):
         dict(KEY, skull_reference="Bregma", ap_location=2500, ml_location=-1500, depth=1000)
     )
     return behaviour, probe
+
+
+@pytest.fixture
+def planted(database, tmp_path):
+    return load_planted(tmp_path)
 
 
 def test_populate_psth_recovers_what_was_planted(planted):

@@ -6,22 +6,19 @@ Ground truth from the generators: with ``ttl_margin_s`` the sync files put each 
 trigger pulse) that margin after the trial's true start, as SpikeGLX records it; ``trial_start`` of
 the generated files is the true start, ``sync_start`` what the file says."""
 
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_ingest_ephys import WHEN, _load_session
 
-from pipeline import ephys, experiment, lab
-from pipeline.ingest.behavior import ingest_behavior
+from pipeline import ephys, experiment
 from pipeline.ingest.ephys import ingest_ephys as ingest
 from pipeline.ingest.ephys.step import ProbeFolder, ProbeInputs, build_probe
 from pipeline.io.spikeglx import SpikeGLXError, read_meta
-from pipeline.synthetic.bpod_delay_response import write_session_file
 from pipeline.synthetic.sorting import write_kilosort
 from pipeline.synthetic.spikeglx import mtl_bitcodes, write_bitcode_mat, write_meta, write_xa_files
 
-WHEN = dt.datetime(2023, 5, 4, 10, 0, 0)
 MARGIN = 0.5  # s, as the real TTL-triggered sample
 REAL_META = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "spikeglx_meta"
 
@@ -167,21 +164,7 @@ def test_build_moves_starts_by_the_margin(tmp_path, route, margin):
 @pytest.fixture
 def session(database, tmp_path):
     """A loaded behaviour session (dm5, 40 trials), its trial bitcodes, starts and go times."""
-    lab.Subject.insert1(dict(subject_id=55, sex="F"))
-    lab.WaterRestriction.insert1(
-        dict(subject_id=55, water_restriction_number="dm5", wr_start_date="2023-01-01", wr_start_weight=21)
-    )
-    truth = write_session_file(tmp_path / "rig", h2o="dm5", when=WHEN, n_trials=40, seed=8)
-    assert ingest_behavior([["RRig", str(tmp_path / "rig"), 0]]).ok
-    codes = truth.notes[truth.notes.trial_note_type == "bitcode"].sort_values("trial")
-    go = truth.events[truth.events.trial_event_type == "go"].groupby("trial").trial_event_time.min()
-    return dict(
-        key=dict(subject_id=55, session=1),
-        trials=codes.trial.to_numpy(),
-        codes=list(codes.trial_note),
-        start_s=truth.trials.set_index("trial").start_time,  # s from the first trial's start
-        go_s=go,  # s from the trial's start
-    )
+    return _load_session(tmp_path, "RRig")
 
 
 def _check_stored(ikey, sort, trials, true_start, go, margin_samples, sync_start):

@@ -329,11 +329,17 @@ def register(module: str, schema: dj.Schema, after_activate: Callable[[], None] 
     """Called at the bottom of each schema module. Connects to nothing: the schema is activated on
     the first use of one of its tables (see :func:`ensure_active`)."""
     _registry[module] = _Registered(module, schema, after_activate)
-    for cls, _context in schema.declare_list:
+    for cls in table_classes(module):
         _install_activation_hook(cls, module)
-        for name, part in vars(cls).items():
-            if name[:1].isupper() and isinstance(part, type) and issubclass(part, dj.Part):
-                _install_activation_hook(part, module)
+
+
+def table_classes(module: str) -> list[type]:
+    """The table classes of a registered schema module, each master followed by its part tables."""
+    out = []
+    for cls, _context in _registry[module].schema.declare_list:
+        out.append(cls)
+        out += [p for n, p in vars(cls).items() if n[:1].isupper() and isinstance(p, type) and issubclass(p, dj.Part)]
+    return out
 
 
 def _install_activation_hook(cls: type, module: str) -> None:

@@ -215,22 +215,11 @@ def _store_schemas(store: str) -> list:
     dependency graph for every table of every schema it is given (about 12 s a store for all the
     pipeline's schemas, even empty), and a store's objects are filed under their schema's name, so
     the other schemas have none there to collect."""
-    import datajoint as dj
-
     from . import db
 
     out = []
     for module, schema in db.schemas().items():
-        if schema.database is None:
-            continue
-        classes = [c for c in vars(db.import_module(module)).values() if isinstance(c, type)]
-        tables = [c for c in classes if issubclass(c, dj.Table) and getattr(c, "database", None) == schema.database]
-        tables += [
-            p
-            for t in tables
-            for n, p in vars(t).items()
-            if n[:1].isupper() and isinstance(p, type) and issubclass(p, dj.Part)
-        ]
+        tables = db.table_classes(module) if schema.database is not None else []
         if any(a.store == store for t in tables for a in t.heading.attributes.values()):
             out.append(schema)
     return out
